@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from cases.choices import CaseStatus, Priority, QueueKind, Route
+from governance.models import Category, ModelVersion
+from governance.permissions import full_access_category_ids, has_global_category_view, worked_queue_ids
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+
+class QueueQuerySet(models.QuerySet["Queue"]):
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> QueueQuerySet:
+        """Queues the user works, plus every queue of the categories they have full access to."""
+        if not user.is_authenticated:
+            return self.none()
+        if has_global_category_view(user):
+            return self.all()
+        return self.filter(Q(pk__in=worked_queue_ids(user)) | Q(category_id__in=full_access_category_ids(user)))
+
+
+class Queue(models.Model):
+    """Where human work waits: one per category and kind, with its SLA and where overdue cases go next."""
+
+    slug = models.SlugField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="queues")
+    kind = models.CharField(max_length=16, choices=QueueKind.choices)
+    sla = models.DurationField(help_text="How long a case may wait here, e.g. 4:00:00 for four hours.")
+    next_queue = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Where an overdue case goes.",
+    )
+    allow_batch = models.BooleanField(default=False, help_text="Reviewers may approve several cases at once here.")
+    review_floor_seconds = models.PositiveIntegerField(
+        default=5, help_text="A median decision time below this, with ~all approvals, looks like rubber-stamping."
+    )
+
+    history = HistoricalRecords()
+    objects = QueueQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["category__slug", "kind"]
+        permissions = [("work_queue", "Can see, claim and decide the cases of this queue")]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "kind"], name="%(app_label)s_%(class)s_one_per_kind"),
+            models.CheckConstraint(condition=Q(sla__gt=timedelta(0)), name="%(app_label)s_%(class)s_sla_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class CaseQuerySet(models.QuerySet["Case"]):
+    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> CaseQuerySet:
+        """Cases in the queues the user works, or in categories they have full access to. Apply before lookup."""
+        if not user.is_authenticated:
+            return self.none()
+        if has_global_category_view(user):
+            return self.all()
+        return self.filter(Q(queue_id__in=worked_queue_ids(user)) | Q(category_id__in=full_access_category_ids(user)))
+
+
+class Case(models.Model):
+    """One model output awaiting or past its decision, with the route it took and why."""
+
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="cases")
+    external_id = models.CharField(max_length=200)
+    input = models.JSONField(default=dict)
+    output = models.JSONField(default=dict, help_text="The model's output: label, optional text, reasoning, score.")
+    confidence = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="cases")
+    rules_fired = models.JSONField(default=list, blank=True)
+    value = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    segment = models.JSONField(default=dict, blank=True, help_text="Channel, geography, tier...")
+    segment_key = models.CharField(max_length=255, blank=True, help_text="The segment as canonical text, for lookups.")
+    customer_ref = models.CharField(max_length=200, blank=True)
+    priority = models.CharField(max_length=8, choices=Priority.choices, default=Priority.NORMAL)
+
+    route = models.CharField(max_length=16, choices=Route.choices)
+    route_reasons = models.JSONField(default=list)
+    policy_version = models.PositiveIntegerField()
+    audit_sampled = models.BooleanField(default=False)
+    audit_draw = models.JSONField(default=dict, blank=True, help_text="The ramp and audit draws, rates and strata.")
+
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="cases")
+    due_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="claimed_cases"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    status = models.CharField(max_length=16, choices=CaseStatus.choices, default=CaseStatus.QUEUED)
+    final_output = models.JSONField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    history = HistoricalRecords(excluded_fields=["updated_at"])
+    objects = CaseQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "external_id"], name="%(app_label)s_%(class)s_unique_external_id"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="%(app_label)s_%(class)s_confidence_0_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(value__isnull=True) | Q(value__gte=0), name="%(app_label)s_%(class)s_value_not_negative"
+            ),
+            models.CheckConstraint(condition=Q(route__in=Route.values), name="%(app_label)s_%(class)s_route_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=CaseStatus.values), name="%(app_label)s_%(class)s_status_valid"
+            ),
+        ]
+        indexes = [
+            # A queue's work list: open cases, urgent first, then by due time.
+            models.Index(fields=["queue", "status", "-priority", "due_at"], name="cases_case_queue_work"),
+            # The SLA sweep: open cases past (or near) their due time.
+            models.Index(fields=["status", "due_at"], name="cases_case_status_due"),
+            # KPIs and listings per category over a time window.
+            models.Index(fields=["category", "created_at"], name="cases_case_category_created"),
+            # "A segment not seen in the last 30 days" at intake.
+            models.Index(fields=["category", "segment_key", "created_at"], name="cases_case_segment_seen"),
+            models.Index(fields=["customer_ref"], name="cases_case_customer_ref"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Case {self.pk} ({self.external_id})"

@@ -1,0 +1,368 @@
+"""Every write to cases and queues: intake (one and bulk) and the default queues of a new category.
+
+Intake is idempotent on (category, external_id), also when two requests with the same id race: the database's
+unique constraint decides, the loser gets the winner's case back. The admin, the API, the demo seed and
+benchmarks all submit through `submit_case` / `submit_cases`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
+
+from cases.choices import CaseStatus, QueueKind, Route
+from cases.models import Case, Queue
+from cases.routing import AuditContext, CaseFacts, CategoryState, PolicyRules, RoutingResult, route_case
+from governance import events
+from governance.choices import AuditKind
+from governance.history import save_with_reason
+from governance.models import Category, ModelVersion, Policy
+from governance.services import model_version_for_intake
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from django.contrib.auth.models import AbstractBaseUser
+
+# How far back "a segment not seen recently" looks, and how many recent values estimate the top decile.
+NEW_SEGMENT_DAYS = 30
+TOP_DECILE_SAMPLE = 1000
+TOP_DECILE_CACHE_SECONDS = 300
+
+# The five queues every new category gets (DESIGN.md, REST API v1): kind -> (allow batch, overflow kind).
+DEFAULT_QUEUES: dict[str, tuple[bool, str | None]] = {
+    QueueKind.QUICK: (True, QueueKind.ESCALATION),
+    QueueKind.FULL: (False, QueueKind.ESCALATION),
+    QueueKind.ESCALATION: (False, None),
+    QueueKind.EXPERT: (False, None),
+    QueueKind.AUDIT: (False, None),
+}
+
+
+@dataclass(frozen=True)
+class IntakeItem:
+    """One validated submission (the API's serializer, the demo seed and benchmarks build these)."""
+
+    category: Category
+    external_id: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+    confidence: float
+    model_version: str
+    rules_fired: list[str] = field(default_factory=list)
+    value: Decimal | None = None
+    segment: dict[str, Any] = field(default_factory=dict)
+    priority: str = "normal"
+    customer_ref: str = ""
+
+
+@transaction.atomic
+def create_default_queues(*, category: Category, user: AbstractBaseUser | None) -> list[Queue]:
+    """The category's quick, full, escalation, expert and audit queues; quick and full overflow to escalation."""
+    slas: dict[str, timedelta] = settings.HITL_DEFAULT_QUEUE_SLAS
+    queues: dict[str, Queue] = {}
+    for kind, (allow_batch, _) in DEFAULT_QUEUES.items():
+        queue = Queue(
+            slug=f"{category.slug}-{kind}",
+            name=f"{category.name}: {QueueKind(kind).label}",
+            category=category,
+            kind=kind,
+            sla=slas[kind],
+            allow_batch=allow_batch,
+        )
+        save_with_reason(queue, user=user, reason="Default queue of a new category")
+        queues[kind] = queue
+    for kind, (_, overflow) in DEFAULT_QUEUES.items():
+        if overflow:
+            queues[kind].next_queue = queues[overflow]
+            save_with_reason(queues[kind], user=user, reason="Overflow of a default queue", update_fields=["next_queue"])
+    return list(queues.values())
+
+
+def segment_key(segment: dict[str, Any]) -> str:
+    """The segment as canonical text (hashed when long), so 'seen before' is one indexed lookup."""
+    if not segment:
+        return ""
+    text = json.dumps(segment, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text if len(text) <= 255 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def policy_rules(policy: Policy) -> PolicyRules:
+    return PolicyRules(
+        version=policy.version,
+        auto_threshold=policy.auto_threshold,
+        review_threshold=policy.review_threshold,
+        auto_share=policy.auto_share,
+        high_value_amount=policy.high_value_amount,
+        sensitive_labels=frozenset(policy.sensitive_labels),
+        sensitive_rules=frozenset(policy.sensitive_rules),
+        audit_rate=policy.audit_rate,
+        audit_multipliers=dict(policy.audit_multipliers),
+    )
+
+
+def category_state(category: Category) -> CategoryState:
+    return CategoryState(pattern=category.pattern, stage=category.stage, paused=category.paused)
+
+
+def top_decile_value(category: Category) -> Decimal | None:
+    """The value above which a case is in the category's top 10 %, estimated from recent cases (cached)."""
+    key = f"hitl:top-decile:{category.pk}"
+    cached = cache.get(key)
+    if cached is not None:
+        return None if cached == "none" else Decimal(cached)
+    values = sorted(
+        Case.objects.filter(category=category, value__isnull=False)
+        .order_by("-created_at")
+        .values_list("value", flat=True)[:TOP_DECILE_SAMPLE]
+    )
+    result = values[int(len(values) * 0.9)] if len(values) >= 10 else None
+    cache.set(key, "none" if result is None else str(result), TOP_DECILE_CACHE_SECONDS)
+    return result
+
+
+def seen_segment_keys(category: Category, keys: set[str], now: datetime) -> set[str]:
+    """Which of these segment keys the category has had a case for in the last 30 days."""
+    keys = {k for k in keys if k}
+    if not keys:
+        return set()
+    return set(
+        Case.objects.filter(
+            category=category, segment_key__in=keys, created_at__gte=now - timedelta(days=NEW_SEGMENT_DAYS)
+        )
+        .values_list("segment_key", flat=True)
+        .distinct()
+    )
+
+
+def _facts(item: IntakeItem) -> CaseFacts:
+    return CaseFacts(
+        category_slug=item.category.slug,
+        external_id=item.external_id,
+        label=str(item.output.get("label", "")),
+        confidence=item.confidence,
+        value=item.value,
+        rules_fired=tuple(item.rules_fired),
+    )
+
+
+def _build_case(
+    item: IntakeItem,
+    *,
+    policy: Policy,
+    model_version: ModelVersion,
+    queues: dict[str, Queue],
+    result: RoutingResult,
+    seg_key: str,
+    now: datetime,
+) -> Case:
+    queue = queues.get(result.queue_kind) if result.queue_kind else None
+    reasons = list(result.reasons)
+    if result.queue_kind and queue is None:
+        # Never lose a case: a category without the right queue sends it to its full-review queue.
+        queue = queues.get(QueueKind.FULL)
+        reasons.append(f"The category has no {result.queue_kind} queue; the case waits in its full-review queue.")
+    is_auto = result.route == Route.AUTO
+    return Case(
+        category=item.category,
+        external_id=item.external_id,
+        input=item.input,
+        output=item.output,
+        confidence=item.confidence,
+        model_version=model_version,
+        rules_fired=item.rules_fired,
+        value=item.value,
+        segment=item.segment,
+        segment_key=seg_key,
+        customer_ref=item.customer_ref,
+        priority=item.priority,
+        route=result.route,
+        route_reasons=reasons,
+        policy_version=policy.version,
+        audit_sampled=result.audit_sampled,
+        audit_draw=result.draws,
+        queue=queue,
+        due_at=now + queue.sla if queue is not None else None,
+        status=CaseStatus.AUTO_APPROVED if is_auto else CaseStatus.QUEUED,
+        final_output=item.output if is_auto else None,
+        decided_at=now if is_auto else None,
+    )
+
+
+def _routed_event(case: Case, actor: AbstractBaseUser | None) -> events.EventSpec:
+    return events.EventSpec(
+        kind=AuditKind.CASE_ROUTED,
+        actor=actor,
+        category_slug=case.category.slug,
+        case_id=case.pk,
+        payload={
+            "external_id": case.external_id,
+            "route": case.route,
+            "reasons": case.route_reasons,
+            "queue": case.queue.slug if case.queue else None,
+            "status": case.status,
+            "confidence": case.confidence,
+            "label": case.output.get("label"),
+            "model_version": case.model_version.label,
+            "model_status": case.model_version.status,
+            "policy_version": case.policy_version,
+            "audit_sampled": case.audit_sampled,
+            "draws": case.audit_draw,
+        },
+    )
+
+
+class _Router:
+    """Routes a run of items of one category against one read of its state, policy, queues and history."""
+
+    def __init__(self, category: Category, now: datetime) -> None:
+        self.category = Category.objects.get(pk=category.pk)  # fresh: the pause flag may have just changed
+        self.policy = Policy.objects.get(category=self.category)
+        self.queues = {q.kind: q for q in Queue.objects.filter(category=self.category)}
+        self.now = now
+        self.model_versions: dict[str, ModelVersion] = {}
+        self._seen_segments: set[str] = set()
+        self._top_decile: Decimal | None = None
+        self._top_decile_loaded = False
+
+    def prepare(self, items: list[IntakeItem]) -> None:
+        for label in {item.model_version for item in items}:
+            # Registered in its own transaction: a new version is kept even if this submission fails later.
+            self.model_versions[label] = model_version_for_intake(category=self.category, label=label)
+        self._seen_segments = seen_segment_keys(self.category, {segment_key(i.segment) for i in items}, self.now)
+
+    def top_decile(self) -> Decimal | None:
+        if not self._top_decile_loaded:
+            self._top_decile = top_decile_value(self.category)
+            self._top_decile_loaded = True
+        return self._top_decile
+
+    def build(self, item: IntakeItem) -> Case:
+        model_version = self.model_versions[item.model_version]
+        seg_key = segment_key(item.segment)
+        context = AuditContext(
+            top_decile_value=self.top_decile() if item.value is not None else None,
+            segment_is_new=bool(seg_key) and seg_key not in self._seen_segments,
+        )
+        # A segment counts as seen from its first case on, also within one bulk submission.
+        self._seen_segments.add(seg_key)
+        result = route_case(
+            _facts(item), category_state(self.category), policy_rules(self.policy), model_version.status, context
+        )
+        case = _build_case(
+            item,
+            policy=self.policy,
+            model_version=model_version,
+            queues=self.queues,
+            result=result,
+            seg_key=seg_key,
+            now=self.now,
+        )
+        case.category = self.category
+        return case
+
+
+def _existing(category: Category, external_ids: list[str]) -> dict[str, Case]:
+    found = Case.objects.select_related("category", "queue", "model_version").filter(
+        category=category, external_id__in=external_ids
+    )
+    return {case.external_id: case for case in found}
+
+
+def submit_case(*, user: AbstractBaseUser | None, item: IntakeItem) -> tuple[Case, bool]:
+    """Route and store one case; (case, True) when created, (existing case, False) for a repeat."""
+    return submit_cases(user=user, items=[item])[0]
+
+
+def submit_cases(*, user: AbstractBaseUser | None, items: list[IntakeItem]) -> list[tuple[Case, bool]]:
+    """Route and store many cases, one database round of writes per category; results in the input order.
+
+    A repeat of an existing (category, external_id), or of an earlier item in the same list, returns that case
+    with created=False. If a concurrent request inserts one of the same ids first, this falls back to storing
+    the items one by one, so every item still gets exactly one case.
+    """
+    results: list[tuple[Case, bool] | None] = [None] * len(items)
+    now = timezone.now()
+    by_category: dict[int, list[int]] = defaultdict(list)
+    for index, item in enumerate(items):
+        by_category[item.category.pk].append(index)
+    for indexes in by_category.values():
+        _submit_category_run(user=user, items=items, indexes=indexes, results=results, now=now)
+    return [r for r in results if r is not None]
+
+
+def _submit_category_run(
+    *,
+    user: AbstractBaseUser | None,
+    items: list[IntakeItem],
+    indexes: list[int],
+    results: list[tuple[Case, bool] | None],
+    now: datetime,
+) -> None:
+    category = items[indexes[0]].category
+    existing = _existing(category, [items[i].external_id for i in indexes])
+    new_indexes: list[int] = []
+    first_index_of: dict[str, int] = {}
+    for index in indexes:
+        external_id = items[index].external_id
+        if external_id in existing:
+            results[index] = (existing[external_id], False)
+        elif external_id in first_index_of:
+            continue  # a repeat within this submission: filled in once the first one is stored
+        else:
+            first_index_of[external_id] = index
+            new_indexes.append(index)
+    if new_indexes:
+        router = _Router(category, now)
+        router.prepare([items[i] for i in new_indexes])
+        try:
+            created = _store(user=user, router=router, items=[items[i] for i in new_indexes])
+        except IntegrityError:
+            if len(new_indexes) == 1:
+                # Lost a race for this exact id: the other request's case is the answer.
+                created = {}
+            else:
+                created = {}
+                for index in new_indexes:
+                    _submit_category_run(user=user, items=items, indexes=[index], results=results, now=now)
+        for index in new_indexes:
+            if results[index] is not None:
+                continue
+            external_id = items[index].external_id
+            if external_id in created:
+                results[index] = (created[external_id], True)
+            else:
+                results[index] = (Case.objects.get(category=category, external_id=external_id), False)
+    for index in indexes:
+        if results[index] is None:  # repeats within the submission
+            case, _ = results[first_index_of[items[index].external_id]]  # type: ignore[misc]
+            results[index] = (case, False)
+
+
+@transaction.atomic
+def _store(*, user: AbstractBaseUser | None, router: _Router, items: list[IntakeItem]) -> dict[str, Case]:
+    """Insert the cases, their history rows and their audit events in one transaction.
+
+    Rows go in sorted by external id, so two bulk submissions that overlap take their unique-index locks in the
+    same order and cannot deadlock; the audit chain head is locked last, after the inserts.
+    """
+    cases = sorted((router.build(item) for item in items), key=lambda c: c.external_id)
+    if len(cases) == 1:
+        save_with_reason(cases[0], user=user, reason="Submitted and routed")
+    else:
+        bulk_create_with_history(
+            cases, Case, batch_size=500, default_user=user, default_change_reason="Submitted and routed"
+        )
+    events.record_many([_routed_event(case, user) for case in cases])
+    return {case.external_id: case for case in cases}

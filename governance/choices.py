@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Pattern(models.TextChoices):
+    VALIDATOR = "validator", "Validator: every output is reviewed before it acts"
+    EXCEPTION = "exception", "Exception: outputs above the auto threshold act, the rest go to humans"
+    TEACHER = "teacher", "Teacher: outputs act and a sample is reviewed afterwards"
+
+
+class Stage(models.TextChoices):
+    SHADOW = "shadow", "Shadow: the model never acts, reviewers decide blind"
+    LIVE = "live", "Live"
+
+
+class Consequence(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+class ModelStatus(models.TextChoices):
+    REGISTERED = "registered", "Registered"
+    SHADOW = "shadow", "Shadow"
+    CANARY = "canary", "Canary"
+    ACTIVE = "active", "Active"
+    RETIRED = "retired", "Retired"
+
+
+# Only these statuses may let a case act on its own (DESIGN.md, ModelVersion).
+MODEL_STATUSES_THAT_MAY_ACT = frozenset({ModelStatus.CANARY, ModelStatus.ACTIVE})
+
+# The forward order of a rollout; any status may go to `retired` (a rollback) and a retired version may be
+# promoted straight back to `active` (undoing a rollback).
+MODEL_STATUS_ORDER = [
+    ModelStatus.REGISTERED,
+    ModelStatus.SHADOW,
+    ModelStatus.CANARY,
+    ModelStatus.ACTIVE,
+    ModelStatus.RETIRED,
+]
+
+
+class AuditKind(models.TextChoices):
+    CASE_ROUTED = "case.routed", "Case routed"
+    CASE_DECIDED = "case.decided", "Case decided"
+    CASE_ESCALATED = "case.escalated", "Case escalated"
+    CATEGORY_CREATED = "category.created", "Category created"
+    POLICY_CHANGED = "policy.changed", "Policy changed"
+    CATEGORY_PAUSED = "category.paused", "Category paused"
+    CATEGORY_RESUMED = "category.resumed", "Category resumed"
+    MODEL_REGISTERED = "model_version.registered", "Model version registered"
+    MODEL_STATUS_CHANGED = "model_version.status_changed", "Model version status changed"
+    QUEUE_CHANGED = "queue.changed", "Queue changed"
+    PURGE = "data.purged", "Data purged"

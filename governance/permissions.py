@@ -1,0 +1,67 @@
+"""Who may see what: the object grants (django-guardian) that narrow a role to its categories and queues.
+
+Roles (groups) give the kind of work; object permissions say where. Visibility is computed here once and used
+by every queryset's `visible_to(user)`, so the admin, the API and exports draw the same boundary.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.apps import apps
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Q
+from guardian.models import GroupObjectPermission, UserObjectPermission
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    AnyUser = AbstractBaseUser | AnonymousUser
+
+REVIEWER = "Reviewer"
+ESCALATION_MANAGER = "Escalation Manager"
+PRODUCT_OWNER = "Product Owner"
+MODEL_STEWARD = "Model Steward"
+DATA_CURATOR = "Data Curator"
+ROLE_NAMES = (REVIEWER, ESCALATION_MANAGER, PRODUCT_OWNER, MODEL_STEWARD, DATA_CURATOR)
+
+# Object permissions on a Category that open its cases (and the category itself) to a user.
+CATEGORY_ACCESS_PERMS = ("view_category", "change_category", "submit_case")
+# The global permission that opens every category (model stewards and data curators work across categories).
+GLOBAL_CATEGORY_VIEW = "governance.view_category"
+
+
+def object_ids_with_perms(user: AnyUser, app_label: str, model: str, codenames: tuple[str, ...]) -> set[int]:
+    """Ids of the objects on which the user holds any of `codenames`, granted to them or to one of their groups."""
+    if not user.is_authenticated:
+        return set()
+    content_type = ContentType.objects.get_by_natural_key(app_label, model)
+    permission_ids = Permission.objects.filter(content_type=content_type, codename__in=codenames).values("pk")
+    grants = Q(content_type=content_type, permission__in=permission_ids)
+    user_pks = UserObjectPermission.objects.filter(grants, user=user).values_list("object_pk", flat=True)
+    group_pks = GroupObjectPermission.objects.filter(grants, group__user=user).values_list("object_pk", flat=True)
+    return {int(pk) for pk in [*user_pks, *group_pks]}
+
+
+def has_global_category_view(user: AnyUser) -> bool:
+    return bool(user.is_authenticated and (user.is_superuser or user.has_perm(GLOBAL_CATEGORY_VIEW)))
+
+
+def full_access_category_ids(user: AnyUser) -> set[int]:
+    """Categories whose every case the user may see (view, change or submit grant on the category)."""
+    return object_ids_with_perms(user, "governance", "category", CATEGORY_ACCESS_PERMS)
+
+
+def worked_queue_ids(user: AnyUser) -> set[int]:
+    """Queues the user may work (`cases.work_queue`, per user or through a group)."""
+    return object_ids_with_perms(user, "cases", "queue", ("work_queue",))
+
+
+def visible_category_ids(user: AnyUser) -> set[int]:
+    """Categories the user may see: full-access grants plus the categories of the queues they work."""
+    queue_model = apps.get_model("cases", "Queue")  # by name: governance sits below cases and never imports it
+    queue_category_ids = set(
+        queue_model.objects.filter(pk__in=worked_queue_ids(user)).values_list("category_id", flat=True)
+    )
+    return full_access_category_ids(user) | queue_category_ids

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _ensure_ground_rows(sender: AppConfig, **kwargs: Any) -> None:
+    """After migrate or flush: the role groups and the audit chain head exist (both idempotent)."""
+    from governance.events import ensure_chain_head
+    from hitl_project.roles import ensure_roles
+
+    ensure_roles()
+    ensure_chain_head()
+
+
+class HitlProjectConfig(AppConfig):
+    """The wiring: URLs, settings, and the commands that span every layer (demo seed, demo server, jobs)."""
+
+    name = "hitl_project"
+    verbose_name = "HITL Desk"
+
+    def ready(self) -> None:
+        # post_migrate is sent once per app that has models; run after the last one, when every app's
+        # permissions exist.
+        last_app_with_models = [config for config in self.apps.get_app_configs() if config.models_module][-1]
+        post_migrate.connect(
+            _ensure_ground_rows, sender=last_app_with_models, dispatch_uid="hitl_project.ensure_ground_rows"
+        )

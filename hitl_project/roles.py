@@ -1,0 +1,71 @@
+"""The five roles of DESIGN.md and the model permissions each group holds.
+
+Model permissions say what kind of work a role does; object permissions (guardian) say on which categories and
+queues. A global `governance.view_category` opens every category, so only the cross-category roles have it.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+from governance.permissions import DATA_CURATOR, ESCALATION_MANAGER, MODEL_STEWARD, PRODUCT_OWNER, REVIEWER
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    REVIEWER: [
+        "cases.view_case",
+        "cases.view_queue",
+        "reviews.view_decision",
+        "reviews.add_decision",
+    ],
+    ESCALATION_MANAGER: [
+        "cases.view_case",
+        "cases.change_case",
+        "cases.view_queue",
+        "reviews.view_decision",
+        "reviews.add_decision",
+    ],
+    PRODUCT_OWNER: [
+        "governance.add_category",
+        "governance.view_policy",
+        "governance.change_policy",
+        "governance.view_modelversion",
+        "cases.view_queue",
+        "cases.change_queue",
+        "cases.view_case",
+        "reviews.view_decision",
+    ],
+    MODEL_STEWARD: [
+        "governance.view_category",
+        "governance.view_policy",
+        "governance.view_modelversion",
+        "governance.add_modelversion",
+        "governance.change_modelversion",
+        "governance.view_auditevent",
+        "cases.view_case",
+        "cases.view_queue",
+        "reviews.view_decision",
+    ],
+    DATA_CURATOR: [
+        "governance.view_category",
+        "governance.view_policy",
+        "governance.view_auditevent",
+        "cases.view_case",
+        "cases.view_queue",
+        "reviews.view_decision",
+    ],
+}
+
+
+def ensure_roles() -> None:
+    """Create any missing role group or permission grant (idempotent).
+
+    The data migration creates the roles; this runs after every `migrate` and `flush` as well, so a database
+    emptied by a flush (as transactional tests do) gets them back.
+    """
+    for role, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        wanted = set(perms)
+        have = {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")}
+        for dotted in wanted - have:
+            app_label, codename = dotted.split(".")
+            group.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))

@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from cases.models import Case
+from reviews.choices import Action, ReasonCode
+
+
+class Decision(models.Model):
+    """One human decision on a case. Append-only: the database refuses UPDATE and DELETE (migration triggers)."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="decisions")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions"
+    )
+    action = models.CharField(max_length=16, choices=Action.choices)
+    output_before = models.JSONField(default=dict)
+    output_after = models.JSONField(null=True, blank=True)
+    reason_code = models.CharField(max_length=16, choices=ReasonCode.choices, blank=True)
+    notes = models.TextField(blank=True)
+    seconds_spent = models.PositiveIntegerField(null=True, blank=True)
+    batch_id = models.UUIDField(null=True, blank=True, db_index=True)
+    model_version = models.CharField(max_length=201, help_text="name@version of the model that produced the output.")
+    policy_version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=Action.values), name="%(app_label)s_%(class)s_action_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(action__in=[Action.REJECT, Action.ESCALATE]) | ~Q(reason_code=""),
+                name="%(app_label)s_%(class)s_reason_for_reject_escalate",
+            ),
+        ]
+        indexes = [models.Index(fields=["actor", "created_at"], name="reviews_decision_actor_created")]
+
+    def __str__(self) -> str:
+        return f"{self.action} on case {self.case_id}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self.pk is not None:
+            raise ValidationError("Decisions are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise ValidationError("Decisions are append-only.")
