@@ -188,6 +188,9 @@ def register_model_version(
     metrics: dict[str, Any] | None = None,
 ) -> ModelVersion:
     """Register a model version for the category; a duplicate name@version is a conflict."""
+    for field_name, text in (("name", name), ("version", version)):
+        if not text.strip() or "@" in text:
+            raise ValidationError({field_name: "Must be non-empty and without '@' (a case names it as name@version)."})
     if ModelVersion.objects.filter(category=category, name=name, version=version).exists():
         raise Conflict(f"{name}@{version} is already registered for {category.slug!r}.")
     model_version = ModelVersion(

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.response import Response
@@ -20,6 +21,14 @@ class CreatedCursorPagination(CursorPagination):
     ordering = ("-created_at", "-id")
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+class SeqCursorPagination(CursorPagination):
+    """The audit trail in chain order."""
+
+    ordering = ("seq",)
+    page_size_query_param = "page_size"
+    max_page_size = 1000
 
 
 def django_errors_as_drf(exc: DjangoValidationError) -> ValidationError:
@@ -41,3 +50,34 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, Conflict):
         return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     return drf_exception_handler(exc, context)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of a refusal: `detail` for 401/403/404/409/413; validation errors are {"field": ["message"]}."""
+
+    detail = serializers.CharField()
+
+
+_ERROR_TEXT = {
+    400: "Validation error: {\"field\": [\"message\"]} naming each bad field. Nothing was written.",
+    401: "Not authenticated: send `Authorization: Token <key>` or log in.",
+    403: "You lack the grant for this (e.g. governance.submit_case on the category).",
+    404: "Not found, or not visible to you.",
+    409: "Conflicts with the current state (e.g. already paused, already registered). Nothing changed.",
+    413: "The request body is over the size limit.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
+    """OpenAPI entries for the refusals an endpoint can give."""
+    return {
+        code: OpenApiResponse(
+            response=None if code == 400 else ErrorSerializer, description=_ERROR_TEXT[code]
+        )
+        for code in codes
+    }
+
+
+def has_perm_on(user: Any, perm: str, obj: Any) -> bool:
+    """A global grant of `perm` or an object grant on `obj` (guardian); superusers have every permission."""
+    return bool(user.has_perm(perm) or user.has_perm(perm, obj))

@@ -18,6 +18,13 @@ from tests.factories import UserFactory
 APPEND_ONLY_TABLES = ("governance_auditevent", "reviews_decision")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from django.conf import settings
+
+    # Real hashing costs ~100 ms a user; the tests make many users and test no hashing.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     from django.conf import settings
 

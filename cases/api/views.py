@@ -1,0 +1,197 @@
+"""Case intake and reading, queues, and the audit trail of what you may see.
+
+Thin: serializers validate, `cases.services` writes, `visible_to(user)` narrows every queryset before lookup
+(an object you may not see is a 404)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Prefetch, Q, QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from cases.api.serializers import (
+    AuditEventSerializer,
+    BulkIntakeSerializer,
+    BulkResponseSerializer,
+    CaseIntakeSerializer,
+    CaseSerializer,
+    QueueSerializer,
+)
+from cases.filtersets import CaseFilterSet
+from cases.models import Case, Queue
+from cases.selectors import queue_stats
+from cases.services import IntakeItem, submit_cases
+from governance.models import AuditEvent, Category
+from hitl_project.api import SeqCursorPagination, error_responses, has_perm_on
+
+SUBMIT_PERM = "governance.submit_case"
+
+
+def _may_submit(user: Any, category: Category) -> bool:
+    return has_perm_on(user, SUBMIT_PERM, category)
+
+
+class CaseViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Case]
+):
+    """Submit model outputs and read the cases you may see (your queues, or categories granted to you)."""
+
+    serializer_class = CaseSerializer
+    filterset_class = CaseFilterSet
+
+    def get_queryset(self) -> QuerySet[Case]:
+        return (
+            Case.objects.visible_to(self.request.user)
+            .select_related("category", "queue", "model_version", "claimed_by")
+            .prefetch_related(Prefetch("decisions", queryset=self._decisions()))
+        )
+
+    @staticmethod
+    def _decisions() -> QuerySet[Any]:
+        # The reverse relation's model, without importing the reviews layer.
+        return Case._meta.get_field("decisions").related_model.objects.select_related("actor")  # type: ignore[union-attr]
+
+    @extend_schema(
+        request=CaseIntakeSerializer,
+        responses={
+            201: OpenApiResponse(CaseSerializer, description="Created and routed."),
+            200: OpenApiResponse(CaseSerializer, description="A repeat of category + external_id: the existing case."),
+            **error_responses(400, 401, 403, 413),
+        },
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Submit one case; a repeat of the same category + external_id returns the existing case (200)."""
+        intake = CaseIntakeSerializer(data=request.data)
+        intake.is_valid(raise_exception=True)
+        item = intake.to_item()
+        if not _may_submit(request.user, item.category):
+            raise PermissionDenied(f"You need governance.submit_case on {item.category.slug!r} to submit cases to it.")
+        case, created = submit_cases(user=request.user, items=[item])[0]  # type: ignore[arg-type]
+        return Response(
+            CaseSerializer(case).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
+        )
+
+    @extend_schema(
+        request=BulkIntakeSerializer,
+        responses={200: BulkResponseSerializer, **error_responses(400, 401, 413)},
+    )
+    @action(detail=False, methods=["post"])
+    def bulk(self, request: Request) -> Response:
+        """Submit up to 500 cases as `{"cases": [...]}` (or a bare list). One result per item, in order; the
+        valid ones are stored even if others are invalid."""
+        raw = request.data.get("cases") if isinstance(request.data, dict) else request.data
+        if not isinstance(raw, list):
+            raise ValidationError({"cases": ["Send a JSON list of cases, or an object with a `cases` list."]})
+        if not raw:
+            raise ValidationError({"cases": ["The list is empty: send at least one case."]})
+        if len(raw) > settings.HITL_MAX_BULK_ITEMS:
+            raise ValidationError(
+                {"cases": [f"At most {settings.HITL_MAX_BULK_ITEMS} cases per request; got {len(raw)}. Split it."]}
+            )
+        results: list[dict[str, Any]] = [{"index": i} for i in range(len(raw))]
+        valid: list[tuple[int, IntakeItem]] = []
+        for index, data in enumerate(raw):
+            intake = CaseIntakeSerializer(data=data) if isinstance(data, dict) else None
+            if intake is None:
+                results[index].update(result="invalid", errors={"non_field_errors": ["Each case must be a JSON object."]})
+            elif not intake.is_valid():
+                results[index].update(result="invalid", errors=intake.errors)
+            elif not _may_submit(request.user, intake.validated_data["category"]):
+                slug = intake.validated_data["category"].slug
+                results[index].update(
+                    result="invalid", errors={"category": [f"You need governance.submit_case on {slug!r}."]}
+                )
+            else:
+                valid.append((index, intake.to_item()))
+        stored = submit_cases(user=request.user, items=[item for _, item in valid])  # type: ignore[arg-type]
+        for (index, _), (case, created) in zip(valid, stored, strict=True):
+            results[index].update(
+                result="created" if created else "existing", id=case.pk, case=CaseSerializer(case).data
+            )
+        counts = {name: sum(1 for r in results if r["result"] == name) for name in ("created", "existing", "invalid")}
+        return Response({**counts, "results": results})
+
+    @extend_schema(responses={200: CaseSerializer, **error_responses(401, 404)})
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().retrieve(request, *args, **kwargs)
+
+    @extend_schema(responses={200: CaseSerializer(many=True), **error_responses(400, 401)})
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+
+class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet[Queue]):
+    """Queues you may see, with depth, oldest age, overdue and near-breach counts."""
+
+    serializer_class = QueueSerializer
+    lookup_field = "slug"
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Queue]:
+        queryset = Queue.objects.visible_to(self.request.user).select_related("category", "next_queue")
+        category = self.request.query_params.get("category")
+        return queryset.filter(category__slug=category) if category else queryset
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        now = timezone.now()
+        if self.action == "retrieve":
+            queues = list(self.get_queryset().filter(slug=self.kwargs.get("slug")))
+        else:
+            queues = list(self.get_queryset())
+        context.update(now=now, stats=queue_stats(queues, now))
+        return context
+
+    @extend_schema(
+        parameters=[OpenApiParameter("category", str, description="Only this category's queues (slug).")],
+        responses={200: QueueSerializer(many=True), **error_responses(401)},
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+
+class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[AuditEvent]):
+    """The audit trail of what you may see: events of visible cases, and category-level events of visible
+    categories. `?case=<id>` gives one case's story; `?category=<slug>` one category's."""
+
+    serializer_class = AuditEventSerializer
+
+    pagination_class = SeqCursorPagination
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        user = self.request.user
+        visible_categories = Category.objects.visible_to(user).values("slug")
+        visible_cases = Case.objects.visible_to(user).values("pk")
+        queryset = AuditEvent.objects.filter(
+            Q(case_id__in=visible_cases) | Q(case_id__isnull=True, category_slug__in=visible_categories)
+        )
+        params = self.request.query_params
+        if "case" in params:
+            try:
+                queryset = queryset.filter(case_id=int(params["case"]))
+            except ValueError as exc:
+                raise ValidationError({"case": ["Must be a case id (an integer)."]}) from exc
+        if "category" in params:
+            queryset = queryset.filter(category_slug=params["category"])
+        if "kind" in params:
+            queryset = queryset.filter(kind=params["kind"])
+        return queryset.order_by("seq")
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("case", int, description="Only this case's events."),
+            OpenApiParameter("category", str, description="Only this category's events (slug)."),
+            OpenApiParameter("kind", str, description="Only events of this kind, e.g. case.routed."),
+        ],
+        responses={200: AuditEventSerializer(many=True), **error_responses(400, 401)},
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)

@@ -1,0 +1,50 @@
+"""Reads of cases and queues that are more than a one-line filter."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import reduce
+from operator import or_
+
+from django.db.models import Count, Min, Q
+
+from cases.choices import OPEN_STATUSES
+from cases.models import Case, Queue
+
+# A case is "near breach" once 80 % of its queue's SLA has passed (the SLA sweep warns at the same point).
+NEAR_BREACH_SHARE = 0.2
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    depth: int = 0
+    oldest_created_at: datetime | None = None
+    overdue: int = 0
+    near_breach: int = 0
+
+
+def queue_stats(queues: Iterable[Queue], now: datetime) -> dict[int, QueueStats]:
+    """Depth, oldest open case, overdue and near-breach counts for these queues, in two queries."""
+    queues = list(queues)
+    if not queues:
+        return {}
+    open_cases = Case.objects.filter(queue__in=queues, status__in=OPEN_STATUSES)
+    totals = {
+        row["queue_id"]: row
+        for row in open_cases.values("queue_id").annotate(
+            depth=Count("id"), oldest=Min("created_at"), overdue=Count("id", filter=Q(due_at__lt=now))
+        )
+    }
+    near_filter = reduce(or_, (Q(queue_id=q.pk, due_at__lt=now + q.sla * NEAR_BREACH_SHARE) for q in queues))
+    near = {row["queue_id"]: row["n"] for row in open_cases.filter(near_filter).values("queue_id").annotate(n=Count("id"))}
+    return {
+        q.pk: QueueStats(
+            depth=totals.get(q.pk, {}).get("depth", 0),
+            oldest_created_at=totals.get(q.pk, {}).get("oldest"),
+            overdue=totals.get(q.pk, {}).get("overdue", 0),
+            near_breach=near.get(q.pk, 0),
+        )
+        for q in queues
+    }

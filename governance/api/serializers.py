@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import serializers
+
+from governance.choices import Consequence, ModelStatus, Pattern, Stage
+from governance.models import Category, ModelVersion, Policy
+from governance.services import POLICY_FIELDS
+from hitl_project.api import django_errors_as_drf
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number: no strings, no booleans, no NaN or infinity."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            raise serializers.ValidationError("Must be a JSON number.")
+        return super().to_internal_value(data)
+
+
+class PolicySerializer(serializers.ModelSerializer[Policy]):
+    auto_threshold = StrictFloatField(required=False, min_value=0, max_value=1)
+    review_threshold = StrictFloatField(required=False, min_value=0, max_value=1)
+    auto_share = StrictFloatField(required=False, min_value=0, max_value=100)
+    audit_rate = StrictFloatField(required=False, min_value=0, max_value=1)
+    pause_rejection_rate = StrictFloatField(required=False, min_value=0, max_value=1)
+    sensitive_labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+    sensitive_rules = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
+
+    class Meta:
+        model = Policy
+        fields = ["version", *POLICY_FIELDS, "updated_at"]
+        read_only_fields = ["version", "updated_at"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The model's own rules (0 <= review < auto <= 1, multipliers...) on the policy as it would become."""
+        current = {name: getattr(self.instance, name) for name in POLICY_FIELDS} if self.instance else {}
+        candidate = Policy(**{**current, **attrs})
+        try:
+            candidate.full_clean(exclude=["category"])
+        except DjangoValidationError as exc:
+            raise django_errors_as_drf(exc) from exc
+        return attrs
+
+
+class PolicyChangeSerializer(PolicySerializer):
+    """A new policy version: the fields to change plus the reason for the change."""
+
+    reason = serializers.CharField(max_length=1000, write_only=True)
+
+    class Meta(PolicySerializer.Meta):
+        fields = [*PolicySerializer.Meta.fields, "reason"]
+
+
+class CategorySerializer(serializers.ModelSerializer[Category]):
+    policy = PolicySerializer(required=False)
+    create_default_queues = serializers.BooleanField(default=True, write_only=True)
+    pattern = serializers.ChoiceField(choices=Pattern.choices)
+    stage = serializers.ChoiceField(choices=Stage.choices, default=Stage.LIVE)
+    consequence = serializers.ChoiceField(choices=Consequence.choices, default=Consequence.MEDIUM)
+    queues = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
+
+    class Meta:
+        model = Category
+        fields = [
+            "slug",
+            "name",
+            "description",
+            "pattern",
+            "stage",
+            "consequence",
+            "paused",
+            "paused_at",
+            "paused_reason",
+            "resumed_at",
+            "pii_fields",
+            "retention_days",
+            "baseline_minutes_per_case",
+            "policy",
+            "queues",
+            "create_default_queues",
+            "created_at",
+        ]
+        read_only_fields = ["paused", "paused_at", "paused_reason", "resumed_at", "created_at"]
+
+    def validate_pii_fields(self, value: Any) -> list[str]:
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise serializers.ValidationError("Must be a list of input field names.")
+        return value
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=1000)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
+    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    status = serializers.ChoiceField(choices=ModelStatus.choices, default=ModelStatus.REGISTERED)
+    reason = serializers.CharField(max_length=1000, write_only=True, required=False, allow_blank=True)
+    label = serializers.CharField(read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "category",
+            "name",
+            "version",
+            "label",
+            "status",
+            "approved_by",
+            "approved_at",
+            "notes",
+            "metrics",
+            "reason",
+            "created_at",
+        ]
+        read_only_fields = ["approved_at", "created_at"]
+        # Uniqueness is the service's to judge (a 409 Conflict), not a 400 from the serializer.
+        validators: list[Any] = []
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None:
+            # Only categories the user can see may be named; others read as unknown.
+            self.fields["category"].queryset = Category.objects.visible_to(request.user)  # type: ignore[attr-defined]
+
+    def validate_metrics(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("Must be an object of metric name -> value.")
+        return value
+
+
+class PromoteSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=ModelStatus.choices)
+    reason = serializers.CharField(max_length=1000)

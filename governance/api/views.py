@@ -1,0 +1,144 @@
+"""Categories (with their policy, pause and resume) and model versions. Thin: validation in serializers,
+every write in governance.services, visibility from `visible_to(user)` before any lookup."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from governance import services
+from governance.api.serializers import (
+    CategorySerializer,
+    ModelVersionSerializer,
+    PolicyChangeSerializer,
+    PromoteSerializer,
+    ReasonSerializer,
+)
+from governance.filtersets import ModelVersionFilterSet
+from governance.models import Category, ModelVersion
+from hitl_project.api import error_responses, has_perm_on
+
+
+class CategoryViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Category]
+):
+    """Categories you may see. Product owners (and superusers) create them; `change_category` on a category
+    lets you change its policy and pause or resume it."""
+
+    serializer_class = CategorySerializer
+    lookup_field = "slug"
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[Category]:
+        return Category.objects.visible_to(self.request.user).select_related("policy").prefetch_related("queues")
+
+    def _require_change(self, category: Category) -> None:
+        if not has_perm_on(self.request.user, "governance.change_category", category):
+            raise PermissionDenied(f"You need governance.change_category on {category.slug!r} to do this.")
+
+    @extend_schema(responses={201: CategorySerializer, **error_responses(400, 401, 403, 409)})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not request.user.has_perm("governance.add_category"):
+            raise PermissionDenied("Only product owners and superusers may create categories.")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        category = services.create_category(user=request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        return Response(self.get_serializer(category).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=PolicyChangeSerializer,
+        responses={200: CategorySerializer, **error_responses(400, 401, 403, 404)},
+    )
+    @action(detail=True, methods=["patch"], url_path="policy")
+    def policy(self, request: Request, slug: str | None = None) -> Response:
+        """Change the policy: a new version, with a required `reason`."""
+        category = self.get_object()
+        self._require_change(category)
+        serializer = PolicyChangeSerializer(category.policy, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        changes = dict(serializer.validated_data)
+        reason = changes.pop("reason")
+        services.update_policy(category=category, user=request.user, changes=changes, reason=reason)  # type: ignore[arg-type]
+        return Response(self.get_serializer(self.get_queryset().get(pk=category.pk)).data)
+
+    @extend_schema(request=ReasonSerializer, responses={200: CategorySerializer, **error_responses(400, 401, 403, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, slug: str | None = None) -> Response:
+        """Turn automation off for the category (human-first), with a reason."""
+        category = self.get_object()
+        self._require_change(category)
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        category = services.pause_category(
+            category=category, user=request.user, reason=serializer.validated_data["reason"]  # type: ignore[arg-type]
+        )
+        return Response(self.get_serializer(category).data)
+
+    @extend_schema(request=ReasonSerializer, responses={200: CategorySerializer, **error_responses(400, 401, 403, 404, 409)})
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, slug: str | None = None) -> Response:
+        """Turn automation back on, with a reason. Only a person resumes."""
+        category = self.get_object()
+        self._require_change(category)
+        serializer = ReasonSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        category = services.resume_category(
+            category=category, user=request.user, reason=serializer.validated_data["reason"]  # type: ignore[arg-type]
+        )
+        return Response(self.get_serializer(category).data)
+
+
+class ModelVersionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[ModelVersion]
+):
+    """Model versions of the categories you may see. Model stewards (and superusers) register and promote them."""
+
+    serializer_class = ModelVersionSerializer
+    filterset_class = ModelVersionFilterSet
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[ModelVersion]:
+        return ModelVersion.objects.visible_to(self.request.user).select_related("category", "approved_by")
+
+    @extend_schema(responses={201: ModelVersionSerializer, **error_responses(400, 401, 403, 409)})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not request.user.has_perm("governance.add_modelversion"):
+            raise PermissionDenied("Only model stewards and superusers may register model versions.")
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        model_version = services.register_model_version(
+            category=data["category"],
+            name=data["name"],
+            version=data["version"],
+            user=request.user,  # type: ignore[arg-type]
+            status=data["status"],
+            reason=data.get("reason", ""),
+            notes=data.get("notes", ""),
+            metrics=data.get("metrics"),
+        )
+        return Response(self.get_serializer(model_version).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PromoteSerializer, responses={200: ModelVersionSerializer, **error_responses(400, 401, 403, 404)})
+    @action(detail=True, methods=["post"])
+    def promote(self, request: Request, pk: str | None = None) -> Response:
+        """Move the version along registered -> shadow -> canary -> active -> retired, with a reason."""
+        model_version = self.get_object()
+        if not request.user.has_perm("governance.change_modelversion"):
+            raise PermissionDenied("Only model stewards and superusers may promote model versions.")
+        serializer = PromoteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        model_version = services.promote_model_version(
+            model_version=model_version,
+            status=serializer.validated_data["status"],
+            user=request.user,  # type: ignore[arg-type]
+            reason=serializer.validated_data["reason"],
+        )
+        return Response(self.get_serializer(model_version).data)
