@@ -47,4 +47,4 @@ def drop_statements(vendor: str, table: str) -> list[str]:
 
 def run(schema_editor: BaseDatabaseSchemaEditor, statements: list[str]) -> None:
     for statement in statements:
-        schema_editor.execute(statement)
+        schema_editor.execute(statement, params=None)  # None: no placeholders, so RAISE can use %

@@ -133,7 +133,7 @@ def clear_leftovers(socket_path: Path) -> None:
     """Make the socket path free for a new server, or refuse if a living process still owns a server there."""
     if answers(socket_path):
         owner = _living_owner(socket_path)
-        if owner is not None and owner != os.getpid():
+        if owner is not None:
             raise EmbeddedRedisError(
                 f"An embedded Redis is already running on {socket_path}, owned by process {owner} "
                 "(another `manage.py serve_demo`?). Stop that one first, or point EMBEDDED_REDIS_SOCKET elsewhere."
