@@ -114,7 +114,9 @@ class Case(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            models.UniqueConstraint(fields=["category", "external_id"], name="%(app_label)s_%(class)s_unique_external_id"),
+            models.UniqueConstraint(
+                fields=["category", "external_id"], name="%(app_label)s_%(class)s_unique_external_id"
+            ),
             models.CheckConstraint(
                 condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="%(app_label)s_%(class)s_confidence_0_1"
             ),

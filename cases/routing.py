@@ -85,37 +85,57 @@ def _decide_route(
     if model_status == ModelStatus.SHADOW:
         return Route.SHADOW, "The model version is in shadow: it never acts; a reviewer decides blind.", None
     if model_status not in MODEL_STATUSES_THAT_MAY_ACT:
-        return Route.FULL_REVIEW, (
-            f"The model version is {model_status}, not canary or active, so it may not act on its own."
-        ), None
+        return (
+            Route.FULL_REVIEW,
+            (f"The model version is {model_status}, not canary or active, so it may not act on its own."),
+            None,
+        )
     fired = sorted(set(facts.rules_fired) & policy.sensitive_rules)
     if fired:
         return Route.FULL_REVIEW, f"Sensitive rule fired: {', '.join(fired)}.", None
     if facts.label in policy.sensitive_labels:
         return Route.FULL_REVIEW, f"The predicted label {facts.label!r} is sensitive.", None
     if policy.high_value_amount is not None and facts.value is not None and facts.value >= policy.high_value_amount:
-        return Route.FULL_REVIEW, f"Value {facts.value} is at or above the high-value amount {policy.high_value_amount}.", None
+        return (
+            Route.FULL_REVIEW,
+            f"Value {facts.value} is at or above the high-value amount {policy.high_value_amount}.",
+            None,
+        )
     if facts.confidence < policy.review_threshold:
-        return Route.FULL_REVIEW, (
-            f"Confidence {_pct(facts.confidence)} is below the review threshold {_pct(policy.review_threshold)}."
-        ), None
+        return (
+            Route.FULL_REVIEW,
+            (f"Confidence {_pct(facts.confidence)} is below the review threshold {_pct(policy.review_threshold)}."),
+            None,
+        )
     if category.paused:
         return Route.QUICK_REVIEW, "The category is paused (human-first): nothing acts on its own.", None
     if facts.confidence < policy.auto_threshold:
-        return Route.QUICK_REVIEW, (
-            f"Confidence {_pct(facts.confidence)} is below the auto threshold {_pct(policy.auto_threshold)}."
-        ), None
+        return (
+            Route.QUICK_REVIEW,
+            (f"Confidence {_pct(facts.confidence)} is below the auto threshold {_pct(policy.auto_threshold)}."),
+            None,
+        )
     if category.pattern == Pattern.VALIDATOR:
-        return Route.QUICK_REVIEW, "The category follows the validator pattern: every output is checked before it acts.", None
+        return (
+            Route.QUICK_REVIEW,
+            "The category follows the validator pattern: every output is checked before it acts.",
+            None,
+        )
     ramp = draw("ramp", facts.category_slug, facts.external_id, policy.version)
     if ramp * 100 >= policy.auto_share:
-        return Route.QUICK_REVIEW, (
-            f"Outside the automation ramp: only {policy.auto_share:g}% of eligible cases act on their own."
-        ), ramp
-    return Route.AUTO, (
-        f"Confidence {_pct(facts.confidence)} meets the auto threshold {_pct(policy.auto_threshold)}: "
-        "the output acts on its own."
-    ), ramp
+        return (
+            Route.QUICK_REVIEW,
+            (f"Outside the automation ramp: only {policy.auto_share:g}% of eligible cases act on their own."),
+            ramp,
+        )
+    return (
+        Route.AUTO,
+        (
+            f"Confidence {_pct(facts.confidence)} meets the auto threshold {_pct(policy.auto_threshold)}: "
+            "the output acts on its own."
+        ),
+        ramp,
+    )
 
 
 def audit_strata(facts: CaseFacts, policy: PolicyRules, model_status: str, context: AuditContext) -> list[str]:

@@ -38,7 +38,9 @@ def queue_stats(queues: Iterable[Queue], now: datetime) -> dict[int, QueueStats]
         )
     }
     near_filter = reduce(or_, (Q(queue_id=q.pk, due_at__lt=now + q.sla * NEAR_BREACH_SHARE) for q in queues))
-    near = {row["queue_id"]: row["n"] for row in open_cases.filter(near_filter).values("queue_id").annotate(n=Count("id"))}
+    near = {
+        row["queue_id"]: row["n"] for row in open_cases.filter(near_filter).values("queue_id").annotate(n=Count("id"))
+    }
     return {
         q.pk: QueueStats(
             depth=totals.get(q.pk, {}).get("depth", 0),

@@ -86,7 +86,9 @@ def create_default_queues(*, category: Category, user: AbstractBaseUser | None) 
     for kind, (_, overflow) in DEFAULT_QUEUES.items():
         if overflow:
             queues[kind].next_queue = queues[overflow]
-            save_with_reason(queues[kind], user=user, reason="Overflow of a default queue", update_fields=["next_queue"])
+            save_with_reason(
+                queues[kind], user=user, reason="Overflow of a default queue", update_fields=["next_queue"]
+            )
     return list(queues.values())
 
 

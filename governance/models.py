@@ -149,11 +149,9 @@ class Policy(models.Model):
         return f"{self.category.slug} policy v{self.version}"
 
     def clean(self) -> None:
-        if self.review_threshold is not None and self.auto_threshold is not None:
-            if not 0 <= self.review_threshold < self.auto_threshold <= 1:
-                raise ValidationError(
-                    {"review_threshold": "Must hold 0 <= review_threshold < auto_threshold <= 1."}
-                )
+        thresholds_set = self.review_threshold is not None and self.auto_threshold is not None
+        if thresholds_set and not 0 <= self.review_threshold < self.auto_threshold <= 1:
+            raise ValidationError({"review_threshold": "Must hold 0 <= review_threshold < auto_threshold <= 1."})
         if not isinstance(self.sensitive_labels, list) or not all(isinstance(x, str) for x in self.sensitive_labels):
             raise ValidationError({"sensitive_labels": "Must be a list of label strings."})
         if not isinstance(self.sensitive_rules, list) or not all(isinstance(x, str) for x in self.sensitive_rules):
@@ -260,3 +258,6 @@ class AuditChainHead(models.Model):
 
     class Meta:
         verbose_name = "audit chain head"
+
+    def __str__(self) -> str:
+        return f"audit chain head at #{self.seq}"

@@ -95,9 +95,7 @@ def create_category(
         assign_perm("governance.view_category", user, category)
         assign_perm("governance.change_category", user, category)
 
-    category_created.send(
-        sender=Category, category=category, user=user, create_default_queues=create_default_queues
-    )
+    category_created.send(sender=Category, category=category, user=user, create_default_queues=create_default_queues)
     events.record(
         AuditKind.CATEGORY_CREATED,
         actor=user,
@@ -108,9 +106,7 @@ def create_category(
 
 
 @transaction.atomic
-def update_policy(
-    *, category: Category, user: AbstractBaseUser | None, changes: dict[str, Any], reason: str
-) -> Policy:
+def update_policy(*, category: Category, user: AbstractBaseUser | None, changes: dict[str, Any], reason: str) -> Policy:
     """Apply `changes` as a new policy version. Cases already routed keep the version they were routed under."""
     reason = _require_reason(reason)
     unknown = set(changes) - set(POLICY_FIELDS)
@@ -194,7 +190,11 @@ def register_model_version(
     if ModelVersion.objects.filter(category=category, name=name, version=version).exists():
         raise Conflict(f"{name}@{version} is already registered for {category.slug!r}.")
     model_version = ModelVersion(
-        category=category, name=name, version=version, status=ModelStatus.REGISTERED, notes=notes,
+        category=category,
+        name=name,
+        version=version,
+        status=ModelStatus.REGISTERED,
+        notes=notes,
         metrics=metrics or {},
     )
     model_version.full_clean(exclude=["category"], validate_unique=False)
@@ -257,17 +257,23 @@ def promote_model_version(
     previous = model_version.status
     check_transition(previous, status)
     if status == ModelStatus.ACTIVE:
-        for other in ModelVersion.objects.select_for_update().filter(
-            category=model_version.category, status=ModelStatus.ACTIVE
-        ).exclude(pk=model_version.pk):
+        for other in (
+            ModelVersion.objects.select_for_update()
+            .filter(category=model_version.category, status=ModelStatus.ACTIVE)
+            .exclude(pk=model_version.pk)
+        ):
             other.status = ModelStatus.RETIRED
             save_with_reason(other, user=user, reason=f"Replaced by {model_version.label}: {reason}")
             events.record(
                 AuditKind.MODEL_STATUS_CHANGED,
                 actor=user,
                 category_slug=model_version.category.slug,
-                payload={"model_version": other.label, "from": ModelStatus.ACTIVE, "to": ModelStatus.RETIRED,
-                         "reason": f"Replaced by {model_version.label}"},
+                payload={
+                    "model_version": other.label,
+                    "from": ModelStatus.ACTIVE,
+                    "to": ModelStatus.RETIRED,
+                    "reason": f"Replaced by {model_version.label}",
+                },
             )
     model_version.status = status
     if status in (ModelStatus.CANARY, ModelStatus.ACTIVE):

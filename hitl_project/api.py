@@ -59,7 +59,7 @@ class ErrorSerializer(serializers.Serializer):
 
 
 _ERROR_TEXT = {
-    400: "Validation error: {\"field\": [\"message\"]} naming each bad field. Nothing was written.",
+    400: 'Validation error: {"field": ["message"]} naming each bad field. Nothing was written.',
     401: "Not authenticated: send `Authorization: Token <key>` or log in.",
     403: "You lack the grant for this (e.g. governance.submit_case on the category).",
     404: "Not found, or not visible to you.",
@@ -71,9 +71,7 @@ _ERROR_TEXT = {
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     """OpenAPI entries for the refusals an endpoint can give."""
     return {
-        code: OpenApiResponse(
-            response=None if code == 400 else ErrorSerializer, description=_ERROR_TEXT[code]
-        )
+        code: OpenApiResponse(response=None if code == 400 else ErrorSerializer, description=_ERROR_TEXT[code])
         for code in codes
     }
 

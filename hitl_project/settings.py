@@ -176,6 +176,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "CaseStatusEnum": "cases.choices.CaseStatus",
+        "ModelStatusEnum": "governance.choices.ModelStatus",
+        "QueueKindEnum": "cases.choices.QueueKind",
+    },
 }
 
 # --- E-mail: console by default, SMTP from EMAIL_URL ---

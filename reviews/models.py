@@ -32,9 +32,7 @@ class Decision(models.Model):
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(action__in=Action.values), name="%(app_label)s_%(class)s_action_valid"
-            ),
+            models.CheckConstraint(condition=Q(action__in=Action.values), name="%(app_label)s_%(class)s_action_valid"),
             models.CheckConstraint(
                 condition=~Q(action__in=[Action.REJECT, Action.ESCALATE]) | ~Q(reason_code=""),
                 name="%(app_label)s_%(class)s_reason_for_reject_escalate",

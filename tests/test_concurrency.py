@@ -54,7 +54,9 @@ def integration_client(api, make_user):
 
 
 def test_concurrent_duplicate_intake_creates_exactly_one_case(integration_client):
-    responses = race(THREADS, lambda i: integration_client().post("/api/v1/cases/", case_body("same-id"), format="json"))
+    responses = race(
+        THREADS, lambda i: integration_client().post("/api/v1/cases/", case_body("same-id"), format="json")
+    )
     codes = sorted(r.status_code for r in responses)
     assert codes == [200] * (THREADS - 1) + [201], [r.content for r in responses]
     assert len({r.json()["id"] for r in responses}) == 1

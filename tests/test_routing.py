@@ -149,7 +149,9 @@ def test_the_audit_draw_is_predictable_from_category_external_id_and_policy_vers
 
 def test_the_ramp_lets_through_about_its_share():
     policy = _auto_policy(auto_share=30.0)
-    routes = [route_case(CaseFacts("c", f"id-{i}", "x", 0.99), LIVE, policy, ModelStatus.ACTIVE).route for i in range(2000)]
+    routes = [
+        route_case(CaseFacts("c", f"id-{i}", "x", 0.99), LIVE, policy, ModelStatus.ACTIVE).route for i in range(2000)
+    ]
     share = routes.count(Route.AUTO) / len(routes)
     assert 0.26 < share < 0.34
 

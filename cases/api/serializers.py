@@ -34,7 +34,7 @@ class CaseIntakeSerializer(serializers.Serializer):
         child=serializers.CharField(max_length=100), required=False, default=list, max_length=100
     )
     value = serializers.DecimalField(max_digits=14, decimal_places=2, min_value=0, required=False, allow_null=True)
-    segment = JSONObjectField(required=False, default=dict, help_text="e.g. {\"channel\": \"email\", \"tier\": \"gold\"}")
+    segment = JSONObjectField(required=False, default=dict, help_text='e.g. {"channel": "email", "tier": "gold"}')
     priority = serializers.ChoiceField(choices=Priority.choices, default=Priority.NORMAL)
     customer_ref = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 

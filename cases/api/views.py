@@ -75,9 +75,7 @@ class CaseViewSet(
         if not _may_submit(request.user, item.category):
             raise PermissionDenied(f"You need governance.submit_case on {item.category.slug!r} to submit cases to it.")
         case, created = submit_cases(user=request.user, items=[item])[0]  # type: ignore[arg-type]
-        return Response(
-            CaseSerializer(case).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return Response(CaseSerializer(case).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(
         request=BulkIntakeSerializer,
@@ -101,7 +99,9 @@ class CaseViewSet(
         for index, data in enumerate(raw):
             intake = CaseIntakeSerializer(data=data) if isinstance(data, dict) else None
             if intake is None:
-                results[index].update(result="invalid", errors={"non_field_errors": ["Each case must be a JSON object."]})
+                results[index].update(
+                    result="invalid", errors={"non_field_errors": ["Each case must be a JSON object."]}
+                )
             elif not intake.is_valid():
                 results[index].update(result="invalid", errors=intake.errors)
             elif not _may_submit(request.user, intake.validated_data["category"]):

@@ -37,7 +37,7 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         """The model's own rules (0 <= review < auto <= 1, multipliers...) on the policy as it would become."""
         current = {name: getattr(self.instance, name) for name in POLICY_FIELDS} if self.instance else {}
-        candidate = Policy(**{**current, **attrs})
+        candidate = Policy(**{**current, **{k: v for k, v in attrs.items() if k in POLICY_FIELDS}})
         try:
             candidate.full_clean(exclude=["category"])
         except DjangoValidationError as exc:
@@ -52,6 +52,12 @@ class PolicyChangeSerializer(PolicySerializer):
 
     class Meta(PolicySerializer.Meta):
         fields = [*PolicySerializer.Meta.fields, "reason"]
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        # A PATCH is partial, but the reason never is.
+        if not attrs.get("reason", "").strip():
+            raise serializers.ValidationError({"reason": ["A reason is required: say why, for the audit trail."]})
+        return super().validate(attrs)
 
 
 class CategorySerializer(serializers.ModelSerializer[Category]):

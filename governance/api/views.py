@@ -68,7 +68,9 @@ class CategoryViewSet(
         services.update_policy(category=category, user=request.user, changes=changes, reason=reason)  # type: ignore[arg-type]
         return Response(self.get_serializer(self.get_queryset().get(pk=category.pk)).data)
 
-    @extend_schema(request=ReasonSerializer, responses={200: CategorySerializer, **error_responses(400, 401, 403, 404, 409)})
+    @extend_schema(
+        request=ReasonSerializer, responses={200: CategorySerializer, **error_responses(400, 401, 403, 404, 409)}
+    )
     @action(detail=True, methods=["post"])
     def pause(self, request: Request, slug: str | None = None) -> Response:
         """Turn automation off for the category (human-first), with a reason."""
@@ -77,11 +79,15 @@ class CategoryViewSet(
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         category = services.pause_category(
-            category=category, user=request.user, reason=serializer.validated_data["reason"]  # type: ignore[arg-type]
+            category=category,
+            user=request.user,
+            reason=serializer.validated_data["reason"],  # type: ignore[arg-type]
         )
         return Response(self.get_serializer(category).data)
 
-    @extend_schema(request=ReasonSerializer, responses={200: CategorySerializer, **error_responses(400, 401, 403, 404, 409)})
+    @extend_schema(
+        request=ReasonSerializer, responses={200: CategorySerializer, **error_responses(400, 401, 403, 404, 409)}
+    )
     @action(detail=True, methods=["post"])
     def resume(self, request: Request, slug: str | None = None) -> Response:
         """Turn automation back on, with a reason. Only a person resumes."""
@@ -90,7 +96,9 @@ class CategoryViewSet(
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         category = services.resume_category(
-            category=category, user=request.user, reason=serializer.validated_data["reason"]  # type: ignore[arg-type]
+            category=category,
+            user=request.user,
+            reason=serializer.validated_data["reason"],  # type: ignore[arg-type]
         )
         return Response(self.get_serializer(category).data)
 
@@ -126,7 +134,9 @@ class ModelVersionViewSet(
         )
         return Response(self.get_serializer(model_version).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=PromoteSerializer, responses={200: ModelVersionSerializer, **error_responses(400, 401, 403, 404)})
+    @extend_schema(
+        request=PromoteSerializer, responses={200: ModelVersionSerializer, **error_responses(400, 401, 403, 404)}
+    )
     @action(detail=True, methods=["post"])
     def promote(self, request: Request, pk: str | None = None) -> Response:
         """Move the version along registered -> shadow -> canary -> active -> retired, with a reason."""

@@ -1,0 +1,66 @@
+"""Every periodic job of HITL Desk, registered in this one module (DESIGN.md, Time).
+
+`manage.py rqcron hitl_project.cron` loads this module: RQ's cron scheduler collects what `rq.cron.register`
+was called with at import time and enqueues each job on its schedule for an `rqworker` to run.
+`manage.py runjob NAME` runs one of the same jobs once, by hand, from the same table, so a job that exists
+on a schedule can always be run by hand and vice versa.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from rq import cron
+
+from governance.jobs import verify_audit_chain
+
+QUEUE_NAME = "default"
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A job function and its schedule: `interval` (seconds; also runs when the scheduler starts) or `cron`."""
+
+    func: Callable[[], Any]
+    description: str
+    interval: int | None = None
+    cron: str | None = None
+    timeout: int = 300
+
+    def __post_init__(self) -> None:
+        if (self.interval is None) == (self.cron is None):
+            raise ValueError(f"{self.func.__name__}: give exactly one of interval or cron")
+
+
+# The name is what `runjob` takes and what RQ's cron dashboard shows. Jobs must be idempotent: a scheduler
+# restart or a double delivery may run one twice.
+JOBS: dict[str, PeriodicJob] = {
+    "verify_audit": PeriodicJob(
+        func=verify_audit_chain,
+        description="Verify the audit log's hash chain and name the first broken row",
+        # An interval rather than a cron line: the check also runs whenever the scheduler starts, so a deploy
+        # learns at once whether the chain holds. It reads every row, hence the generous timeout.
+        interval=60 * 60,
+        timeout=30 * 60,
+    ),
+}
+
+
+def register_all() -> None:
+    """Hand every job of JOBS to RQ's cron registry (what `rqcron` reads after importing this module)."""
+    for name, job in JOBS.items():
+        cron.register(
+            job.func,
+            queue_name=QUEUE_NAME,
+            interval=job.interval,
+            cron=job.cron,
+            job_timeout=job.timeout,
+            name=name,
+        )
+
+
+# rqcron imports (or reloads) this module and reads the registrations made during the import. Importing it
+# elsewhere (runjob) only fills RQ's in-memory list, which nothing else reads and rqcron clears before loading.
+register_all()

@@ -1,0 +1,375 @@
+"""A deterministic stream of realistic demo cases for the three example categories (used by `seed_demo`).
+
+Everything is drawn from one seeded random generator in a fixed order, so case number i is the same on every
+run whatever the total: re-seeding submits the same external ids, which intake recognises and stores once.
+The texts are invented; the names, e-mail addresses and phone numbers in them are fictitious but shaped like
+real personal data, so the PII redaction has something to find.
+"""
+
+from __future__ import annotations
+
+import random
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+SEED = 20240611
+
+SUPPORT = "support-triage"
+REFUNDS = "refund-requests"
+LEADS = "lead-qualification"
+
+# The model versions the seed registers (active, plus a canary for support), and one it deliberately never
+# registers: intake registers it on first sight and sends its cases to full review.
+ACTIVE_MODELS = {SUPPORT: "triage-bert@2.3.0", REFUNDS: "refund-gbm@1.4.2", LEADS: "lead-scorer@0.9.1"}
+CANARY_MODELS = {SUPPORT: "triage-bert@2.4.0"}
+UNREGISTERED_MODEL = {LEADS: "lead-scorer@1.0.0-rc1"}
+
+FIRST_NAMES = ["Anna", "Lukas", "Sofia", "Mateo", "Emma", "Noah", "Olivia", "Jonas", "Chloé", "Ravi", "Mei", "Tomás"]
+LAST_NAMES = ["Schmidt", "García", "Rossi", "Nowak", "Dubois", "Jensen", "Tanaka", "Okafor", "Silva", "Murphy"]
+REGIONS = ["EU", "EU", "EU", "NA", "NA", "APAC", "LATAM"]
+TIERS = ["free", "standard", "standard", "gold", "gold", "platinum"]
+
+SUPPORT_TOPICS: dict[str, dict[str, list[str]]] = {
+    "billing": {
+        "subject": [
+            "Charged twice for my subscription",
+            "Invoice {invoice} shows the wrong VAT number",
+            "Why did my monthly price go up?",
+            "Card declined but the payment went through",
+        ],
+        "body": [
+            "Hi, I was charged twice this month (two debits of {amount} EUR on {date}). Please refund one of them.",
+            "Our invoice {invoice} lists an old VAT number. Our accountant needs a corrected invoice before Friday.",
+            "My plan went from {amount} to more without any notice. Can you explain what changed?",
+        ],
+        "reply": [
+            "Sorry about the double charge, {name}. I can see both debits and have started a refund for one.",
+            "Thanks, {name}. I've corrected the VAT number and re-issued invoice {invoice}; it is attached.",
+        ],
+    },
+    "shipping": {
+        "subject": ["Where is my order {order}?", "Parcel marked as delivered but not here", "Wrong delivery address"],
+        "body": [
+            "Order {order} was supposed to arrive on {date} and the tracking hasn't moved for four days.",
+            "Tracking says delivered yesterday, but nothing was left at my door or with the neighbours.",
+            "I typed the wrong street for order {order}. Can you still change it? New address: {street}.",
+        ],
+        "reply": [
+            "Hi {name}, I've opened a trace with the carrier for order {order}; you'll hear from us within 48 hours.",
+            "Thanks for letting us know, {name}. The address on order {order} has been updated before dispatch.",
+        ],
+    },
+    "technical": {
+        "subject": [
+            "App crashes when I upload a photo",
+            "Can't log in after resetting my password",
+            "Sync stuck at 99%",
+            "CSV export is empty",
+        ],
+        "body": [
+            "Since the update the iOS app closes as soon as I pick a photo to upload. iPhone 13, iOS 17.4.",
+            "I reset my password twice and still get 'invalid credentials'. My login is {email}.",
+            "The desktop client has been stuck at 99% sync since this morning. Restarting didn't help.",
+            "Exporting the March report to CSV gives a file with only the header row.",
+        ],
+        "reply": [
+            "Thanks for the details, {name}. This is a known issue in 4.12.0; 4.12.1 with the fix ships tomorrow.",
+            "Hi {name}, I've cleared the lock on your account. Please try logging in again with your new password.",
+        ],
+    },
+    "account": {
+        "subject": ["Please change the e-mail on my account", "How do I add a colleague?", "Delete my account and data"],
+        "body": [
+            "I changed jobs; please move my account from {email} to my new address. Phone for verification: {phone}.",
+            "We bought two more seats. How do I invite my colleague to our workspace?",
+            "Under GDPR I'd like my account and all my personal data deleted. My login is {email}.",
+        ],
+        "reply": [
+            "Hi {name}, for security I've sent a confirmation link to both addresses; the change applies once clicked.",
+            "Hi {name}, go to Settings > Team > Invite and enter their e-mail; the new seats are already active.",
+        ],
+    },
+    "cancellation": {
+        "subject": ["I want to cancel my subscription", "Cancel before the renewal on {date}"],
+        "body": [
+            "Please cancel my subscription at the end of the current period. We've moved to another tool.",
+            "Our plan renews on {date} and we do not want it to. Please confirm the cancellation in writing.",
+        ],
+        "reply": [
+            "Hi {name}, your subscription is cancelled and will end on {date}; you won't be charged again.",
+        ],
+    },
+    "feedback": {
+        "subject": ["Love the new dashboard", "Feature request: dark mode", "The new menu is confusing"],
+        "body": [
+            "Just wanted to say the new dashboard saves me ten minutes every morning. Great job!",
+            "Any plans for a dark mode? I work late and the white screen is hard on the eyes.",
+            "After the redesign I can't find the reports menu anymore. Took me a while to find it under 'More'.",
+        ],
+        "reply": ["Thank you, {name}! I've passed this on to our product team."],
+    },
+}
+SUPPORT_KEYWORDS = {
+    "billing": "mentions a charge, an invoice or a price",
+    "shipping": "mentions an order, tracking or delivery",
+    "technical": "describes an error or something not working",
+    "account": "asks to change account details or access",
+    "cancellation": "asks to end the subscription",
+    "feedback": "gives an opinion without asking for action",
+}
+
+REFUND_REASONS: list[tuple[str, str, str]] = [
+    # (customer's reason, the label a careful agent would give, why)
+    ("The blender arrived with a cracked jug.", "approve", "damaged on arrival, reported within the return window"),
+    ("Never received the parcel, tracking stopped in the depot.", "approve", "carrier confirms the loss"),
+    ("Wrong size, I ordered M and got L.", "approve", "our picking error"),
+    ("Changed my mind, the colour looks different than online.", "partial", "change of mind: refund minus shipping"),
+    ("One of the three items is missing from the box.", "partial", "refund the missing item only"),
+    ("I used it for two months and don't like it anymore.", "deny", "outside the 30-day return window"),
+    ("Charged again after I cancelled the subscription.", "approve", "billing after cancellation"),
+    (
+        "If this isn't refunded today my lawyer will file a chargeback and report you.",
+        "legal",
+        "threat of legal action or a chargeback: needs the legal team",
+    ),
+]
+REFUND_MESSAGES = {
+    "approve": "Hi {name}, we've approved a full refund of {amount} {currency} for order {order}.",
+    "partial": "Hi {name}, we can refund {partial} {currency} of order {order}; the shipping cost is not refundable.",
+    "deny": "Hi {name}, order {order} is outside our 30-day return window, so we can't refund it, sorry.",
+    "legal": "",
+}
+
+COMPANIES = [
+    ("Nordlicht Logistik GmbH", "logistics"),
+    ("Bluefin Dental Group", "healthcare"),
+    ("Casa Verde Interiors", "retail"),
+    ("Kestrel Analytics Ltd", "software"),
+    ("Halvorsen & Berg Advokatfirma", "legal services"),
+    ("Sunrise Bakery Co-op", "food"),
+    ("Atlas Property Management", "real estate"),
+    ("Mirai Robotics K.K.", "manufacturing"),
+    ("Oakridge Community College", "education"),
+    ("Pampa Agro S.A.", "agriculture"),
+    ("Lumen Wellness Clinics", "healthcare"),
+    ("Brightpath Travel", "travel"),
+]
+LEAD_MESSAGES: list[tuple[str, str]] = [
+    ("We need to roll this out to all {employees} staff before the end of the quarter. Can we get a demo?", "hot"),
+    ("Our current contract ends in two months and we're comparing three vendors. Pricing for {employees} seats?", "hot"),
+    ("Interested in the automation features. We're planning next year's budget; can you send material?", "warm"),
+    ("Saw your webinar. Could be useful for our support team at some point.", "warm"),
+    ("Just browsing, doing research for a university assignment.", "disqualified"),
+    ("Do you have a free plan? We're a team of two and have no budget this year.", "cold"),
+    ("Please remove us from your mailing list.", "disqualified"),
+]
+LEAD_SOURCES = ["website", "webinar", "referral", "trade-fair", "outbound"]
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    """One case as the integration would submit it (the category by slug)."""
+
+    category_slug: str
+    external_id: str
+    input: dict[str, Any]
+    output: dict[str, Any]
+    confidence: float
+    model_version: str
+    rules_fired: list[str] = field(default_factory=list)
+    value: Decimal | None = None
+    segment: dict[str, str] = field(default_factory=dict)
+    priority: str = "normal"
+    customer_ref: str = ""
+
+
+def _ascii(name: str) -> str:
+    return unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+
+
+class _Person:
+    def __init__(self, rng: random.Random) -> None:
+        self.first = rng.choice(FIRST_NAMES)
+        self.last = rng.choice(LAST_NAMES)
+        self.email = f"{_ascii(self.first)}.{_ascii(self.last)}@example.org"
+        self.phone = f"+49 151 {rng.randint(1000000, 9999999)}"
+
+
+def _confidence(rng: random.Random, alpha: float, beta: float) -> float:
+    """A model's confidence: mostly high, with a long tail of unsure cases, as real classifiers have."""
+    return round(min(0.995, max(0.05, rng.betavariate(alpha, beta))), 3)
+
+
+def _predicted(rng: random.Random, truth: str, labels: list[str], confidence: float) -> str:
+    """The model's label: right with a probability that grows with its confidence, as a calibrated model is."""
+    if rng.random() < 0.55 + 0.45 * confidence:
+        return truth
+    return rng.choice([label for label in labels if label != truth])
+
+
+def _customer(rng: random.Random, prefix: str, pool: int) -> str:
+    # Squaring skews the draw toward low numbers: a few customers write again and again, as in real life.
+    return f"{prefix}-{10000 + int(rng.random() ** 2 * pool)}"
+
+
+def _support_case(rng: random.Random, number: int) -> DemoCase:
+    person = _Person(rng)
+    truth = rng.choice(list(SUPPORT_TOPICS))
+    topic = SUPPORT_TOPICS[truth]
+    fill = {
+        "name": person.first,
+        "email": person.email,
+        "phone": person.phone,
+        "order": f"ORD-{rng.randint(200000, 299999)}",
+        "invoice": f"INV-2024-{rng.randint(1000, 9999)}",
+        "amount": f"{rng.choice([19, 29, 49, 99])}.00",
+        "date": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
+        "street": f"{rng.randint(1, 120)} {rng.choice(['Hauptstraße', 'Rue de la Paix', 'Via Roma', 'Main St'])}",
+    }
+    subject = rng.choice(topic["subject"]).format(**fill)
+    body = rng.choice(topic["body"]).format(**fill)
+    urgent = rng.random() < 0.05
+    if urgent:
+        subject = "URGENT: " + subject
+        body += " This is blocking our whole team, please help today."
+    canary = rng.random() < 0.12
+    confidence = _confidence(rng, 6.0, 1.6)
+    label = _predicted(rng, truth, list(SUPPORT_TOPICS), confidence)
+    output: dict[str, Any] = {
+        "label": label,
+        "reasoning": f"The ticket {SUPPORT_KEYWORDS[label]}.",
+    }
+    if label != "feedback" or rng.random() < 0.5:
+        output["text"] = rng.choice(SUPPORT_TOPICS[label]["reply"]).format(**fill)
+    customer_ref = _customer(rng, "CUST", 60)
+    return DemoCase(
+        category_slug=SUPPORT,
+        external_id=f"TCK-{100000 + number}",
+        input={
+            "subject": subject,
+            "body": body,
+            "from": f"{person.first} {person.last} <{person.email}>",
+            "language": "en",
+        },
+        output=output,
+        confidence=confidence,
+        model_version=CANARY_MODELS[SUPPORT] if canary else ACTIVE_MODELS[SUPPORT],
+        rules_fired=["repeat_contact"] if rng.random() < 0.2 else [],
+        segment={
+            "channel": rng.choice(["email", "email", "chat", "phone"]),
+            "region": rng.choice(REGIONS),
+            "tier": rng.choice(TIERS),
+        },
+        priority="urgent" if urgent else "normal",
+        customer_ref=customer_ref,
+    )
+
+
+def _refund_case(rng: random.Random, number: int) -> DemoCase:
+    person = _Person(rng)
+    reason, truth, why = rng.choice(REFUND_REASONS)
+    # Order values are log-normal, as shop baskets are: most small, a few above the 500 high-value limit.
+    amount = Decimal(str(round(min(4000.0, rng.lognormvariate(4.4, 0.9)), 2))).quantize(Decimal("0.01"))
+    currency = rng.choice(["EUR", "EUR", "USD", "GBP"])
+    order = f"ORD-{rng.randint(200000, 299999)}"
+    days = rng.randint(1, 75)
+    confidence = _confidence(rng, 7.0, 1.5)
+    labels = ["approve", "partial", "deny", "legal"]
+    label = _predicted(rng, truth, labels, confidence)
+    partial = (amount * Decimal("0.85")).quantize(Decimal("0.01"))
+    message = REFUND_MESSAGES[label].format(
+        name=person.first, amount=amount, currency=currency, order=order, partial=partial
+    )
+    output: dict[str, Any] = {"label": label, "reasoning": f"Looks like: {why}; delivered {days} days ago."}
+    if message:
+        output["text"] = message
+        output["refund_amount"] = str(amount if label == "approve" else partial if label == "partial" else 0)
+    rules = []
+    if truth == "legal":
+        rules.append("chargeback_mentioned")
+    if days > 30:
+        rules.append("outside_return_window")
+    urgent = truth == "legal" or rng.random() < 0.03
+    return DemoCase(
+        category_slug=REFUNDS,
+        external_id=f"RR-{500000 + number}",
+        input={
+            "order_id": order,
+            "amount": str(amount),
+            "currency": currency,
+            "reason": reason,
+            "days_since_delivery": days,
+            "customer_email": person.email,
+            "customer_name": f"{person.first} {person.last}",
+            "payment_method": rng.choice(["card", "card", "paypal", "invoice"]),
+        },
+        output=output,
+        confidence=confidence,
+        model_version=ACTIVE_MODELS[REFUNDS],
+        rules_fired=rules,
+        value=amount,
+        segment={
+            "channel": rng.choice(["web", "web", "email", "app"]),
+            "region": rng.choice(REGIONS),
+            "tier": rng.choice(TIERS),
+        },
+        priority="urgent" if urgent else "normal",
+        customer_ref=_customer(rng, "CUST", 80),
+    )
+
+
+def _lead_case(rng: random.Random, number: int) -> DemoCase:
+    person = _Person(rng)
+    company, industry = rng.choice(COMPANIES)
+    employees = rng.choice([8, 15, 25, 40, 60, 120, 150, 400])
+    message, truth = rng.choice(LEAD_MESSAGES)
+    message = message.format(employees=employees)
+    source = rng.choice(LEAD_SOURCES)
+    confidence = _confidence(rng, 4.0, 1.8)
+    labels = ["hot", "warm", "cold", "disqualified"]
+    label = _predicted(rng, truth, labels, confidence)
+    # Expected first-year deal value: seats x list price, which lets the audit stratify by value.
+    value = Decimal(employees * rng.choice([29, 39, 49]) * 12).quantize(Decimal("0.01"))
+    unregistered = rng.random() < 0.04
+    output: dict[str, Any] = {
+        "label": label,
+        "score": round(confidence * 100),
+        "reasoning": f"{employees} employees in {industry}; the message reads as {truth} intent.",
+    }
+    if label in ("hot", "warm"):
+        output["text"] = f"Hi {person.first}, thanks for reaching out about {company}. Would a 30-minute call work?"
+    size = "enterprise" if employees >= 150 else "midmarket" if employees >= 40 else "smb"
+    return DemoCase(
+        category_slug=LEADS,
+        external_id=f"LEAD-{700000 + number}",
+        input={
+            "company": company,
+            "industry": industry,
+            "employees": employees,
+            "contact": f"{person.first} {person.last}",
+            "email": person.email,
+            "phone": person.phone,
+            "message": message,
+            "source": source,
+        },
+        output=output,
+        confidence=confidence,
+        model_version=UNREGISTERED_MODEL[LEADS] if unregistered else ACTIVE_MODELS[LEADS],
+        value=value,
+        segment={"channel": source, "region": rng.choice(REGIONS), "tier": size},
+        priority="urgent" if truth == "hot" and employees >= 150 else "normal",
+        # The account is the company: every lead from one company shares it.
+        customer_ref=f"ACC-{1001 + COMPANIES.index((company, industry))}",
+    )
+
+
+def demo_cases(count: int, seed: int = SEED) -> Iterator[DemoCase]:
+    """The first `count` demo cases: support tickets, refund requests and leads, mixed as a day's traffic is."""
+    rng = random.Random(seed)
+    makers = [_support_case, _refund_case, _lead_case]
+    for number in range(1, count + 1):
+        maker = rng.choices(makers, weights=[45, 30, 25])[0]
+        yield maker(rng, number)
