@@ -24,13 +24,14 @@ demo: install
 	DEBUG=true $(BIN)/python manage.py seed_demo
 	DEBUG=true $(BIN)/python manage.py serve_demo
 
-# Lint, format check, and the test suite (on the embedded default unless DATABASE_URL/REDIS_URL say otherwise).
+# Lint, format check, type check, and the test suite (on the embedded default unless DATABASE_URL/REDIS_URL say otherwise).
 test: install lint
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy governance cases reviews metrics hitl_project
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis.*

@@ -14,11 +14,11 @@ from governance.models import Category, ModelVersion
 from governance.permissions import full_access_category_ids, has_global_category_view, worked_queue_ids
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 class QueueQuerySet(models.QuerySet["Queue"]):
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> QueueQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> QueueQuerySet:
         """Queues the user works, plus every queue of the categories they have full access to."""
         if not user.is_authenticated:
             return self.none()
@@ -64,7 +64,7 @@ class Queue(models.Model):
 
 
 class CaseQuerySet(models.QuerySet["Case"]):
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> CaseQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> CaseQuerySet:
         """Cases in the queues the user works, or in categories they have full access to. Apply before lookup."""
         if not user.is_authenticated:
             return self.none()

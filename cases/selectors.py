@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import reduce
 from operator import or_
+from typing import Any
 
 from django.db.models import Count, Min, Q
 
@@ -31,8 +32,8 @@ def queue_stats(queues: Iterable[Queue], now: datetime) -> dict[int, QueueStats]
     if not queues:
         return {}
     open_cases = Case.objects.filter(queue__in=queues, status__in=OPEN_STATUSES)
-    totals = {
-        row["queue_id"]: row
+    totals: dict[int, dict[str, Any]] = {
+        row["queue_id"]: dict(row)
         for row in open_cases.values("queue_id").annotate(
             depth=Count("id"), oldest=Min("created_at"), overdue=Count("id", filter=Q(due_at__lt=now))
         )

@@ -33,7 +33,7 @@ from governance.services import model_version_for_intake
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 # How far back "a segment not seen recently" looks, and how many recent values estimate the top decile.
 NEW_SEGMENT_DAYS = 30
@@ -68,7 +68,7 @@ class IntakeItem:
 
 
 @transaction.atomic
-def create_default_queues(*, category: Category, user: AbstractBaseUser | None) -> list[Queue]:
+def create_default_queues(*, category: Category, user: User | None) -> list[Queue]:
     """The category's quick, full, escalation, expert and audit queues; quick and full overflow to escalation."""
     slas: dict[str, timedelta] = settings.HITL_DEFAULT_QUEUE_SLAS
     queues: dict[str, Queue] = {}
@@ -124,10 +124,9 @@ def top_decile_value(category: Category) -> Decimal | None:
     cached = cache.get(key)
     if cached is not None:
         return None if cached == "none" else Decimal(cached)
-    values = sorted(
-        Case.objects.filter(category=category, value__isnull=False)
-        .order_by("-created_at")
-        .values_list("value", flat=True)[:TOP_DECILE_SAMPLE]
+    recent = Case.objects.filter(category=category, value__isnull=False).order_by("-created_at")
+    values: list[Decimal] = sorted(
+        v for v in recent.values_list("value", flat=True)[:TOP_DECILE_SAMPLE] if v is not None
     )
     result = values[int(len(values) * 0.9)] if len(values) >= 10 else None
     cache.set(key, "none" if result is None else str(result), TOP_DECILE_CACHE_SECONDS)
@@ -202,7 +201,7 @@ def _build_case(
     )
 
 
-def _routed_event(case: Case, actor: AbstractBaseUser | None) -> events.EventSpec:
+def _routed_event(case: Case, actor: User | None) -> events.EventSpec:
     return events.EventSpec(
         kind=AuditKind.CASE_ROUTED,
         actor=actor,
@@ -282,12 +281,12 @@ def _existing(category: Category, external_ids: list[str]) -> dict[str, Case]:
     return {case.external_id: case for case in found}
 
 
-def submit_case(*, user: AbstractBaseUser | None, item: IntakeItem) -> tuple[Case, bool]:
+def submit_case(*, user: User | None, item: IntakeItem) -> tuple[Case, bool]:
     """Route and store one case; (case, True) when created, (existing case, False) for a repeat."""
     return submit_cases(user=user, items=[item])[0]
 
 
-def submit_cases(*, user: AbstractBaseUser | None, items: list[IntakeItem]) -> list[tuple[Case, bool]]:
+def submit_cases(*, user: User | None, items: list[IntakeItem]) -> list[tuple[Case, bool]]:
     """Route and store many cases, one database round of writes per category; results in the input order.
 
     A repeat of an existing (category, external_id), or of an earlier item in the same list, returns that case
@@ -306,7 +305,7 @@ def submit_cases(*, user: AbstractBaseUser | None, items: list[IntakeItem]) -> l
 
 def _submit_category_run(
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     items: list[IntakeItem],
     indexes: list[int],
     results: list[tuple[Case, bool] | None],
@@ -353,7 +352,7 @@ def _submit_category_run(
 
 
 @transaction.atomic
-def _store(*, user: AbstractBaseUser | None, router: _Router, items: list[IntakeItem]) -> dict[str, Case]:
+def _store(*, user: User | None, router: _Router, items: list[IntakeItem]) -> dict[str, Case]:
     """Insert the cases, their history rows and their audit events in one transaction.
 
     Rows go in sorted by external id, so two bulk submissions that overlap take their unique-index locks in the

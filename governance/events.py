@@ -20,7 +20,7 @@ from django.utils import timezone
 from governance.models import AuditChainHead, AuditEvent
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "system"
@@ -32,7 +32,7 @@ class EventSpec:
 
     kind: str
     payload: dict[str, Any] = field(default_factory=dict)
-    actor: AbstractBaseUser | None = None
+    actor: User | None = None
     category_slug: str = ""
     case_id: int | None = None
 
@@ -73,7 +73,7 @@ def record(
     kind: str,
     *,
     payload: dict[str, Any] | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
     category_slug: str = "",
     case_id: int | None = None,
 ) -> AuditEvent:

@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 from django.db import models
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 
 def save_with_reason(
     instance: models.Model,
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     reason: str,
     update_fields: list[str] | None = None,
 ) -> None:

@@ -14,7 +14,7 @@ from governance.choices import AuditKind, Consequence, ModelStatus, Pattern, Sta
 from governance.permissions import has_global_category_view, visible_category_ids
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
 
 def default_audit_multipliers() -> dict[str, float]:
@@ -23,7 +23,7 @@ def default_audit_multipliers() -> dict[str, float]:
 
 
 class CategoryQuerySet(models.QuerySet["Category"]):
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> CategoryQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> CategoryQuerySet:
         """Categories the user may see: by object grant on the category or one of its queues, or a global grant."""
         if not user.is_authenticated:
             return self.none()
@@ -174,7 +174,7 @@ def validate_audit_multipliers(value: Any) -> None:
 
 
 class ModelVersionQuerySet(models.QuerySet["ModelVersion"]):
-    def visible_to(self, user: AbstractBaseUser | AnonymousUser) -> ModelVersionQuerySet:
+    def visible_to(self, user: User | AnonymousUser) -> ModelVersionQuerySet:
         return self.filter(category__in=Category.objects.visible_to(user))
 
 

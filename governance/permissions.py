@@ -15,9 +15,9 @@ from django.db.models import Q
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
-    AnyUser = AbstractBaseUser | AnonymousUser
+    AnyUser = User | AnonymousUser
 
 REVIEWER = "Reviewer"
 ESCALATION_MANAGER = "Escalation Manager"

@@ -21,7 +21,7 @@ from governance.models import Category, ModelVersion, Policy
 from governance.signals import category_created
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
 # The policy fields a product owner may set (everything but the category and the version counter).
 POLICY_FIELDS = (
@@ -53,7 +53,7 @@ def policy_snapshot(policy: Policy) -> dict[str, Any]:
 @transaction.atomic
 def create_category(
     *,
-    user: AbstractBaseUser | None,
+    user: User | None,
     slug: str,
     name: str,
     pattern: str,
@@ -91,7 +91,7 @@ def create_category(
     policy_obj.full_clean(exclude=["category"])
     save_with_reason(policy_obj, user=user, reason=reason)
 
-    if user is not None and not user.is_superuser:
+    if user is not None and not getattr(user, "is_superuser", False):
         assign_perm("governance.view_category", user, category)
         assign_perm("governance.change_category", user, category)
 
@@ -106,7 +106,7 @@ def create_category(
 
 
 @transaction.atomic
-def update_policy(*, category: Category, user: AbstractBaseUser | None, changes: dict[str, Any], reason: str) -> Policy:
+def update_policy(*, category: Category, user: User | None, changes: dict[str, Any], reason: str) -> Policy:
     """Apply `changes` as a new policy version. Cases already routed keep the version they were routed under."""
     reason = _require_reason(reason)
     unknown = set(changes) - set(POLICY_FIELDS)
@@ -132,7 +132,7 @@ def update_policy(*, category: Category, user: AbstractBaseUser | None, changes:
 
 
 @transaction.atomic
-def pause_category(*, category: Category, user: AbstractBaseUser | None, reason: str) -> Category:
+def pause_category(*, category: Category, user: User | None, reason: str) -> Category:
     """Turn automation off for the category: from now on every case goes to a human first."""
     reason = _require_reason(reason)
     category = Category.objects.select_for_update().get(pk=category.pk)
@@ -148,7 +148,7 @@ def pause_category(*, category: Category, user: AbstractBaseUser | None, reason:
 
 
 @transaction.atomic
-def resume_category(*, category: Category, user: AbstractBaseUser, reason: str) -> Category:
+def resume_category(*, category: Category, user: User, reason: str) -> Category:
     """Turn automation back on. Only a person resumes; the pause window starts afresh from now."""
     reason = _require_reason(reason)
     category = Category.objects.select_for_update().get(pk=category.pk)
@@ -177,7 +177,7 @@ def register_model_version(
     category: Category,
     name: str,
     version: str,
-    user: AbstractBaseUser | None,
+    user: User | None,
     status: str = ModelStatus.REGISTERED,
     reason: str = "",
     notes: str = "",
@@ -248,9 +248,7 @@ def check_transition(current: str, target: str) -> None:
 
 
 @transaction.atomic
-def promote_model_version(
-    *, model_version: ModelVersion, status: str, user: AbstractBaseUser | None, reason: str
-) -> ModelVersion:
+def promote_model_version(*, model_version: ModelVersion, status: str, user: User | None, reason: str) -> ModelVersion:
     """Move a version along its rollout. Promoting one to `active` retires the category's previous active one."""
     reason = _require_reason(reason)
     model_version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import NotAuthenticated, ValidationError
 from rest_framework.pagination import CursorPagination
+from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -79,3 +81,11 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
 def has_perm_on(user: Any, perm: str, obj: Any) -> bool:
     """A global grant of `perm` or an object grant on `obj` (guardian); superusers have every permission."""
     return bool(user.has_perm(perm) or user.has_perm(perm, obj))
+
+
+def acting_user(request: Request) -> User:
+    """The authenticated user behind a request (every endpoint requires authentication)."""
+    user = request.user
+    if not isinstance(user, User):
+        raise NotAuthenticated()
+    return user

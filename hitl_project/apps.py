@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.apps import AppConfig
+from django.apps import AppConfig, apps
 from django.db.models.signals import post_migrate
 
 
@@ -24,7 +24,7 @@ class HitlProjectConfig(AppConfig):
     def ready(self) -> None:
         # post_migrate is sent once per app that has models; run after the last one, when every app's
         # permissions exist.
-        last_app_with_models = [config for config in self.apps.get_app_configs() if config.models_module][-1]
+        last_app_with_models = [config for config in apps.get_app_configs() if config.models_module][-1]
         post_migrate.connect(
             _ensure_ground_rows, sender=last_app_with_models, dispatch_uid="hitl_project.ensure_ground_rows"
         )

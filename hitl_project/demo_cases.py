@@ -32,85 +32,100 @@ LAST_NAMES = ["Schmidt", "García", "Rossi", "Nowak", "Dubois", "Jensen", "Tanak
 REGIONS = ["EU", "EU", "EU", "NA", "NA", "APAC", "LATAM"]
 TIERS = ["free", "standard", "standard", "gold", "gold", "platinum"]
 
-SUPPORT_TOPICS: dict[str, dict[str, list[str]]] = {
-    "billing": {
-        "subject": [
+# label -> (subject, body, the reply a good agent would draft); placeholders are filled per case.
+SUPPORT_TOPICS: dict[str, list[tuple[str, str, str]]] = {
+    "billing": [
+        (
             "Charged twice for my subscription",
-            "Invoice {invoice} shows the wrong VAT number",
-            "Why did my monthly price go up?",
-            "Card declined but the payment went through",
-        ],
-        "body": [
             "Hi, I was charged twice this month (two debits of {amount} EUR on {date}). Please refund one of them.",
-            "Our invoice {invoice} lists an old VAT number. Our accountant needs a corrected invoice before Friday.",
-            "My plan went from {amount} to more without any notice. Can you explain what changed?",
-        ],
-        "reply": [
             "Sorry about the double charge, {name}. I can see both debits and have started a refund for one.",
+        ),
+        (
+            "Invoice {invoice} shows the wrong VAT number",
+            "Our invoice {invoice} lists an old VAT number. Our accountant needs a corrected one before Friday.",
             "Thanks, {name}. I've corrected the VAT number and re-issued invoice {invoice}; it is attached.",
-        ],
-    },
-    "shipping": {
-        "subject": ["Where is my order {order}?", "Parcel marked as delivered but not here", "Wrong delivery address"],
-        "body": [
+        ),
+        (
+            "Why did my monthly price go up?",
+            "My plan went up from {amount} EUR without any notice. Can you explain what changed?",
+            "Hi {name}, list prices changed on 1 March; as an existing customer you keep {amount} EUR until June.",
+        ),
+    ],
+    "shipping": [
+        (
+            "Where is my order {order}?",
             "Order {order} was supposed to arrive on {date} and the tracking hasn't moved for four days.",
-            "Tracking says delivered yesterday, but nothing was left at my door or with the neighbours.",
-            "I typed the wrong street for order {order}. Can you still change it? New address: {street}.",
-        ],
-        "reply": [
             "Hi {name}, I've opened a trace with the carrier for order {order}; you'll hear from us within 48 hours.",
+        ),
+        (
+            "Parcel marked as delivered but not here",
+            "Tracking for {order} says delivered yesterday, but nothing was left at my door or with the neighbours.",
+            "Sorry, {name}. If {order} hasn't turned up by tomorrow, reply here and we'll send a replacement.",
+        ),
+        (
+            "Wrong delivery address",
+            "I typed the wrong street for order {order}. Can you still change it? New address: {street}.",
             "Thanks for letting us know, {name}. The address on order {order} has been updated before dispatch.",
-        ],
-    },
-    "technical": {
-        "subject": [
+        ),
+    ],
+    "technical": [
+        (
             "App crashes when I upload a photo",
-            "Can't log in after resetting my password",
-            "Sync stuck at 99%",
-            "CSV export is empty",
-        ],
-        "body": [
             "Since the update the iOS app closes as soon as I pick a photo to upload. iPhone 13, iOS 17.4.",
-            "I reset my password twice and still get 'invalid credentials'. My login is {email}.",
-            "The desktop client has been stuck at 99% sync since this morning. Restarting didn't help.",
-            "Exporting the March report to CSV gives a file with only the header row.",
-        ],
-        "reply": [
             "Thanks for the details, {name}. This is a known issue in 4.12.0; 4.12.1 with the fix ships tomorrow.",
-            "Hi {name}, I've cleared the lock on your account. Please try logging in again with your new password.",
-        ],
-    },
-    "account": {
-        "subject": ["Please change the e-mail on my account", "How do I add a colleague?", "Delete my account and data"],
-        "body": [
-            "I changed jobs; please move my account from {email} to my new address. Phone for verification: {phone}.",
-            "We bought two more seats. How do I invite my colleague to our workspace?",
-            "Under GDPR I'd like my account and all my personal data deleted. My login is {email}.",
-        ],
-        "reply": [
+        ),
+        (
+            "Can't log in after resetting my password",
+            "I reset my password twice and still get 'invalid credentials'. My login is {email}.",
+            "Hi {name}, I've cleared the lock on your account. Please try again with your new password.",
+        ),
+        (
+            "CSV export is empty",
+            "Exporting the March report to CSV gives a file with only the header row.",
+            "Hi {name}, exports skip archived projects; untick 'active only' in the export dialog and try again.",
+        ),
+    ],
+    "account": [
+        (
+            "Please change the e-mail on my account",
+            "I changed jobs; please move my account from {email} to my new address. Phone to verify: {phone}.",
             "Hi {name}, for security I've sent a confirmation link to both addresses; the change applies once clicked.",
+        ),
+        (
+            "How do I add a colleague?",
+            "We bought two more seats. How do I invite my colleague to our workspace?",
             "Hi {name}, go to Settings > Team > Invite and enter their e-mail; the new seats are already active.",
-        ],
-    },
-    "cancellation": {
-        "subject": ["I want to cancel my subscription", "Cancel before the renewal on {date}"],
-        "body": [
+        ),
+        (
+            "Delete my account and data",
+            "Under GDPR I'd like my account and all my personal data deleted. My login is {email}.",
+            "Hi {name}, we've received your erasure request and will confirm within 30 days, as the GDPR requires.",
+        ),
+    ],
+    "cancellation": [
+        (
+            "I want to cancel my subscription",
             "Please cancel my subscription at the end of the current period. We've moved to another tool.",
+            "Hi {name}, your subscription is cancelled and ends with the current period; you won't be charged again.",
+        ),
+        (
+            "Cancel before the renewal on {date}",
             "Our plan renews on {date} and we do not want it to. Please confirm the cancellation in writing.",
-        ],
-        "reply": [
-            "Hi {name}, your subscription is cancelled and will end on {date}; you won't be charged again.",
-        ],
-    },
-    "feedback": {
-        "subject": ["Love the new dashboard", "Feature request: dark mode", "The new menu is confusing"],
-        "body": [
+            "Hi {name}, confirmed: your plan will not renew on {date}.",
+        ),
+    ],
+    "feedback": [
+        (
+            "Love the new dashboard",
             "Just wanted to say the new dashboard saves me ten minutes every morning. Great job!",
+            "Thank you, {name}! I've passed this on to our product team.",
+        ),
+        (
+            "Feature request: dark mode",
             "Any plans for a dark mode? I work late and the white screen is hard on the eyes.",
-            "After the redesign I can't find the reports menu anymore. Took me a while to find it under 'More'.",
-        ],
-        "reply": ["Thank you, {name}! I've passed this on to our product team."],
-    },
+            "Thanks, {name}: dark mode is on our roadmap and I've added your vote.",
+        ),
+    ],
 }
 SUPPORT_KEYWORDS = {
     "billing": "mentions a charge, an invoice or a price",
@@ -121,19 +136,20 @@ SUPPORT_KEYWORDS = {
     "feedback": "gives an opinion without asking for action",
 }
 
-REFUND_REASONS: list[tuple[str, str, str]] = [
-    # (customer's reason, the label a careful agent would give, why)
-    ("The blender arrived with a cracked jug.", "approve", "damaged on arrival, reported within the return window"),
-    ("Never received the parcel, tracking stopped in the depot.", "approve", "carrier confirms the loss"),
-    ("Wrong size, I ordered M and got L.", "approve", "our picking error"),
-    ("Changed my mind, the colour looks different than online.", "partial", "change of mind: refund minus shipping"),
-    ("One of the three items is missing from the box.", "partial", "refund the missing item only"),
-    ("I used it for two months and don't like it anymore.", "deny", "outside the 30-day return window"),
-    ("Charged again after I cancelled the subscription.", "approve", "billing after cancellation"),
+REFUND_REASONS: list[tuple[str, str, str, tuple[int, int]]] = [
+    # (customer's reason, the label a careful agent would give, why, days since delivery it comes after)
+    ("The blender arrived with a cracked jug.", "approve", "damaged on arrival", (1, 20)),
+    ("Never received the parcel, tracking stopped in the depot.", "approve", "the carrier confirms the loss", (5, 40)),
+    ("Wrong size, I ordered M and got L.", "approve", "our picking error", (2, 25)),
+    ("Changed my mind, the colour looks different than online.", "partial", "change of mind: minus shipping", (3, 45)),
+    ("One of the three items is missing from the box.", "partial", "refund the missing item only", (1, 15)),
+    ("I used it for two months and don't like it anymore.", "deny", "outside the return window", (55, 75)),
+    ("Charged again after I cancelled the subscription.", "approve", "billing after cancellation", (1, 60)),
     (
         "If this isn't refunded today my lawyer will file a chargeback and report you.",
         "legal",
-        "threat of legal action or a chargeback: needs the legal team",
+        "a threat of legal action or a chargeback needs the legal team",
+        (1, 60),
     ),
 ]
 REFUND_MESSAGES = {
@@ -159,7 +175,10 @@ COMPANIES = [
 ]
 LEAD_MESSAGES: list[tuple[str, str]] = [
     ("We need to roll this out to all {employees} staff before the end of the quarter. Can we get a demo?", "hot"),
-    ("Our current contract ends in two months and we're comparing three vendors. Pricing for {employees} seats?", "hot"),
+    (
+        "Our current contract ends in two months and we're comparing three vendors. Pricing for {employees} seats?",
+        "hot",
+    ),
     ("Interested in the automation features. We're planning next year's budget; can you send material?", "warm"),
     ("Saw your webinar. Could be useful for our support team at some point.", "warm"),
     ("Just browsing, doing research for a university assignment.", "disqualified"),
@@ -211,14 +230,14 @@ def _predicted(rng: random.Random, truth: str, labels: list[str], confidence: fl
 
 
 def _customer(rng: random.Random, prefix: str, pool: int) -> str:
-    # Squaring skews the draw toward low numbers: a few customers write again and again, as in real life.
-    return f"{prefix}-{10000 + int(rng.random() ** 2 * pool)}"
+    """A customer reference: about a third of cases come from a few regulars, as in real traffic."""
+    number = rng.randrange(12) if rng.random() < 0.3 else 12 + rng.randrange(pool)
+    return f"{prefix}-{10000 + number}"
 
 
 def _support_case(rng: random.Random, number: int) -> DemoCase:
     person = _Person(rng)
     truth = rng.choice(list(SUPPORT_TOPICS))
-    topic = SUPPORT_TOPICS[truth]
     fill = {
         "name": person.first,
         "email": person.email,
@@ -229,8 +248,8 @@ def _support_case(rng: random.Random, number: int) -> DemoCase:
         "date": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
         "street": f"{rng.randint(1, 120)} {rng.choice(['Hauptstraße', 'Rue de la Paix', 'Via Roma', 'Main St'])}",
     }
-    subject = rng.choice(topic["subject"]).format(**fill)
-    body = rng.choice(topic["body"]).format(**fill)
+    subject, body, _ = rng.choice(SUPPORT_TOPICS[truth])
+    subject, body = subject.format(**fill), body.format(**fill)
     urgent = rng.random() < 0.05
     if urgent:
         subject = "URGENT: " + subject
@@ -238,13 +257,12 @@ def _support_case(rng: random.Random, number: int) -> DemoCase:
     canary = rng.random() < 0.12
     confidence = _confidence(rng, 6.0, 1.6)
     label = _predicted(rng, truth, list(SUPPORT_TOPICS), confidence)
-    output: dict[str, Any] = {
-        "label": label,
-        "reasoning": f"The ticket {SUPPORT_KEYWORDS[label]}.",
-    }
+    output: dict[str, Any] = {"label": label, "reasoning": f"The ticket {SUPPORT_KEYWORDS[label]}."}
+    # The draft answers the ticket the model thinks it read: a wrong label comes with a wrong draft.
+    drafts = [reply for subj, _, reply in SUPPORT_TOPICS[label] if subj == subject] or [SUPPORT_TOPICS[label][0][2]]
     if label != "feedback" or rng.random() < 0.5:
-        output["text"] = rng.choice(SUPPORT_TOPICS[label]["reply"]).format(**fill)
-    customer_ref = _customer(rng, "CUST", 60)
+        output["text"] = drafts[0].format(**fill)
+    customer_ref = _customer(rng, "CUST", 400)
     return DemoCase(
         category_slug=SUPPORT,
         external_id=f"TCK-{100000 + number}",
@@ -270,12 +288,14 @@ def _support_case(rng: random.Random, number: int) -> DemoCase:
 
 def _refund_case(rng: random.Random, number: int) -> DemoCase:
     person = _Person(rng)
-    reason, truth, why = rng.choice(REFUND_REASONS)
+    reason, truth, why, (min_days, max_days) = rng.choice(REFUND_REASONS)
     # Order values are log-normal, as shop baskets are: most small, a few above the 500 high-value limit.
-    amount = Decimal(str(round(min(4000.0, rng.lognormvariate(4.4, 0.9)), 2))).quantize(Decimal("0.01"))
+    amount = Decimal(str(round(min(4000.0, rng.lognormvariate(4.8, 1.0)), 2))).quantize(Decimal("0.01"))
     currency = rng.choice(["EUR", "EUR", "USD", "GBP"])
     order = f"ORD-{rng.randint(200000, 299999)}"
-    days = rng.randint(1, 75)
+    days = rng.randint(min_days, max_days)
+    if days > 30 and truth == "partial":
+        truth, why = "deny", "a change of mind outside the 30-day return window"
     confidence = _confidence(rng, 7.0, 1.5)
     labels = ["approve", "partial", "deny", "legal"]
     label = _predicted(rng, truth, labels, confidence)
@@ -283,7 +303,12 @@ def _refund_case(rng: random.Random, number: int) -> DemoCase:
     message = REFUND_MESSAGES[label].format(
         name=person.first, amount=amount, currency=currency, order=order, partial=partial
     )
-    output: dict[str, Any] = {"label": label, "reasoning": f"Looks like: {why}; delivered {days} days ago."}
+    window = "inside" if days <= 30 else "outside"
+    basis = why if label == truth else f"closest precedent is a {label} case"
+    output: dict[str, Any] = {
+        "label": label,
+        "reasoning": f"{basis[0].upper()}{basis[1:]}; delivered {days} days ago ({window} the 30-day window).",
+    }
     if message:
         output["text"] = message
         output["refund_amount"] = str(amount if label == "approve" else partial if label == "partial" else 0)
@@ -317,7 +342,7 @@ def _refund_case(rng: random.Random, number: int) -> DemoCase:
             "tier": rng.choice(TIERS),
         },
         priority="urgent" if urgent else "normal",
-        customer_ref=_customer(rng, "CUST", 80),
+        customer_ref=_customer(rng, "CUST", 400),
     )
 
 

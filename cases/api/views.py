@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.apps import apps
 from django.conf import settings
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
@@ -30,7 +31,7 @@ from cases.models import Case, Queue
 from cases.selectors import queue_stats
 from cases.services import IntakeItem, submit_cases
 from governance.models import AuditEvent, Category
-from hitl_project.api import SeqCursorPagination, error_responses, has_perm_on
+from hitl_project.api import SeqCursorPagination, acting_user, error_responses, has_perm_on
 
 SUBMIT_PERM = "governance.submit_case"
 
@@ -56,8 +57,8 @@ class CaseViewSet(
 
     @staticmethod
     def _decisions() -> QuerySet[Any]:
-        # The reverse relation's model, without importing the reviews layer.
-        return Case._meta.get_field("decisions").related_model.objects.select_related("actor")  # type: ignore[union-attr]
+        # Looked up by name: the reviews layer sits above cases, which never imports it.
+        return apps.get_model("reviews", "Decision").objects.select_related("actor")
 
     @extend_schema(
         request=CaseIntakeSerializer,
@@ -74,7 +75,7 @@ class CaseViewSet(
         item = intake.to_item()
         if not _may_submit(request.user, item.category):
             raise PermissionDenied(f"You need governance.submit_case on {item.category.slug!r} to submit cases to it.")
-        case, created = submit_cases(user=request.user, items=[item])[0]  # type: ignore[arg-type]
+        case, created = submit_cases(user=acting_user(request), items=[item])[0]
         return Response(CaseSerializer(case).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(
@@ -111,7 +112,7 @@ class CaseViewSet(
                 )
             else:
                 valid.append((index, intake.to_item()))
-        stored = submit_cases(user=request.user, items=[item for _, item in valid])  # type: ignore[arg-type]
+        stored = submit_cases(user=acting_user(request), items=[item for _, item in valid])
         for (index, _), (case, created) in zip(valid, stored, strict=True):
             results[index].update(
                 result="created" if created else "existing", id=case.pk, case=CaseSerializer(case).data
@@ -141,7 +142,7 @@ class QueueViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
         return queryset.filter(category__slug=category) if category else queryset
 
     def get_serializer_context(self) -> dict[str, Any]:
-        context = super().get_serializer_context()
+        context = dict(super().get_serializer_context())
         now = timezone.now()
         if self.action == "retrieve":
             queues = list(self.get_queryset().filter(slug=self.kwargs.get("slug")))

@@ -23,7 +23,7 @@ from governance.api.serializers import (
 )
 from governance.filtersets import ModelVersionFilterSet
 from governance.models import Category, ModelVersion
-from hitl_project.api import error_responses, has_perm_on
+from hitl_project.api import acting_user, error_responses, has_perm_on
 
 
 class CategoryViewSet(
@@ -49,7 +49,7 @@ class CategoryViewSet(
             raise PermissionDenied("Only product owners and superusers may create categories.")
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        category = services.create_category(user=request.user, **serializer.validated_data)  # type: ignore[arg-type]
+        category = services.create_category(user=acting_user(request), **serializer.validated_data)
         return Response(self.get_serializer(category).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -65,7 +65,7 @@ class CategoryViewSet(
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
         reason = changes.pop("reason")
-        services.update_policy(category=category, user=request.user, changes=changes, reason=reason)  # type: ignore[arg-type]
+        services.update_policy(category=category, user=acting_user(request), changes=changes, reason=reason)
         return Response(self.get_serializer(self.get_queryset().get(pk=category.pk)).data)
 
     @extend_schema(
@@ -80,7 +80,7 @@ class CategoryViewSet(
         serializer.is_valid(raise_exception=True)
         category = services.pause_category(
             category=category,
-            user=request.user,
+            user=acting_user(request),
             reason=serializer.validated_data["reason"],  # type: ignore[arg-type]
         )
         return Response(self.get_serializer(category).data)
@@ -97,7 +97,7 @@ class CategoryViewSet(
         serializer.is_valid(raise_exception=True)
         category = services.resume_category(
             category=category,
-            user=request.user,
+            user=acting_user(request),
             reason=serializer.validated_data["reason"],  # type: ignore[arg-type]
         )
         return Response(self.get_serializer(category).data)
@@ -126,7 +126,7 @@ class ModelVersionViewSet(
             category=data["category"],
             name=data["name"],
             version=data["version"],
-            user=request.user,  # type: ignore[arg-type]
+            user=acting_user(request),
             status=data["status"],
             reason=data.get("reason", ""),
             notes=data.get("notes", ""),
@@ -148,7 +148,7 @@ class ModelVersionViewSet(
         model_version = services.promote_model_version(
             model_version=model_version,
             status=serializer.validated_data["status"],
-            user=request.user,  # type: ignore[arg-type]
+            user=acting_user(request),
             reason=serializer.validated_data["reason"],
         )
         return Response(self.get_serializer(model_version).data)
