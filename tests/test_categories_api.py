@@ -99,8 +99,11 @@ def test_policy_patch_creates_a_new_version_with_its_reason(api, product_owner):
         "/api/v1/categories/cat/policy/", {"auto_threshold": 0.97, "reason": "too many errors"}, format="json"
     )
     assert response.status_code == 200, response.content
-    assert response.json()["policy"]["version"] == 2
-    assert response.json()["policy"]["auto_threshold"] == 0.97
+    assert response.json()["category"] == "cat"
+    assert response.json()["version"] == 2
+    assert response.json()["auto_threshold"] == 0.97
+    assert api(product_owner).get("/api/v1/categories/cat/").json()["policy"]["version"] == 2
+    assert api(product_owner).get("/api/v1/categories/cat/policy/").json()["version"] == 2
     policy = Policy.objects.get(category=category)
     latest = policy.history.first()
     assert latest.history_change_reason == "too many errors"

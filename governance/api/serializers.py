@@ -45,6 +45,15 @@ class PolicySerializer(serializers.ModelSerializer[Policy]):
         return attrs
 
 
+class CategoryPolicySerializer(PolicySerializer):
+    """A policy as its own resource (/categories/{slug}/policy/): its fields plus the category it belongs to."""
+
+    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+
+    class Meta(PolicySerializer.Meta):
+        fields = ["category", *PolicySerializer.Meta.fields]
+
+
 class PolicyChangeSerializer(PolicySerializer):
     """A new policy version: the fields to change plus the reason for the change."""
 
@@ -63,7 +72,7 @@ class PolicyChangeSerializer(PolicySerializer):
 class CategorySerializer(serializers.ModelSerializer[Category]):
     policy = PolicySerializer(required=False)
     create_default_queues = serializers.BooleanField(default=True, write_only=True)
-    pattern = serializers.ChoiceField(choices=Pattern.choices)
+    pattern = serializers.ChoiceField(choices=Pattern.choices, default=Pattern.EXCEPTION)
     stage = serializers.ChoiceField(choices=Stage.choices, default=Stage.LIVE)
     consequence = serializers.ChoiceField(choices=Consequence.choices, default=Consequence.MEDIUM)
     queues = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")

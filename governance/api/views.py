@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from governance import services
 from governance.api.serializers import (
+    CategoryPolicySerializer,
     CategorySerializer,
     ModelVersionSerializer,
     PolicyChangeSerializer,
@@ -53,20 +54,27 @@ class CategoryViewSet(
         return Response(self.get_serializer(category).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        request=PolicyChangeSerializer,
-        responses={200: CategorySerializer, **error_responses(400, 401, 403, 404)},
+        methods=["GET"],
+        responses={200: CategoryPolicySerializer, **error_responses(401, 404)},
     )
-    @action(detail=True, methods=["patch"], url_path="policy")
+    @extend_schema(
+        methods=["PATCH"],
+        request=PolicyChangeSerializer,
+        responses={200: CategoryPolicySerializer, **error_responses(400, 401, 403, 404)},
+    )
+    @action(detail=True, methods=["get", "patch"], url_path="policy")
     def policy(self, request: Request, slug: str | None = None) -> Response:
-        """Change the policy: a new version, with a required `reason`."""
+        """The category's current policy; PATCH makes a new version and needs a `reason`."""
         category = self.get_object()
+        if request.method == "GET":
+            return Response(CategoryPolicySerializer(category.policy).data)
         self._require_change(category)
         serializer = PolicyChangeSerializer(category.policy, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         changes = dict(serializer.validated_data)
         reason = changes.pop("reason")
-        services.update_policy(category=category, user=acting_user(request), changes=changes, reason=reason)
-        return Response(self.get_serializer(self.get_queryset().get(pk=category.pk)).data)
+        policy = services.update_policy(category=category, user=acting_user(request), changes=changes, reason=reason)
+        return Response(CategoryPolicySerializer(policy).data)
 
     @extend_schema(
         request=ReasonSerializer, responses={200: CategorySerializer, **error_responses(400, 401, 403, 404, 409)}

@@ -1,0 +1,261 @@
+"""What every HITL Desk admin shares: the visibility boundary, history without reverts, and reason prompts.
+
+Visibility is the models' `visible_to(user)`, applied in `get_queryset` before any lookup, so the admin draws the
+same line as the API and exports: an object the user may not see is a 404, never a 403 that confirms it exists.
+Object grants (guardian) open an admin on their own: a product owner with `change_category` on one category opens
+the category list without a global `view_category` (which would open every category).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from guardian.admin import ReinforcedGuardedModelAdminMixin
+from simple_history.admin import SimpleHistoryAdmin
+
+from governance.exceptions import Conflict
+from governance.models import Category
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+    AdminBase = admin.ModelAdmin[Any]
+else:
+    AdminBase = object
+
+# Guardian's own permissions, which its "Object permissions" pages require (ReinforcedGuardedModelAdminMixin).
+OBJECT_PERMISSION_ADMIN_PERMS = (
+    "guardian.view_userobjectpermission",
+    "guardian.view_groupobjectpermission",
+    "guardian.change_userobjectpermission",
+    "guardian.change_groupobjectpermission",
+)
+
+
+class VisibleToAdminMixin(AdminBase):
+    """Narrow an admin to what the user may see, and let object grants open it.
+
+    `restrict()` is the one place an admin says what "visible" means for its model (by default the model's
+    `visible_to(user)` queryset method). With `grants_open_admin`, visibility alone lets a user view the list and
+    the objects in it; without it, the role's model permission (e.g. `reviews.view_decision`) is needed as well.
+    """
+
+    grants_open_admin = True
+
+    def restrict(self, queryset: QuerySet[Any], user: AbstractBaseUser | AnonymousUser) -> QuerySet[Any]:
+        return queryset.visible_to(user)  # type: ignore[attr-defined, no-any-return]
+
+    def _request_cache(self, request: HttpRequest) -> dict[tuple[str, object], Any]:
+        # Visibility costs a few queries (the user's grants); work it out once per request and model.
+        cache: dict[tuple[str, object], Any] = request.__dict__.setdefault("_hitl_admin_visibility", {})
+        return cache
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        cache = self._request_cache(request)
+        key = (self.opts.label, "queryset")
+        if key not in cache:
+            cache[key] = self.restrict(super().get_queryset(request), request.user)
+        return cache[key].all()  # type: ignore[no-any-return]
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is None:
+            # Missing and not visible look the same: a 404, not Django's redirect that names the id.
+            raise Http404(f"No {self.opts.verbose_name} matches the given query.")
+        return obj
+
+    def has_any_visible(self, request: HttpRequest) -> bool:
+        cache = self._request_cache(request)
+        key = (self.opts.label, "any")
+        if key not in cache:
+            cache[key] = self.get_queryset(request).exists()
+        return bool(cache[key])
+
+    def is_visible(self, request: HttpRequest, obj: Model) -> bool:
+        cache = self._request_cache(request)
+        key = (self.opts.label, obj.pk)
+        if key not in cache:
+            cache[key] = self.get_queryset(request).filter(pk=obj.pk).exists()
+        return bool(cache[key])
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        role_allows = super().has_view_permission(request)  # the global permission a role (group) gives
+        if not self.grants_open_admin and not role_allows:
+            return False
+        if obj is not None:
+            return self.is_visible(request, obj)
+        return role_allows or self.has_any_visible(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return super().has_module_permission(request) or self.has_view_permission(request)
+
+
+class HitlModelAdmin(SimpleHistoryAdmin):
+    """The base of the admins of history-tracked models: history with its diffs, but never a revert.
+
+    Every write goes through a service that records who, why and an audit event; simple-history's "revert"
+    would bypass all three, so its per-version form is refused and the history list links nowhere.
+    `read_only_change_form` is for models that have nothing editable on their change page (their writes are
+    actions or tools), so no Save button offers to save nothing.
+    """
+
+    change_form_template = "admin/hitl/change_form.html"
+    object_history_list_template = "admin/hitl/object_history_list.html"
+    read_only_change_form = False
+
+    def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
+        if self.get_object(request, unquote(object_id)) is None:  # before simple-history looks at the history
+            raise Http404
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(
+        self, request: HttpRequest, object_id: str, version_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if request.method != "GET":
+            raise PermissionDenied("Past versions are never restored from the admin; make a new change instead.")
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404
+        return HttpResponseRedirect(
+            reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_history", args=[object_id])
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if self.read_only_change_form and request.method == "POST":
+            self.get_object(request, unquote(object_id))  # an object the user may not see stays a 404
+            raise PermissionDenied
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def get_object_tools(self, request: HttpRequest, obj: Any) -> list[tuple[str, str]]:
+        """Links (label, url) shown above the change form, e.g. to pause a category or promote a version."""
+        return []
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        context["object_tools"] = self.get_object_tools(request, obj) if obj is not None else []
+        if change and self.read_only_change_form:
+            context.update(show_save=False, show_save_and_continue=False, show_save_and_add_another=False)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+class GuardedHitlModelAdmin(ReinforcedGuardedModelAdminMixin, HitlModelAdmin):
+    """HitlModelAdmin with guardian's "Object permissions" pages (who may work a queue, own a category).
+
+    The reinforced mixin (guardian's GuardedModelAdmin plus a check of guardian's own permissions) keeps those
+    pages to superusers and whoever holds the object-permission admin rights: a product owner who may change a
+    category must not be able to hand out grants on it.
+    """
+
+    def can_manage_object_permissions(self, request: HttpRequest) -> bool:
+        return bool(request.user.has_perms(OBJECT_PERMISSION_ADMIN_PERMS))
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any = None,
+    ) -> HttpResponse:
+        context["can_manage_object_permissions"] = change and self.can_manage_object_permissions(request)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+class VisibleCategoryFilter(admin.SimpleListFilter):
+    """Filter by category, offering only the categories the user may see (a plain FK filter lists them all)."""
+
+    title = "category"
+    parameter_name = "category"
+    lookup = "category_id"  # the path from the admin's model to the category's id (or slug, with by_slug)
+    by_slug = False
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        categories = Category.objects.visible_to(request.user).order_by("slug").only("pk", "slug")
+        return [(category.slug if self.by_slug else str(category.pk), category.slug) for category in categories]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        return queryset.filter(**{self.lookup: value}) if value else queryset
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why: it goes into the history and the audit trail.",
+    )
+
+
+def _error_text(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return " ".join(exc.messages)
+    return str(exc) or "Not allowed."
+
+
+def confirm_with_reason(
+    model_admin: admin.ModelAdmin[Any],
+    request: HttpRequest,
+    objects: Sequence[Model],
+    *,
+    title: str,
+    submit_label: str,
+    apply: Callable[[Any, dict[str, Any]], object],
+    form_class: type[forms.Form] = ReasonForm,
+    initial: dict[str, Any] | None = None,
+    action: str | None = None,
+) -> HttpResponse | None:
+    """The page that asks for a reason before a service runs on each object; None once it has run.
+
+    Serves both an admin action (its page posts back to the change list with the action and the selection) and a
+    per-object tool (it posts back to itself). A service that refuses one object (ValidationError, Conflict,
+    PermissionDenied) leaves the others to proceed, and each refusal is shown.
+    """
+    form = form_class(request.POST if request.POST.get("post") == "yes" else None, initial=initial)
+    if form.is_bound and form.is_valid():
+        done = []
+        for obj in objects:
+            try:
+                apply(obj, form.cleaned_data)
+            except (ValidationError, Conflict, PermissionDenied) as exc:
+                model_admin.message_user(request, f"{obj}: {_error_text(exc)}", messages.ERROR)
+            else:
+                done.append(str(obj))
+        if done:
+            model_admin.message_user(request, f"{submit_label}: {', '.join(done)}.", messages.SUCCESS)
+        return None
+    opts = model_admin.opts
+    context = {
+        **model_admin.admin_site.each_context(request),
+        "title": title,
+        "opts": opts,
+        "objects": objects,
+        "form": form,
+        "submit_label": submit_label,
+        "action": action,
+        "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        "cancel_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),
+        "media": model_admin.media + form.media,
+    }
+    request.current_app = model_admin.admin_site.name
+    return TemplateResponse(request, "admin/hitl/confirm_with_reason.html", context)
