@@ -138,6 +138,8 @@ class Case(models.Model):
             # "A segment not seen in the last 30 days" at intake.
             models.Index(fields=["category", "segment_key", "created_at"], name="cases_case_segment_seen"),
             models.Index(fields=["customer_ref"], name="cases_case_customer_ref"),
+            # Looking a case up by the integration's id alone (search, support questions).
+            models.Index(fields=["external_id"], name="cases_case_external_id"),
         ]
 
     def __str__(self) -> str:

@@ -227,11 +227,12 @@ def _routed_event(case: Case, actor: User | None) -> events.EventSpec:
 class _Router:
     """Routes a run of items of one category against one read of its state, policy, queues and history."""
 
-    def __init__(self, category: Category, now: datetime) -> None:
+    def __init__(self, category: Category, now: datetime, user: User | None) -> None:
         self.category = Category.objects.get(pk=category.pk)  # fresh: the pause flag may have just changed
         self.policy = Policy.objects.get(category=self.category)
         self.queues = {q.kind: q for q in Queue.objects.filter(category=self.category)}
         self.now = now
+        self.user = user
         self.model_versions: dict[str, ModelVersion] = {}
         self._seen_segments: set[str] = set()
         self._top_decile: Decimal | None = None
@@ -240,7 +241,7 @@ class _Router:
     def prepare(self, items: list[IntakeItem]) -> None:
         for label in {item.model_version for item in items}:
             # Registered in its own transaction: a new version is kept even if this submission fails later.
-            self.model_versions[label] = model_version_for_intake(category=self.category, label=label)
+            self.model_versions[label] = model_version_for_intake(category=self.category, label=label, user=self.user)
         self._seen_segments = seen_segment_keys(self.category, {segment_key(i.segment) for i in items}, self.now)
 
     def top_decile(self) -> Decimal | None:
@@ -325,7 +326,7 @@ def _submit_category_run(
             first_index_of[external_id] = index
             new_indexes.append(index)
     if new_indexes:
-        router = _Router(category, now)
+        router = _Router(category, now, user)
         router.prepare([items[i] for i in new_indexes])
         try:
             created = _store(user=user, router=router, items=[items[i] for i in new_indexes])

@@ -142,9 +142,17 @@ def verify_chain(events: Iterator[AuditEvent] | None = None) -> tuple[int, Chain
         expected_prev = event.hash
         expected_seq += 1
         checked += 1
-    head = AuditChainHead.objects.get(pk=1)
-    if head.seq != checked or head.hash != expected_prev:
+    head = AuditChainHead.objects.filter(pk=1).first()
+    if head is None:
+        return checked, ChainProblem(checked + 1, None, "the chain head row is missing: the chain cannot be anchored")
+    if head.seq > checked:
         return checked, ChainProblem(
-            checked + 1, None, f"the chain head says {head.seq} rows but {checked} were found: rows are missing"
+            checked + 1,
+            None,
+            f"the chain head says {head.seq} rows but only {checked} exist: the last rows are missing",
+        )
+    if head.seq < checked or head.hash != expected_prev:
+        return checked, ChainProblem(
+            head.seq, None, f"the chain head ({head.seq} rows) does not match the last row ({checked}): it was altered"
         )
     return checked, None

@@ -3,6 +3,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -215,6 +216,20 @@ class ModelVersion(models.Model):
         return f"{self.name}@{self.version}"
 
 
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def visible_to(self, user: User | AnonymousUser) -> AuditEventQuerySet:
+        """Events of the cases the user may see, and category-level events of the categories they may see."""
+        if not user.is_authenticated:
+            return self.none()
+        if has_global_category_view(user):
+            return self.all()
+        case_model = apps.get_model("cases", "Case")  # by name: governance sits below cases and never imports it
+        return self.filter(
+            Q(case_id__in=case_model.objects.visible_to(user).values("pk"))
+            | Q(case_id__isnull=True, category_slug__in=Category.objects.visible_to(user).values("slug"))
+        )
+
+
 class AuditEvent(models.Model):
     """One row of the append-only, hash-chained audit log.
 
@@ -233,6 +248,8 @@ class AuditEvent(models.Model):
     payload = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64, unique=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["seq"]

@@ -87,6 +87,11 @@ def create_category(
     category.full_clean()
     save_with_reason(category, user=user, reason=reason)
 
+    unknown = set(policy or {}) - set(POLICY_FIELDS)
+    if unknown:
+        raise ValidationError(
+            {"policy": f"Not policy fields: {sorted(unknown)}; known fields are {list(POLICY_FIELDS)}."}
+        )
     policy_obj = Policy(category=category, version=1, **(policy or {}))
     policy_obj.full_clean(exclude=["category"])
     save_with_reason(policy_obj, user=user, reason=reason)
@@ -137,7 +142,8 @@ def pause_category(*, category: Category, user: User | None, reason: str) -> Cat
     reason = _require_reason(reason)
     category = Category.objects.select_for_update().get(pk=category.pk)
     if category.paused:
-        raise Conflict(f"Category {category.slug!r} is already paused (since {category.paused_at:%Y-%m-%d %H:%M}).")
+        since = f" (since {category.paused_at:%Y-%m-%d %H:%M})" if category.paused_at else ""
+        raise Conflict(f"Category {category.slug!r} is already paused{since}.")
     category.paused = True
     category.paused_at = timezone.now()
     category.paused_by = user  # type: ignore[assignment]
@@ -216,8 +222,9 @@ def register_model_version(
     return model_version
 
 
-def model_version_for_intake(*, category: Category, label: str) -> ModelVersion:
-    """The version a case names; one never seen before is registered (status `registered`) by the system."""
+def model_version_for_intake(*, category: Category, label: str, user: User | None = None) -> ModelVersion:
+    """The version a case names; one never seen before is registered (status `registered`), in the history under
+    the user whose submission first named it."""
     name, version = parse_model_label(label)
     existing = ModelVersion.objects.filter(category=category, name=name, version=version).first()
     if existing is not None:
@@ -225,7 +232,7 @@ def model_version_for_intake(*, category: Category, label: str) -> ModelVersion:
     try:
         with transaction.atomic():
             return register_model_version(
-                category=category, name=name, version=version, user=None, reason="First seen on a submitted case"
+                category=category, name=name, version=version, user=user, reason="First seen on a submitted case"
             )
     except Conflict:
         # Another request registered it a moment ago.

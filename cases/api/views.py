@@ -9,7 +9,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -31,7 +31,8 @@ from cases.models import Case, Queue
 from cases.selectors import queue_stats
 from cases.services import IntakeItem, submit_cases
 from governance.models import AuditEvent, Category
-from hitl_project.api import SeqCursorPagination, acting_user, error_responses, has_perm_on
+from governance.permissions import has_perm_on
+from hitl_project.api import SeqCursorPagination, acting_user, error_responses
 
 SUBMIT_PERM = "governance.submit_case"
 
@@ -168,12 +169,7 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[AuditEven
     pagination_class = SeqCursorPagination
 
     def get_queryset(self) -> QuerySet[AuditEvent]:
-        user = self.request.user
-        visible_categories = Category.objects.visible_to(user).values("slug")
-        visible_cases = Case.objects.visible_to(user).values("pk")
-        queryset = AuditEvent.objects.filter(
-            Q(case_id__in=visible_cases) | Q(case_id__isnull=True, category_slug__in=visible_categories)
-        )
+        queryset = AuditEvent.objects.visible_to(self.request.user)
         params = self.request.query_params
         if "case" in params:
             try:

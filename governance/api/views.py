@@ -24,7 +24,8 @@ from governance.api.serializers import (
 )
 from governance.filtersets import ModelVersionFilterSet
 from governance.models import Category, ModelVersion
-from hitl_project.api import acting_user, error_responses, has_perm_on
+from governance.permissions import has_perm_on
+from hitl_project.api import acting_user, error_responses
 
 
 class CategoryViewSet(

@@ -7,7 +7,7 @@ services the admin and the API use, so the demo data is routed, versioned and au
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -214,21 +214,8 @@ class Command(BaseCommand):
         batch: list[IntakeItem] = []
         done = 0
         for demo in demo_cases(count):
-            batch.append(
-                IntakeItem(
-                    category=categories[demo.category_slug],
-                    external_id=demo.external_id,
-                    input=demo.input,
-                    output=demo.output,
-                    confidence=demo.confidence,
-                    model_version=demo.model_version,
-                    rules_fired=demo.rules_fired,
-                    value=demo.value,
-                    segment=demo.segment,
-                    priority=demo.priority,
-                    customer_ref=demo.customer_ref,
-                )
-            )
+            fields = asdict(demo)
+            batch.append(IntakeItem(category=categories[fields.pop("category_slug")], **fields))
             if len(batch) == BATCH_SIZE:
                 created_count += self._submit(integration, batch)
                 done += len(batch)

@@ -1,0 +1,994 @@
+"""Intake benchmark: single-case latency and bulk rate of the REST API, against DESIGN.md "Budgets".
+
+What it measures, on a scratch PostgreSQL database it creates (and drops at the end):
+
+1. Single-case intake: N sequential ``POST /api/v1/cases/`` (default 2,000, after 100 uncounted warm-up
+   requests) to ONE gunicorn sync worker, from one keep-alive ``http.client`` connection. The server is not
+   instrumented: the figure is the client-side round trip on loopback, timed from sending the request to
+   reading the last byte of the response. That is an upper bound of server-side time (it adds the loopback
+   TCP hop and, since gunicorn's sync worker closes every connection, a TCP connect of ~0.1 ms). Budget:
+   p50 < 15 ms and p99 < 50 ms server-side; a PASS here therefore holds server-side too.
+   For scale, the same is measured for an unauthenticated POST (a 401 that touches no database): the floor
+   of HTTP + gunicorn + Django middleware + DRF.
+2. Bulk intake: ``POST /api/v1/cases/bulk/`` in batches of 500 (default 10 batches) -> cases/s; then, in
+   this process and on the same database, ``cases.services.submit_cases`` on batches of the same rows (the
+   service without HTTP, JSON and serializers) and a plain ``Case.objects.bulk_create`` of the same rows (route
+   fields fixed, queue and model version set; building the objects is not timed) -> cases/s. Budget: the bulk
+   API at least half the rate of ``bulk_create``. Every phase uses its own external ids.
+3. SQL queries per single intake, per bulk request and per ``submit_cases`` batch (in-process, through Django's
+   test client and ``CaptureQueriesContext``), grouped by statement shape. ``--profile`` also prints a
+   cProfile of one bulk request and of one ``submit_cases`` batch, and every query shape.
+
+Run (PostgreSQL, trust auth; the database named in the URL is not used, the scratch one is ``--db-name``)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/intake.py
+    DATABASE_URL=... .venv/bin/python bench/intake.py --requests 500 --bulk-batches 2 --profile
+
+Results: a table on stdout and ``bench/results/intake-<date>.json``. The script refuses SQLite unless
+``--allow-sqlite`` (then the scratch database is a temporary file), refuses to use the ``test``, ``postgres``
+and template databases, and refuses a scratch database that already exists unless ``--replace-db``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import cProfile
+import functools
+import http.client
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from cases.services import IntakeItem
+    from governance.models import Category
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = ROOT / "bench" / "results"
+VENV_BIN = Path(sys.executable).parent
+
+CATEGORY_SLUG = "bench-intake"
+MODEL_LABEL = "bench-model@1"
+BULK_BATCH = 500
+WARMUP_REQUESTS = 100
+FLOOR_REQUESTS = 200
+PROGRESS_EVERY = 500
+QUERY_RUNS = ("single_api", "bulk_api_500", "submit_cases_500")
+PROTECTED_DATABASES = frozenset({"test", "postgres", "template0", "template1"})
+
+# DESIGN.md "Budgets".
+TARGET_P50_MS = 15.0
+TARGET_P99_MS = 50.0
+TARGET_BULK_RATIO = 0.5
+
+LABELS = ("shipping", "refund", "billing", "account", "cancellation", "fraud_suspected")
+CHANNELS = ("email", "chat", "phone", "web")
+TIERS = ("free", "silver", "gold", "platinum")
+REGIONS = ("eu-west", "eu-north", "us-east", "apac")
+RULES = ("keyword_match", "repeat_contact", "chargeback_history", "vip_customer")
+TEXTS = (
+    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
+    "I was charged twice for the same subscription this month, please refund one of the payments.",
+    "I cannot log in since I changed my phone; the code never arrives by SMS.",
+    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
+    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
+)
+
+
+# --- The scratch database -------------------------------------------------------------------------------------
+
+
+class BenchError(Exception):
+    """A refusal or a failure the user should read (printed without a traceback)."""
+
+
+@dataclass
+class ScratchDatabase:
+    """A database this script creates, migrates and drops; never one it did not create (unless --replace-db)."""
+
+    base_url: str
+    name: str
+    replace: bool
+    created: bool = False
+    sqlite_dir: Path | None = None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return urlsplit(self.base_url).scheme.startswith("sqlite")
+
+    @property
+    def url(self) -> str:
+        if self.is_sqlite:
+            assert self.sqlite_dir is not None
+            return f"sqlite:///{self.sqlite_dir / (self.name + '.sqlite3')}"
+        return urlunsplit(urlsplit(self.base_url)._replace(path=f"/{self.name}"))
+
+    def _admin_connection(self) -> Any:
+        import psycopg  # only needed on PostgreSQL
+
+        parts = urlsplit(self.base_url)
+        # The maintenance database; the URL's query (Django OPTIONS such as server_side_binding) is not libpq's.
+        admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres", query=""))
+        return psycopg.connect(admin, autocommit=True)
+
+    def create(self) -> None:
+        if self.is_sqlite:
+            self.sqlite_dir = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
+            self.created = True
+            return
+        from psycopg import sql
+
+        with self._admin_connection() as conn:
+            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.name]).fetchone()
+            if exists and not self.replace:
+                raise BenchError(
+                    f"Database {self.name!r} already exists (a run with --keep-db?). Drop it, pass --replace-db, "
+                    "or choose another --db-name."
+                )
+            if exists:
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(self.name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        self.created = True
+
+    def drop(self) -> None:
+        if not self.created:
+            return
+        if self.is_sqlite:
+            if self.sqlite_dir is not None:
+                shutil.rmtree(self.sqlite_dir, ignore_errors=True)
+            return
+        from psycopg import sql
+
+        with self._admin_connection() as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+
+    def server_version(self) -> str:
+        if self.is_sqlite:
+            import sqlite3
+
+            return f"SQLite {sqlite3.sqlite_version}"
+        with self._admin_connection() as conn:
+            row = conn.execute("SHOW server_version").fetchone()
+            return f"PostgreSQL {row[0]}" if row else "PostgreSQL"
+
+
+def check_database_url(url: str, *, name: str, allow_sqlite: bool) -> None:
+    scheme = urlsplit(url).scheme
+    if name in PROTECTED_DATABASES:
+        raise BenchError(f"Refusing to use {name!r} as the scratch database: choose another --db-name.")
+    if scheme.startswith("sqlite"):
+        if not allow_sqlite:
+            raise BenchError(
+                "DATABASE_URL is SQLite: the budgets are for PostgreSQL. Pass --allow-sqlite to run anyway."
+            )
+    elif scheme not in ("postgres", "postgresql", "pgsql"):
+        raise BenchError(f"DATABASE_URL must be postgres://... (got scheme {scheme!r}).")
+
+
+# --- Django, in this process ----------------------------------------------------------------------------------
+
+
+def configure_django(database_url: str) -> dict[str, str]:
+    """Point this process (and the environment gunicorn inherits) at the scratch database, then set Django up."""
+    os.environ["DATABASE_URL"] = database_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "hitl_project.settings"
+    os.environ["DEBUG"] = "false"
+    os.environ["ALLOWED_HOSTS"] = "127.0.0.1"
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    return dict(os.environ)
+
+
+def migrate() -> float:
+    from django.core.management import call_command
+
+    start = time.perf_counter()
+    call_command("migrate", interactive=False, verbosity=0)
+    return time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class Fixture:
+    category_id: int
+    user_id: int
+    token: str
+
+
+def create_fixture() -> Fixture:
+    """The category (varied routes: sensitive label and rule, high-value limit, an 80 % ramp), its active model
+    version, and an integration user with governance.submit_case on it and a DRF token."""
+    # Imported here: Django is configured at run time, from the command line.
+    from django.contrib.auth.models import User
+    from guardian.shortcuts import assign_perm
+    from rest_framework.authtoken.models import Token
+
+    from governance.services import create_category, register_model_version
+
+    category = create_category(
+        user=None,
+        slug=CATEGORY_SLUG,
+        name="Bench intake",
+        pattern="exception",
+        stage="live",
+        policy={
+            "auto_threshold": 0.9,
+            "review_threshold": 0.6,
+            "auto_share": 80.0,
+            "high_value_amount": Decimal("5000.00"),
+            "sensitive_labels": ["fraud_suspected"],
+            "sensitive_rules": ["chargeback_history"],
+            "audit_rate": 0.05,
+        },
+        reason="bench",
+    )
+    name, version = MODEL_LABEL.split("@")
+    register_model_version(category=category, name=name, version=version, user=None, status="active", reason="bench")
+    user = User.objects.create_user(username="bench-integration", email="bench@example.com")
+    assign_perm("governance.submit_case", user, category)
+    token = Token.objects.create(user=user)
+    return Fixture(category_id=category.pk, user_id=user.pk, token=token.key)
+
+
+# --- Request bodies -------------------------------------------------------------------------------------------
+
+
+def case_body(rng: random.Random, external_id: str) -> dict[str, Any]:
+    """One realistic submission; confidences spread over the full-review, quick-review and auto bands."""
+    label = rng.choices(LABELS, weights=(30, 25, 20, 15, 8, 2))[0]
+    band = rng.random()
+    if band < 0.2:
+        confidence = rng.uniform(0.3, 0.6)
+    elif band < 0.5:
+        confidence = rng.uniform(0.6, 0.9)
+    else:
+        confidence = rng.uniform(0.9, 1.0)
+    confidence = round(confidence, 4)
+    body: dict[str, Any] = {
+        "category": CATEGORY_SLUG,
+        "external_id": external_id,
+        "input": {
+            "text": rng.choice(TEXTS),
+            "order_id": f"ORD-{rng.randint(100000, 999999)}",
+            "locale": rng.choice(("en-GB", "de-DE", "fr-FR", "en-US")),
+            "attachments": rng.randint(0, 3),
+        },
+        "output": {
+            "label": label,
+            "text": f"Classified as {label}.",
+            "reasoning": f"The message mentions {label.replace('_', ' ')}-related terms.",
+            "score": confidence,
+        },
+        "confidence": confidence,
+        "model_version": MODEL_LABEL,
+        "segment": {"channel": rng.choice(CHANNELS), "tier": rng.choice(TIERS), "region": rng.choice(REGIONS)},
+        "priority": "urgent" if rng.random() < 0.05 else "normal",
+        "customer_ref": f"cust-{rng.randint(1, 20000)}",
+    }
+    if rng.random() < 0.3:
+        body["rules_fired"] = rng.sample(RULES, rng.randint(1, 2))
+    if rng.random() < 0.7:
+        body["value"] = f"{rng.lognormvariate(4.5, 1.2):.2f}"
+    return body
+
+
+def intake_item(body: dict[str, Any], category: Category) -> IntakeItem:
+    """The IntakeItem the API's serializer would build from this body."""
+    from cases.services import IntakeItem
+
+    value = body.get("value")
+    return IntakeItem(
+        category=category,
+        external_id=body["external_id"],
+        input=body["input"],
+        output=body["output"],
+        confidence=body["confidence"],
+        model_version=body["model_version"],
+        rules_fired=body.get("rules_fired", []),
+        value=Decimal(value) if value is not None else None,
+        segment=body.get("segment", {}),
+        priority=body.get("priority", "normal"),
+        customer_ref=body.get("customer_ref", ""),
+    )
+
+
+# --- gunicorn and the HTTP client -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """One gunicorn sync worker on the scratch database."""
+
+    env: dict[str, str]
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="hitl-bench-gunicorn-")[1]))
+
+    @property
+    def command(self) -> list[str]:
+        return [
+            str(VENV_BIN / "gunicorn"),
+            "hitl_project.wsgi",
+            "-w",
+            "1",
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "--timeout",
+            "120",
+        ]
+
+    def start(self, token: str, timeout: float = 60.0) -> None:
+        env = {**self.env, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1"}
+        with self.log_path.open("wb") as log:
+            # Its own session: a Ctrl-C in the terminal reaches this script, which then stops gunicorn itself.
+            self.process = subprocess.Popen(
+                self.command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/api/v1/categories/", headers={"Authorization": f"Token {token}"})
+                status = conn.getresponse().status
+                conn.close()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            if status == 200:
+                return
+            raise BenchError(f"gunicorn answered {status} to GET /api/v1/categories/:\n{self.log_tail()}")
+        raise BenchError(f"gunicorn did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.log_path.unlink(missing_ok=True)
+
+
+class Client:
+    """One keep-alive HTTP/1.1 connection; counts how often the server made it reconnect."""
+
+    def __init__(self, port: int, token: str | None) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if token:
+            self.headers["Authorization"] = f"Token {token}"
+        self.closed_by_server = 0
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes, float]:
+        """Status, body, and the round trip in seconds (request sent to last byte read)."""
+        start = time.perf_counter()
+        self.conn.request("POST", path, body=body, headers=self.headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        elapsed = time.perf_counter() - start
+        if response.will_close:
+            self.closed_by_server += 1
+        return response.status, data, elapsed
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+# --- Measurements ---------------------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: list[float], pct: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    if not sorted_values:
+        return float("nan")
+    rank = max(1, min(len(sorted_values), int(-(-pct * len(sorted_values) // 100))))
+    return sorted_values[rank - 1]
+
+
+def latency_summary(seconds: list[float], wall: float) -> dict[str, float]:
+    ms = sorted(s * 1000 for s in seconds)
+    return {
+        "count": len(ms),
+        "p50_ms": round(percentile(ms, 50), 3),
+        "p90_ms": round(percentile(ms, 90), 3),
+        "p99_ms": round(percentile(ms, 99), 3),
+        "max_ms": round(ms[-1], 3),
+        "mean_ms": round(sum(ms) / len(ms), 3),
+        "requests_per_s": round(len(ms) / wall, 1),
+    }
+
+
+def run_single(client: Client, rng: random.Random, *, prefix: str, count: int, quiet: bool) -> dict[str, Any]:
+    bodies = [json.dumps(case_body(rng, f"{prefix}-{i:07d}")).encode() for i in range(count)]
+    times: list[float] = []
+    routes: Counter[str] = Counter()
+    start = time.perf_counter()
+    for i, body in enumerate(bodies, 1):
+        status, data, elapsed = client.post("/api/v1/cases/", body)
+        if status != 201:
+            raise BenchError(f"POST /api/v1/cases/ answered {status}: {data[:500]!r}")
+        times.append(elapsed)
+        routes[json.loads(data)["route"]] += 1
+        if not quiet and i % PROGRESS_EVERY == 0:
+            so_far = sorted(times)
+            print(
+                f"  single: {i}/{count}  p50 {percentile(so_far, 50) * 1000:.1f} ms  "
+                f"p99 {percentile(so_far, 99) * 1000:.1f} ms",
+                flush=True,
+            )
+    wall = time.perf_counter() - start
+    return {**latency_summary(times, wall), "routes": dict(sorted(routes.items()))}
+
+
+def run_floor(port: int) -> dict[str, Any]:
+    """Unauthenticated POSTs (401, no database work): what HTTP, gunicorn, middleware and DRF cost alone."""
+    client = Client(port, token=None)
+    body = json.dumps({"category": CATEGORY_SLUG}).encode()
+    times: list[float] = []
+    start = time.perf_counter()
+    for _ in range(FLOOR_REQUESTS):
+        status, data, elapsed = client.post("/api/v1/cases/", body)
+        if status != 401:
+            raise BenchError(f"An unauthenticated POST answered {status}: {data[:300]!r}")
+        times.append(elapsed)
+    wall = time.perf_counter() - start
+    client.close()
+    return latency_summary(times, wall)
+
+
+def batches_of(rng: random.Random, prefix: str, batches: int) -> list[list[dict[str, Any]]]:
+    return [[case_body(rng, f"{prefix}-{b:03d}-{i:04d}") for i in range(BULK_BATCH)] for b in range(batches)]
+
+
+def rate_summary(batch_seconds: list[float]) -> dict[str, Any]:
+    total = sum(batch_seconds)
+    return {
+        "batches": len(batch_seconds),
+        "cases": len(batch_seconds) * BULK_BATCH,
+        "seconds": round(total, 3),
+        "cases_per_s": round(len(batch_seconds) * BULK_BATCH / total, 1),
+        "batch_ms_min": round(min(batch_seconds) * 1000, 1),
+        "batch_ms_median": round(sorted(batch_seconds)[len(batch_seconds) // 2] * 1000, 1),
+        "batch_ms_max": round(max(batch_seconds) * 1000, 1),
+    }
+
+
+def run_bulk_api(client: Client, batches: list[list[dict[str, Any]]], quiet: bool) -> dict[str, Any]:
+    bodies = [json.dumps({"cases": batch}).encode() for batch in batches]
+    times: list[float] = []
+    for i, body in enumerate(bodies, 1):
+        status, data, elapsed = client.post("/api/v1/cases/bulk/", body)
+        answer = json.loads(data) if status == 200 else {}
+        if status != 200 or answer.get("created") != BULK_BATCH:
+            raise BenchError(f"POST /api/v1/cases/bulk/ answered {status}: {data[:500]!r}")
+        times.append(elapsed)
+        if not quiet:
+            print(
+                f"  bulk API: batch {i}/{len(bodies)}  {elapsed * 1000:.0f} ms  ({len(body) // 1024} KiB)", flush=True
+            )
+    return {**rate_summary(times), "request_body_kib": round(sum(map(len, bodies)) / len(bodies) / 1024, 1)}
+
+
+def run_submit_cases(fixture: Fixture, batches: list[list[dict[str, Any]]], quiet: bool) -> dict[str, Any]:
+    from django.contrib.auth.models import User
+
+    from cases.services import submit_cases
+    from governance.models import Category
+
+    category = Category.objects.get(pk=fixture.category_id)
+    user = User.objects.get(pk=fixture.user_id)
+    times: list[float] = []
+    for i, batch in enumerate(batches, 1):
+        items = [intake_item(body, category) for body in batch]
+        start = time.perf_counter()
+        results = submit_cases(user=user, items=items)
+        elapsed = time.perf_counter() - start
+        if sum(created for _, created in results) != BULK_BATCH:
+            raise BenchError("submit_cases did not create every case of a fresh batch.")
+        times.append(elapsed)
+        if not quiet:
+            print(f"  submit_cases: batch {i}/{len(batches)}  {elapsed * 1000:.0f} ms", flush=True)
+    return rate_summary(times)
+
+
+def run_bulk_create(fixture: Fixture, batches: list[list[dict[str, Any]]], quiet: bool) -> dict[str, Any]:
+    from django.utils import timezone
+
+    from cases.models import Case, Queue
+    from cases.services import segment_key
+    from governance.models import Category, ModelVersion
+
+    category = Category.objects.get(pk=fixture.category_id)
+    name, version = MODEL_LABEL.split("@")
+    model_version = ModelVersion.objects.get(category=category, name=name, version=version)
+    queue = Queue.objects.get(category=category, kind="quick")
+    times: list[float] = []
+    for i, batch in enumerate(batches, 1):
+        now = timezone.now()
+        cases = []
+        for body in batch:
+            item = intake_item(body, category)
+            cases.append(
+                Case(
+                    category=category,
+                    external_id=item.external_id,
+                    input=item.input,
+                    output=item.output,
+                    confidence=item.confidence,
+                    model_version=model_version,
+                    rules_fired=item.rules_fired,
+                    value=item.value,
+                    segment=item.segment,
+                    segment_key=segment_key(item.segment),
+                    customer_ref=item.customer_ref,
+                    priority=item.priority,
+                    route="quick_review",
+                    route_reasons=["Confidence is below the auto threshold."],
+                    policy_version=1,
+                    audit_sampled=False,
+                    audit_draw={},
+                    queue=queue,
+                    due_at=now + timedelta(hours=24),
+                    status="queued",
+                )
+            )
+        start = time.perf_counter()
+        Case.objects.bulk_create(cases, batch_size=BULK_BATCH)
+        elapsed = time.perf_counter() - start
+        times.append(elapsed)
+        if not quiet:
+            print(f"  bulk_create: batch {i}/{len(batches)}  {elapsed * 1000:.0f} ms", flush=True)
+    return rate_summary(times)
+
+
+# --- Where the time goes: SQL queries and cProfile ------------------------------------------------------------
+
+_SQL_LITERAL = re.compile(r"'(?:[^']|'')*'|\b\d+(?:\.\d+)?\b")
+_SQL_LIST = re.compile(r"\(\?(?:, \?)+\)")
+
+
+def sql_shape(sql: str) -> str:
+    """The statement with its literals replaced, so the 500 copies of one per-item query group together."""
+    shape = _SQL_LIST.sub("(?, ...)", _SQL_LITERAL.sub("?", sql))
+    shape = re.sub(r"(\(\?, \.\.\.\)(?:, )?)+", "(?, ...) ...", shape)
+    return re.sub(r"\s+", " ", shape)[:220]
+
+
+def query_report(queries: list[dict[str, str]]) -> dict[str, Any]:
+    groups: dict[str, list[float]] = {}
+    for query in queries:
+        groups.setdefault(sql_shape(query["sql"]), []).append(float(query.get("time") or 0))
+    ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), -sum(kv[1])))
+    return {
+        "queries": len(queries),
+        "sql_ms": round(sum(sum(t) for t in groups.values()) * 1000, 1),
+        "by_shape": [{"count": len(t), "ms": round(sum(t) * 1000, 1), "sql": shape} for shape, t in ranked],
+    }
+
+
+@contextlib.contextmanager
+def captured_queries() -> Iterator[list[dict[str, str]]]:
+    from django.db import connection, reset_queries
+    from django.test.utils import CaptureQueriesContext
+
+    captured: list[dict[str, str]] = []
+    # A request resets the query log when it starts: start from an empty log so no query is cut off.
+    reset_queries()
+    with CaptureQueriesContext(connection) as context:
+        yield captured
+    captured.extend(context.captured_queries)
+
+
+def profile_text(profiler: cProfile.Profile, sort: str, limit: int) -> str:
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(limit)
+    text = out.getvalue()
+    # Paths relative to the project or to site-packages: short, and still saying which views.py is meant.
+    for prefix in sorted({sysconfig.get_path("purelib"), sysconfig.get_path("stdlib"), str(ROOT)}, key=len)[::-1]:
+        text = text.replace(prefix + os.sep, "")
+    return text
+
+
+class SqlTimer:
+    """An execute wrapper adding up the time spent in cursor.execute: the round trip plus psycopg's adaptation
+    (transaction commits are not statements and are not included)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.count = 0
+
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.count += 1
+
+
+def timed_with_sql(work: Callable[[], object]) -> dict[str, float]:
+    """Wall time of `work` in this process and the part of it spent executing SQL statements."""
+    from django.db import connection
+
+    timer = SqlTimer()
+    with connection.execute_wrapper(timer):
+        start = time.perf_counter()
+        work()
+        total = time.perf_counter() - start
+    return {"total_ms": round(total * 1000, 2), "sql_ms": round(timer.seconds * 1000, 2), "statements": timer.count}
+
+
+def time_split(post: Callable[[str, dict[str, Any], int], None], singles: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per single intake in this process (no HTTP): median total time and median time executing SQL."""
+    totals: list[float] = []
+    sql: list[float] = []
+    for body in singles:
+        split = timed_with_sql(functools.partial(post, "/api/v1/cases/", body, 201))
+        totals.append(split["total_ms"])
+        sql.append(split["sql_ms"])
+    totals.sort()
+    sql.sort()
+    return {
+        "single_api_inprocess": {
+            "requests": len(singles),
+            "total_ms_p50": round(percentile(totals, 50), 2),
+            "total_ms_p99": round(percentile(totals, 99), 2),
+            "sql_ms_p50": round(percentile(sql, 50), 2),
+        }
+    }
+
+
+def run_diagnostics(fixture: Fixture, rng: random.Random, *, profile: bool) -> dict[str, Any]:
+    """SQL queries of one single intake, one bulk request and one submit_cases batch, in this process after the
+    timed phases, on fresh external ids. With profile=True, also cProfile (separately: the query log's debug
+    cursor would distort it) of 200 single intakes, one bulk request and one submit_cases batch."""
+    from django.contrib.auth.models import User
+    from django.test import Client as DjangoClient
+
+    from cases.services import submit_cases
+    from governance.models import Category
+
+    client = DjangoClient(HTTP_AUTHORIZATION=f"Token {fixture.token}", HTTP_HOST="127.0.0.1")
+    category = Category.objects.get(pk=fixture.category_id)
+    user = User.objects.get(pk=fixture.user_id)
+
+    def post(path: str, data: dict[str, Any], expected: int) -> None:
+        response = client.post(path, data, content_type="application/json")
+        if response.status_code != expected:
+            raise BenchError(f"In-process POST {path} answered {response.status_code}: {response.content[:300]!r}")
+
+    def bulk_body(prefix: str) -> dict[str, Any]:
+        return {"cases": [case_body(rng, f"{prefix}-{i:04d}") for i in range(BULK_BATCH)]}
+
+    def service_items(prefix: str) -> list[IntakeItem]:
+        return [intake_item(case_body(rng, f"{prefix}-{i:04d}"), category) for i in range(BULK_BATCH)]
+
+    # A few unmeasured requests first, so one-off lookups (content types, caches) are not counted.
+    for i in range(3):
+        post("/api/v1/cases/", case_body(rng, f"diag-warm-{i}"), 201)
+    report: dict[str, Any] = {}
+    with captured_queries() as queries:
+        post("/api/v1/cases/", case_body(rng, "diag-single"), 201)
+    report["single_api"] = query_report(queries)
+    body = bulk_body("diag-bulk")
+    with captured_queries() as queries:
+        post("/api/v1/cases/bulk/", body, 200)
+    report["bulk_api_500"] = query_report(queries)
+    items = service_items("diag-svc")
+    with captured_queries() as queries:
+        submit_cases(user=user, items=items)
+    report["submit_cases_500"] = query_report(queries)
+
+    report["time_split"] = time_split(post, singles=[case_body(rng, f"split-{i:04d}") for i in range(200)])
+    report["time_split"]["bulk_api_500"] = timed_with_sql(
+        lambda: post("/api/v1/cases/bulk/", bulk_body("split-bulk"), 200)
+    )
+    items = service_items("split-svc")
+    report["time_split"]["submit_cases_500"] = timed_with_sql(lambda: submit_cases(user=user, items=items))
+
+    if profile:
+        for name, data in report.items():
+            if name == "time_split":
+                continue
+            print(f"\n--- SQL of {name}: {data['queries']} queries, {data['sql_ms']} ms in the database ---")
+            for group in data["by_shape"]:
+                print(f"  {group['count']:5d} x {group['ms']:8.1f} ms  {group['sql']}")
+        singles = [case_body(rng, f"prof-single-{i:04d}") for i in range(200)]
+        body, items = bulk_body("prof-bulk"), service_items("prof-svc")
+        runs: list[tuple[str, Callable[[], object]]] = [
+            (
+                "200 single POST /api/v1/cases/ (in-process, test client)",
+                lambda: [post("/api/v1/cases/", b, 201) for b in singles],
+            ),
+            (
+                "one POST /api/v1/cases/bulk/ of 500 (in-process, test client)",
+                lambda: post("/api/v1/cases/bulk/", body, 200),
+            ),
+            ("one submit_cases of 500 (in-process)", lambda: submit_cases(user=user, items=items)),
+        ]
+        for title, work in runs:
+            profiler = cProfile.Profile()
+            profiler.runcall(work)
+            print(f"\n--- cProfile: {title} ---")
+            print(profile_text(profiler, "cumulative", 45))
+            print(profile_text(profiler, "tottime", 15))
+    # The JSON keeps only the biggest groups.
+    for name, data in report.items():
+        if name != "time_split":
+            data["by_shape"] = data["by_shape"][:6]
+    return report
+
+
+# --- Report ---------------------------------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def row(metric: str, value: str, target: str = "", result: str = "") -> dict[str, str]:
+    return {"metric": metric, "value": value, "target": target, "result": result}
+
+
+def table_rows(results: dict[str, Any]) -> list[dict[str, str]]:
+    single, floor = results["single"], results["floor_401"]
+    api, svc, orm = results["bulk_api"], results["submit_cases"], results["bulk_create"]
+    ratio = results["ratios"]["bulk_api_over_bulk_create"]
+    rows = [
+        row(
+            "single intake p50 (client RTT)",
+            f"{single['p50_ms']:.2f} ms",
+            f"< {TARGET_P50_MS:g} ms",
+            verdict(single["p50_ms"] < TARGET_P50_MS),
+        ),
+        row("single intake p90 (client RTT)", f"{single['p90_ms']:.2f} ms"),
+        row(
+            "single intake p99 (client RTT)",
+            f"{single['p99_ms']:.2f} ms",
+            f"< {TARGET_P99_MS:g} ms",
+            verdict(single["p99_ms"] < TARGET_P99_MS),
+        ),
+        row("single intake max (client RTT)", f"{single['max_ms']:.2f} ms"),
+        row("single intake throughput", f"{single['requests_per_s']:.1f} req/s"),
+        row("floor: 401 without DB, p50 / p99", f"{floor['p50_ms']:.2f} / {floor['p99_ms']:.2f} ms"),
+        row("bulk API (500 per request)", f"{api['cases_per_s']:.0f} cases/s"),
+        row("submit_cases in-process (500 per call)", f"{svc['cases_per_s']:.0f} cases/s"),
+        row("plain bulk_create (500 per call)", f"{orm['cases_per_s']:.0f} cases/s"),
+        row("bulk API / bulk_create", f"{ratio:.3f}", f">= {TARGET_BULK_RATIO:g}", verdict(ratio >= TARGET_BULK_RATIO)),
+        row("submit_cases / bulk_create", f"{results['ratios']['submit_cases_over_bulk_create']:.3f}"),
+    ]
+    diag = results["queries"]
+    rows.extend(row(f"SQL queries: {name}", str(diag[name]["queries"])) for name in QUERY_RUNS)
+    split = diag["time_split"]
+    single_split = split["single_api_inprocess"]
+    rows.append(
+        row(
+            "single intake in-process p50: total / SQL",
+            f"{single_split['total_ms_p50']:.2f} / {single_split['sql_ms_p50']:.2f} ms",
+        )
+    )
+    rows.extend(
+        row(f"{name} in-process: total / SQL", f"{split[name]['total_ms']:.0f} / {split[name]['sql_ms']:.0f} ms")
+        for name in ("bulk_api_500", "submit_cases_500")
+    )
+    return rows
+
+
+def print_table(results: dict[str, Any], rows: list[dict[str, str]]) -> None:
+    header = row("Metric", "Value", "Target", "Result")
+    keys = ("metric", "value", "target", "result")
+    widths = [max(len(r[k]) for r in [header, *rows]) for k in keys]
+
+    def line(r: dict[str, str]) -> str:
+        return "  ".join(r[k].ljust(w) for k, w in zip(keys, widths, strict=True)).rstrip()
+
+    single = results["single"]
+    print()
+    print(line(header))
+    print(line(row(*("-" * w for w in widths))))
+    for r in rows:
+        print(line(r))
+    print(
+        "\nLatencies are client round trips on loopback (request sent -> last byte read): an upper bound of\n"
+        f"server-side time. gunicorn's sync worker closed the connection after {single['closed_by_server']} of "
+        f"{single['count']} responses,\nso each of those requests also paid a loopback TCP connect."
+    )
+
+
+def git_revision() -> str:
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def write_results(results: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"intake-{datetime.now(UTC):%Y-%m-%d}.json"
+    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+# --- Main -----------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=2000, help="timed single-case requests (default 2000)")
+    parser.add_argument("--bulk-batches", type=int, default=10, help="bulk batches of 500 per phase (default 10)")
+    parser.add_argument("--keep-db", action="store_true", help="leave the scratch database in place at the end")
+    parser.add_argument("--db-name", default="hitl_bench", help="the scratch database (default hitl_bench)")
+    parser.add_argument("--replace-db", action="store_true", help="drop and recreate the scratch database if it exists")
+    parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite (not what the budgets are for)")
+    parser.add_argument("--profile", action="store_true", help="print cProfile output and every SQL query shape")
+    parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated bodies")
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/results/intake-<date>.json")
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.bulk_batches < 1:
+        parser.error("--requests and --bulk-batches must be at least 1")
+    return args
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    base_url = os.environ.get("DATABASE_URL", "")
+    if not base_url:
+        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
+    check_database_url(base_url, name=args.db_name, allow_sqlite=args.allow_sqlite)
+    database = ScratchDatabase(base_url=base_url, name=args.db_name, replace=args.replace_db)
+    server: Server | None = None
+    load_at_start = os.getloadavg()[0]  # others' work on this 2-core machine shows up in the tail latencies
+    try:
+        database.create()
+        print(f"Scratch database {database.name!r} created; migrating ...", flush=True)
+        env = configure_django(database.url)
+        migrate_seconds = migrate()
+        fixture = create_fixture()
+        server = Server(env=env)
+        server.start(fixture.token)
+        print(f"gunicorn up on 127.0.0.1:{server.port} (migrations took {migrate_seconds:.1f} s)", flush=True)
+        rng = random.Random(args.seed)
+
+        client = Client(server.port, fixture.token)
+        print(f"Single-case intake: {WARMUP_REQUESTS} warm-up requests, then {args.requests} timed ...", flush=True)
+        run_single(client, rng, prefix="warm", count=WARMUP_REQUESTS, quiet=True)
+        client.closed_by_server = 0
+        single = run_single(client, rng, prefix="single", count=args.requests, quiet=False)
+        single["closed_by_server"] = client.closed_by_server
+        floor = run_floor(server.port)
+
+        print(f"Bulk intake: {args.bulk_batches} batches of {BULK_BATCH} per phase ...", flush=True)
+        api_batches = batches_of(rng, "bulk", args.bulk_batches)
+        bulk_api = run_bulk_api(client, api_batches, quiet=False)
+        client.close()
+
+        def same_rows(prefix: str) -> list[list[dict[str, Any]]]:
+            return [[{**body, "external_id": f"{prefix}-{body['external_id']}"} for body in b] for b in api_batches]
+
+        service = run_submit_cases(fixture, same_rows("svc"), quiet=False)
+        orm = run_bulk_create(fixture, same_rows("orm"), quiet=False)
+
+        print("Counting SQL queries (in-process) ...", flush=True)
+        queries = run_diagnostics(fixture, rng, profile=args.profile)
+
+        results: dict[str, Any] = {
+            "benchmark": "intake",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "revision": git_revision(),
+            "command": " ".join([".venv/bin/python", "bench/intake.py", *sys.argv[1:]]),
+            "environment": {
+                "database": database.server_version(),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
+                "database_options": urlsplit(base_url).query,
+                "server": " ".join(["gunicorn", *server.command[1:]]).replace(str(server.port), "<port>"),
+                "client": "http.client, one keep-alive connection, sequential",
+            },
+            "parameters": {
+                "requests": args.requests,
+                "warmup": WARMUP_REQUESTS,
+                "bulk_batches": args.bulk_batches,
+                "batch_size": BULK_BATCH,
+                "seed": args.seed,
+            },
+            "measurement": "client round trip on loopback; an upper bound of server-side time",
+            "single": single,
+            "floor_401": floor,
+            "bulk_api": bulk_api,
+            "submit_cases": service,
+            "bulk_create": orm,
+            "ratios": {
+                "bulk_api_over_bulk_create": round(bulk_api["cases_per_s"] / orm["cases_per_s"], 3),
+                "submit_cases_over_bulk_create": round(service["cases_per_s"] / orm["cases_per_s"], 3),
+                "bulk_api_over_submit_cases": round(bulk_api["cases_per_s"] / service["cases_per_s"], 3),
+            },
+            "queries": queries,
+        }
+        rows = table_rows(results)
+        print_table(results, rows)
+        results["targets"] = [r for r in rows if r["target"]]
+        if not args.no_write:
+            print(f"\nResults written to {write_results(results).relative_to(ROOT)}")
+        return results
+    finally:
+        if server is not None:
+            server.stop()
+        if "django" in sys.modules and database.created:
+            from django.db import connections
+
+            connections.close_all()
+        if args.keep_db and database.created:
+            print(f"Kept the scratch database at {database.url}", flush=True)
+        else:
+            database.drop()
+            if database.created:
+                print(f"Scratch database {database.name!r} dropped.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Both end the run through run()'s finally (gunicorn stopped, database dropped); SIGINT explicitly, since a
+    # shell starting this in the background would otherwise have it ignored.
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        run(args)
+    except BenchError as exc:
+        print(f"bench/intake.py: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "\nInterrupted; gunicorn was stopped (and the scratch database dropped unless --keep-db).", file=sys.stderr
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,17 @@
+"""The governance admin: categories with their versioned policy, model versions, and the audit log.
+
+Every write calls a service in `governance.services` (create, change policy, pause, resume, register, promote);
+the admin only collects the input and the reason. Visibility comes from `governance.admin_mixins`.
+"""
+
+from django.contrib import admin
+
+from governance.admin.audit import AuditEventAdmin
+from governance.admin.categories import CategoryAdmin, PolicyAdmin, may_change_category
+from governance.admin.model_versions import ModelVersionAdmin
+
+admin.site.site_header = "HITL Desk"
+admin.site.site_title = "HITL Desk"
+admin.site.index_title = "Review, policy and audit"
+
+__all__ = ["AuditEventAdmin", "CategoryAdmin", "ModelVersionAdmin", "PolicyAdmin", "may_change_category"]

@@ -1,0 +1,323 @@
+"""Categories and their versioned policy: created, re-versioned, paused and resumed through the services."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+
+from governance.admin_mixins import (
+    GuardedHitlModelAdmin,
+    HitlModelAdmin,
+    VisibleToAdminMixin,
+    acting_user,
+    confirm_with_reason,
+)
+from governance.models import Category, Policy
+from governance.permissions import object_ids_with_perms
+from governance.services import (
+    POLICY_FIELDS,
+    create_category,
+    pause_category,
+    resume_category,
+    update_policy,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+# A category's own fields, set when it is created (no service changes them afterwards yet).
+CATEGORY_FIELDS = (
+    "slug",
+    "name",
+    "description",
+    "pattern",
+    "stage",
+    "consequence",
+    "pii_fields",
+    "retention_days",
+    "baseline_minutes_per_case",
+)
+PAUSE_FIELDS = ("paused", "paused_at", "paused_by", "paused_reason", "resumed_at")
+
+
+def may_change_category(user: User | AnonymousUser, category: Category | None = None) -> bool:
+    """`governance.change_category`, globally or on this category (None: on at least one category)."""
+    if user.has_perm("governance.change_category"):
+        return True
+    if category is None:
+        return bool(object_ids_with_perms(user, "governance", "category", ("change_category",)))
+    return bool(user.has_perm("governance.change_category", category))
+
+
+def _policy_field(name: str) -> forms.Field:
+    field = cast("models.Field[Any, Any]", Policy._meta.get_field(name)).formfield()
+    assert field is not None, name
+    return field
+
+
+class CategoryAdminForm(forms.ModelForm):
+    """A category with its policy: on creation, both; afterwards, the policy and the reason for changing it."""
+
+    auto_threshold = _policy_field("auto_threshold")
+    review_threshold = _policy_field("review_threshold")
+    auto_share = _policy_field("auto_share")
+    high_value_amount = _policy_field("high_value_amount")
+    sensitive_labels = _policy_field("sensitive_labels")
+    sensitive_rules = _policy_field("sensitive_rules")
+    audit_rate = _policy_field("audit_rate")
+    audit_multipliers = _policy_field("audit_multipliers")
+    pause_rejection_rate = _policy_field("pause_rejection_rate")
+    pause_window_hours = _policy_field("pause_window_hours")
+    pause_min_reviews = _policy_field("pause_min_reviews")
+    reason = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Why the policy changes. Required for a change: it goes into the policy's history and the audit "
+        "trail.",
+    )
+
+    class Meta:
+        model = Category
+        fields = CATEGORY_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.policy_changes: dict[str, Any] = {}
+        if self.instance.pk is not None:
+            policy = self.instance.policy
+            for name in POLICY_FIELDS:
+                self.initial[name] = getattr(policy, name)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        cleaned["reason"] = (cleaned.get("reason") or "").strip()
+        names = [name for name in POLICY_FIELDS if name in self.fields]
+        if any(name in self.errors for name in names):
+            return cleaned
+        values = {name: cleaned.get(name) for name in names}
+        if self.instance.pk is None:
+            candidate = Policy(**values)
+        else:
+            current = self.instance.policy
+            self.policy_changes = {name: value for name, value in values.items() if value != getattr(current, name)}
+            if self.policy_changes and not cleaned["reason"]:
+                self.add_error("reason", "A reason is required: say why the policy changes, for its history.")
+            candidate = copy.copy(current)
+            for name, value in self.policy_changes.items():
+                setattr(candidate, name, value)
+        # The model's own validation (thresholds in order, known audit strata...), before any service runs.
+        try:
+            candidate.full_clean(exclude=["category"], validate_unique=False)
+        except ValidationError as exc:
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return cleaned
+
+
+@admin.register(Category)
+class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin):
+    form = CategoryAdminForm
+    list_display = ("slug", "name", "pattern_name", "stage", "paused", "policy_link")
+    list_filter = ("pattern", "stage", "paused")
+    list_select_related = ("policy",)
+    search_fields = ("slug", "name")
+    actions = ("pause_selected", "resume_selected")
+
+    def has_change_permission(self, request: HttpRequest, obj: Category | None = None) -> bool:
+        return may_change_category(request.user, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Category | None = None) -> bool:
+        return False
+
+    def get_fieldsets(self, request: HttpRequest, obj: Category | None = None) -> Any:
+        if obj is None:
+            return [
+                (None, {"fields": CATEGORY_FIELDS}),
+                ("Policy (version 1)", {"fields": POLICY_FIELDS}),
+                (None, {"fields": ("reason",)}),
+            ]
+        fieldsets: list[tuple[str | None, Any]] = [
+            (None, {"fields": CATEGORY_FIELDS}),
+            ("Automation", {"fields": PAUSE_FIELDS}),
+        ]
+        if not self.has_change_permission(request, obj):
+            return [*fieldsets, ("Policy", {"fields": ("policy_link", "policy_summary")})]
+        return [
+            *fieldsets,
+            (
+                "Policy",
+                {
+                    "fields": ("policy_link", *POLICY_FIELDS),
+                    "description": "Saving a change makes a new policy version; cases already routed keep theirs.",
+                },
+            ),
+            ("Why", {"fields": ("reason",)}),
+        ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Category | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ()
+        return (*CATEGORY_FIELDS, *PAUSE_FIELDS, "policy_link", "policy_summary")
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj: Category | None = None) -> dict[str, Sequence[str]]:
+        return {"slug": ("name",)} if obj is None else {}
+
+    @admin.display(description="pattern", ordering="pattern")
+    def pattern_name(self, obj: Category) -> str:
+        return obj.pattern
+
+    @admin.display(description="policy", ordering="policy__version")
+    def policy_link(self, obj: Category) -> str:
+        policy = obj.policy
+        url = reverse("admin:governance_policy_history", args=[policy.pk])
+        return format_html('<a href="{}" title="Policy history">v{}</a>', url, policy.version)
+
+    @admin.display(description="current policy")
+    def policy_summary(self, obj: Category) -> str:
+        policy = obj.policy
+        rows = format_html_join(
+            "", "<tr><th>{}</th><td>{}</td></tr>", ((name, _plain(getattr(policy, name))) for name in POLICY_FIELDS)
+        )
+        return format_html("<table>{}</table>", rows)
+
+    def save_model(self, request: HttpRequest, obj: Category, form: CategoryAdminForm, change: bool) -> None:
+        data = form.cleaned_data
+        if change:
+            if not form.policy_changes:
+                self.message_user(request, "The policy did not change; no new version.", messages.INFO)
+                return
+            try:
+                policy = update_policy(
+                    category=obj, user=acting_user(request), changes=form.policy_changes, reason=data["reason"]
+                )
+            except ValidationError as exc:  # a concurrent change since the form was checked
+                self.message_user(request, " ".join(exc.messages), messages.ERROR)
+                return
+            self.message_user(request, f"The policy of {obj} is now version {policy.version}.", messages.SUCCESS)
+            return
+        category = create_category(
+            user=acting_user(request),
+            policy={name: data[name] for name in POLICY_FIELDS},
+            reason=data["reason"] or "Category created",
+            **{name: data[name] for name in CATEGORY_FIELDS},
+        )
+        obj.pk = category.pk
+        obj._state.adding = False
+
+    def get_object_tools(self, request: HttpRequest, obj: Category) -> list[tuple[str, str]]:
+        tools = [("Policy history", reverse("admin:governance_policy_history", args=[obj.policy.pk]))]
+        if self.has_change_permission(request, obj):
+            verb = "resume" if obj.paused else "pause"
+            tools.insert(0, (f"{verb.title()} automation", reverse(f"admin:governance_category_{verb}", args=[obj.pk])))
+        return tools
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<path:object_id>/pause/",
+                self.admin_site.admin_view(self.pause_view),
+                name="governance_category_pause",
+            ),
+            path(
+                "<path:object_id>/resume/",
+                self.admin_site.admin_view(self.resume_view),
+                name="governance_category_resume",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _pause_or_resume(
+        self, request: HttpRequest, categories: list[Category], *, pause: bool, action: str | None = None
+    ) -> HttpResponse | None:
+        service = pause_category if pause else resume_category
+
+        def apply(category: Category, data: dict[str, Any]) -> None:
+            if not may_change_category(request.user, category):
+                raise PermissionDenied("you may not pause or resume this category.")
+            service(category=category, user=acting_user(request), reason=data["reason"])
+
+        if pause:
+            title, label = "Pause automation: every case goes to a human first", "Paused"
+        else:
+            title, label = "Resume automation", "Resumed"
+        return confirm_with_reason(
+            self, request, categories, title=title, submit_label=label, apply=apply, action=action
+        )
+
+    @admin.action(description="Pause automation of the selected categories (asks why)", permissions=["change"])
+    def pause_selected(self, request: HttpRequest, queryset: QuerySet[Category]) -> HttpResponse | None:
+        return self._pause_or_resume(request, list(queryset), pause=True, action="pause_selected")
+
+    @admin.action(description="Resume automation of the selected categories (asks why)", permissions=["change"])
+    def resume_selected(self, request: HttpRequest, queryset: QuerySet[Category]) -> HttpResponse | None:
+        return self._pause_or_resume(request, list(queryset), pause=False, action="resume_selected")
+
+    def _tool_view(self, request: HttpRequest, object_id: str, *, pause: bool) -> HttpResponse:
+        category = self.get_object(request, unquote(object_id))
+        if not self.has_change_permission(request, category):
+            raise PermissionDenied
+        response = self._pause_or_resume(request, [category], pause=pause)
+        return response or HttpResponseRedirect(reverse("admin:governance_category_change", args=[category.pk]))
+
+    def pause_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._tool_view(request, object_id, pause=True)
+
+    def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return self._tool_view(request, object_id, pause=False)
+
+
+@admin.register(Policy)
+class PolicyAdmin(VisibleToAdminMixin, HitlModelAdmin):
+    """Read-only: a policy changes on its category's page (a new version with a reason); here is its history."""
+
+    list_display = (
+        "category",
+        "version",
+        "auto_threshold",
+        "review_threshold",
+        "auto_share",
+        "audit_rate",
+        "updated_at",
+    )
+    list_select_related = ("category",)
+    search_fields = ("category__slug",)
+    history_list_display = ("version",)
+    fields = ("category", "version", *POLICY_FIELDS, "updated_at")
+    readonly_fields = fields
+
+    def restrict(self, queryset: QuerySet[Any], user: User | AnonymousUser) -> QuerySet[Any]:
+        return queryset.filter(category__in=Category.objects.visible_to(user))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Policy | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Policy | None = None) -> bool:
+        return False
+
+    def get_object_tools(self, request: HttpRequest, obj: Policy) -> list[tuple[str, str]]:
+        if may_change_category(request.user, obj.category):
+            return [
+                ("Change on the category page", reverse("admin:governance_category_change", args=[obj.category_id]))
+            ]
+        return []
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, list | dict):
+        return json.dumps(value, sort_keys=True)
+    return "-" if value is None else str(value)

@@ -1,0 +1,87 @@
+"""The reviews admin: decisions, read-only (append-only in the database; made through the review services)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
+
+from cases.models import Case
+from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin
+from governance.permissions import has_global_category_view
+from reviews.models import Decision
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.utils.safestring import SafeString
+
+
+class DecisionCategoryFilter(VisibleCategoryFilter):
+    lookup = "case__category_id"
+
+
+@admin.register(Decision)
+class DecisionAdmin(VisibleToAdminMixin, admin.ModelAdmin):
+    """Who decided what on which case; visible where the case is."""
+
+    grants_open_admin = False
+    list_display = (
+        "id",
+        "created_at",
+        "case_link",
+        "category",
+        "action",
+        "reason_code",
+        "actor",
+        "seconds_spent",
+        "model_version",
+        "policy_version",
+        "batch_id",
+    )
+    list_filter = (DecisionCategoryFilter, "action", "reason_code")
+    list_select_related = ("case__category", "actor")
+    search_fields = ("case__external_id__exact",)
+    search_help_text = "The exact external id of a case."
+    show_full_result_count = False
+    fields = (
+        "case",
+        "actor",
+        "action",
+        "output_before",
+        "output_after",
+        "reason_code",
+        "notes",
+        "seconds_spent",
+        "batch_id",
+        "model_version",
+        "policy_version",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def restrict(self, queryset: QuerySet[Any], user: User | AnonymousUser) -> QuerySet[Any]:
+        if has_global_category_view(user):
+            return queryset
+        return queryset.filter(case__in=Case.objects.visible_to(user))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Decision | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Decision | None = None) -> bool:
+        return False
+
+    @admin.display(description="case", ordering="case_id")
+    def case_link(self, obj: Decision) -> SafeString:
+        url = reverse("admin:cases_case_change", args=[obj.case_id])
+        return format_html('<a href="{}">{}</a>', url, obj.case.external_id)
+
+    @admin.display(description="category", ordering="case__category__slug")
+    def category(self, obj: Decision) -> str:
+        return obj.case.category.slug
