@@ -15,9 +15,14 @@ What it measures, on a scratch PostgreSQL database it creates (and drops at the 
    service without HTTP, JSON and serializers) and a plain ``Case.objects.bulk_create`` of the same rows (route
    fields fixed, queue and model version set; building the objects is not timed) -> cases/s. Budget: the bulk
    API at least half the rate of ``bulk_create``. Every phase uses its own external ids.
-3. SQL queries per single intake, per bulk request and per ``submit_cases`` batch (in-process, through Django's
-   test client and ``CaptureQueriesContext``), grouped by statement shape. ``--profile`` also prints a
-   cProfile of one bulk request and of one ``submit_cases`` batch, and every query shape.
+3. Where the time goes, in this process after the timed phases (so on the table they filled): the SQL of one
+   single intake, one bulk request and one ``submit_cases`` batch (Django's test client and
+   ``CaptureQueriesContext``, grouped by statement shape), and their time split into total and time executing
+   SQL. ``--profile`` also prints every query shape and a cProfile of 200 single intakes, one bulk request and
+   one ``submit_cases`` batch.
+
+The table grows during the run (about 17,000 cases with the defaults), and intake reads the category's recent
+cases, so every phase's JSON records how many cases the table held when it started.
 
 Run (PostgreSQL, trust auth; the database named in the URL is not used, the scratch one is ``--db-name``)::
 
@@ -450,9 +455,11 @@ def run_single(client: Client, rng: random.Random, *, prefix: str, count: int, q
         times.append(elapsed)
         routes[json.loads(data)["route"]] += 1
         if not quiet and i % PROGRESS_EVERY == 0:
-            so_far = sorted(times)
+            # The last stretch on its own too: a drift as the table grows shows here, not in the running total.
+            recent, so_far = sorted(times[-PROGRESS_EVERY:]), sorted(times)
             print(
-                f"  single: {i}/{count}  p50 {percentile(so_far, 50) * 1000:.1f} ms  "
+                f"  single: {i}/{count}  last {len(recent)}: p50 {percentile(recent, 50) * 1000:.1f} ms, "
+                f"p99 {percentile(recent, 99) * 1000:.1f} ms  all: p50 {percentile(so_far, 50) * 1000:.1f} ms, "
                 f"p99 {percentile(so_far, 99) * 1000:.1f} ms",
                 flush=True,
             )
@@ -493,7 +500,14 @@ def rate_summary(batch_seconds: list[float]) -> dict[str, Any]:
     }
 
 
+def cases_in_table() -> int:
+    from cases.models import Case
+
+    return Case.objects.count()
+
+
 def run_bulk_api(client: Client, batches: list[list[dict[str, Any]]], quiet: bool) -> dict[str, Any]:
+    before = cases_in_table()
     bodies = [json.dumps({"cases": batch}).encode() for batch in batches]
     times: list[float] = []
     for i, body in enumerate(bodies, 1):
@@ -506,7 +520,8 @@ def run_bulk_api(client: Client, batches: list[list[dict[str, Any]]], quiet: boo
             print(
                 f"  bulk API: batch {i}/{len(bodies)}  {elapsed * 1000:.0f} ms  ({len(body) // 1024} KiB)", flush=True
             )
-    return {**rate_summary(times), "request_body_kib": round(sum(map(len, bodies)) / len(bodies) / 1024, 1)}
+    kib = round(sum(map(len, bodies)) / len(bodies) / 1024, 1)
+    return {**rate_summary(times), "cases_in_table_before": before, "request_body_kib": kib}
 
 
 def run_submit_cases(fixture: Fixture, batches: list[list[dict[str, Any]]], quiet: bool) -> dict[str, Any]:
@@ -517,6 +532,7 @@ def run_submit_cases(fixture: Fixture, batches: list[list[dict[str, Any]]], quie
 
     category = Category.objects.get(pk=fixture.category_id)
     user = User.objects.get(pk=fixture.user_id)
+    before = cases_in_table()
     times: list[float] = []
     for i, batch in enumerate(batches, 1):
         items = [intake_item(body, category) for body in batch]
@@ -528,7 +544,7 @@ def run_submit_cases(fixture: Fixture, batches: list[list[dict[str, Any]]], quie
         times.append(elapsed)
         if not quiet:
             print(f"  submit_cases: batch {i}/{len(batches)}  {elapsed * 1000:.0f} ms", flush=True)
-    return rate_summary(times)
+    return {**rate_summary(times), "cases_in_table_before": before}
 
 
 def run_bulk_create(fixture: Fixture, batches: list[list[dict[str, Any]]], quiet: bool) -> dict[str, Any]:
@@ -542,6 +558,7 @@ def run_bulk_create(fixture: Fixture, batches: list[list[dict[str, Any]]], quiet
     name, version = MODEL_LABEL.split("@")
     model_version = ModelVersion.objects.get(category=category, name=name, version=version)
     queue = Queue.objects.get(category=category, kind="quick")
+    before = cases_in_table()
     times: list[float] = []
     for i, batch in enumerate(batches, 1):
         now = timezone.now()
@@ -578,7 +595,7 @@ def run_bulk_create(fixture: Fixture, batches: list[list[dict[str, Any]]], quiet
         times.append(elapsed)
         if not quiet:
             print(f"  bulk_create: batch {i}/{len(batches)}  {elapsed * 1000:.0f} ms", flush=True)
-    return rate_summary(times)
+    return {**rate_summary(times), "cases_in_table_before": before}
 
 
 # --- Where the time goes: SQL queries and cProfile ------------------------------------------------------------
@@ -679,9 +696,14 @@ def time_split(post: Callable[[str, dict[str, Any], int], None], singles: list[d
 
 
 def run_diagnostics(fixture: Fixture, rng: random.Random, *, profile: bool) -> dict[str, Any]:
-    """SQL queries of one single intake, one bulk request and one submit_cases batch, in this process after the
-    timed phases, on fresh external ids. With profile=True, also cProfile (separately: the query log's debug
-    cursor would distort it) of 200 single intakes, one bulk request and one submit_cases batch."""
+    """In this process, after the timed phases (so on the table they filled), on fresh external ids:
+
+    - queries: the SQL of one single intake, one bulk request and one submit_cases batch, by statement shape;
+    - in_process: time per single intake (200, no HTTP), per bulk request and per submit_cases batch, and the part
+      of it spent executing SQL;
+    - with profile=True, printed: every query shape and a cProfile (run apart: the query log's debug cursor would
+      distort it) of 200 single intakes, one bulk request and one submit_cases batch.
+    """
     from django.contrib.auth.models import User
     from django.test import Client as DjangoClient
 
@@ -706,6 +728,8 @@ def run_diagnostics(fixture: Fixture, rng: random.Random, *, profile: bool) -> d
     # A few unmeasured requests first, so one-off lookups (content types, caches) are not counted.
     for i in range(3):
         post("/api/v1/cases/", case_body(rng, f"diag-warm-{i}"), 201)
+    from cases.models import Case
+
     report: dict[str, Any] = {}
     with captured_queries() as queries:
         post("/api/v1/cases/", case_body(rng, "diag-single"), 201)
@@ -719,17 +743,14 @@ def run_diagnostics(fixture: Fixture, rng: random.Random, *, profile: bool) -> d
         submit_cases(user=user, items=items)
     report["submit_cases_500"] = query_report(queries)
 
-    report["time_split"] = time_split(post, singles=[case_body(rng, f"split-{i:04d}") for i in range(200)])
-    report["time_split"]["bulk_api_500"] = timed_with_sql(
-        lambda: post("/api/v1/cases/bulk/", bulk_body("split-bulk"), 200)
-    )
+    split: dict[str, Any] = {"cases_in_table": Case.objects.count()}
+    split.update(time_split(post, singles=[case_body(rng, f"split-{i:04d}") for i in range(200)]))
+    split["bulk_api_500"] = timed_with_sql(lambda: post("/api/v1/cases/bulk/", bulk_body("split-bulk"), 200))
     items = service_items("split-svc")
-    report["time_split"]["submit_cases_500"] = timed_with_sql(lambda: submit_cases(user=user, items=items))
+    split["submit_cases_500"] = timed_with_sql(lambda: submit_cases(user=user, items=items))
 
     if profile:
         for name, data in report.items():
-            if name == "time_split":
-                continue
             print(f"\n--- SQL of {name}: {data['queries']} queries, {data['sql_ms']} ms in the database ---")
             for group in data["by_shape"]:
                 print(f"  {group['count']:5d} x {group['ms']:8.1f} ms  {group['sql']}")
@@ -753,10 +774,9 @@ def run_diagnostics(fixture: Fixture, rng: random.Random, *, profile: bool) -> d
             print(profile_text(profiler, "cumulative", 45))
             print(profile_text(profiler, "tottime", 15))
     # The JSON keeps only the biggest groups.
-    for name, data in report.items():
-        if name != "time_split":
-            data["by_shape"] = data["by_shape"][:6]
-    return report
+    for data in report.values():
+        data["by_shape"] = data["by_shape"][:6]
+    return {"queries": report, "in_process": split}
 
 
 # --- Report ---------------------------------------------------------------------------------------------------
@@ -797,13 +817,12 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, str]]:
         row("bulk API / bulk_create", f"{ratio:.3f}", f">= {TARGET_BULK_RATIO:g}", verdict(ratio >= TARGET_BULK_RATIO)),
         row("submit_cases / bulk_create", f"{results['ratios']['submit_cases_over_bulk_create']:.3f}"),
     ]
-    diag = results["queries"]
-    rows.extend(row(f"SQL queries: {name}", str(diag[name]["queries"])) for name in QUERY_RUNS)
-    split = diag["time_split"]
+    rows.extend(row(f"SQL queries: {name}", str(results["queries"][name]["queries"])) for name in QUERY_RUNS)
+    split = results["in_process"]
     single_split = split["single_api_inprocess"]
     rows.append(
         row(
-            "single intake in-process p50: total / SQL",
+            f"single intake in-process p50 ({split['cases_in_table']} cases): total / SQL",
             f"{single_split['total_ms_p50']:.2f} / {single_split['sql_ms_p50']:.2f} ms",
         )
     )
@@ -914,7 +933,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         orm = run_bulk_create(fixture, same_rows("orm"), quiet=False)
 
         print("Counting SQL queries (in-process) ...", flush=True)
-        queries = run_diagnostics(fixture, rng, profile=args.profile)
+        diagnostics = run_diagnostics(fixture, rng, profile=args.profile)
 
         results: dict[str, Any] = {
             "benchmark": "intake",
@@ -948,7 +967,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "submit_cases_over_bulk_create": round(service["cases_per_s"] / orm["cases_per_s"], 3),
                 "bulk_api_over_submit_cases": round(bulk_api["cases_per_s"] / service["cases_per_s"], 3),
             },
-            "queries": queries,
+            **diagnostics,
         }
         rows = table_rows(results)
         print_table(results, rows)
