@@ -142,6 +142,7 @@ def seen_segment_keys(category: Category, keys: set[str], now: datetime) -> set[
         Case.objects.filter(
             category=category, segment_key__in=keys, created_at__gte=now - timedelta(days=NEW_SEGMENT_DAYS)
         )
+        .order_by()  # no default ordering: it would leak into DISTINCT and return every row
         .values_list("segment_key", flat=True)
         .distinct()
     )
@@ -228,8 +229,9 @@ class _Router:
     """Routes a run of items of one category against one read of its state, policy, queues and history."""
 
     def __init__(self, category: Category, now: datetime, user: User | None) -> None:
-        self.category = Category.objects.get(pk=category.pk)  # fresh: the pause flag may have just changed
-        self.policy = Policy.objects.get(category=self.category)
+        # Fresh from the database: the pause flag or the policy may have just changed.
+        self.category = Category.objects.select_related("policy").get(pk=category.pk)
+        self.policy = self.category.policy
         self.queues = {q.kind: q for q in Queue.objects.filter(category=self.category)}
         self.now = now
         self.user = user

@@ -87,7 +87,7 @@ def ensure_chain_head() -> None:
     AuditChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # inside the caller's transaction when there is one; a failure fails it all
 def record_many(specs: Iterable[EventSpec]) -> list[AuditEvent]:
     """Append several events under one lock of the chain head: how bulk intake stays one round trip."""
     head = AuditChainHead.objects.select_for_update().get(pk=1)

@@ -226,7 +226,7 @@ def model_version_for_intake(*, category: Category, label: str, user: User | Non
     """The version a case names; one never seen before is registered (status `registered`), in the history under
     the user whose submission first named it."""
     name, version = parse_model_label(label)
-    existing = ModelVersion.objects.filter(category=category, name=name, version=version).first()
+    existing = ModelVersion.objects.filter(category=category, name=name, version=version).order_by().first()
     if existing is not None:
         return existing
     try:

@@ -39,7 +39,9 @@ class CaseIntakeSerializer(serializers.Serializer):
     customer_ref = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
     def validate_category(self, slug: str) -> Category:
-        category = Category.objects.filter(slug=slug).first()
+        # A bulk submission looks its categories up once and passes them in the context.
+        known: dict[str, Category] | None = self.context.get("categories")
+        category = known.get(slug) if known is not None else Category.objects.filter(slug=slug).first()
         if category is None:
             raise serializers.ValidationError(f"Unknown category {slug!r}.")
         return category

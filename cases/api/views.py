@@ -9,7 +9,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -98,8 +98,14 @@ class CaseViewSet(
             )
         results: list[dict[str, Any]] = [{"index": i} for i in range(len(raw))]
         valid: list[tuple[int, IntakeItem]] = []
+        slugs = {data.get("category") for data in raw if isinstance(data, dict)}
+        context = {
+            "categories": {
+                c.slug: c for c in Category.objects.filter(slug__in=[s for s in slugs if isinstance(s, str)])
+            }
+        }
         for index, data in enumerate(raw):
-            intake = CaseIntakeSerializer(data=data) if isinstance(data, dict) else None
+            intake = CaseIntakeSerializer(data=data, context=context) if isinstance(data, dict) else None
             if intake is None:
                 results[index].update(
                     result="invalid", errors={"non_field_errors": ["Each case must be a JSON object."]}
@@ -114,10 +120,11 @@ class CaseViewSet(
             else:
                 valid.append((index, intake.to_item()))
         stored = submit_cases(user=acting_user(request), items=[item for _, item in valid])
-        for (index, _), (case, created) in zip(valid, stored, strict=True):
-            results[index].update(
-                result="created" if created else "existing", id=case.pk, case=CaseSerializer(case).data
-            )
+        cases = [case for case, _ in stored]
+        prefetch_related_objects(cases, Prefetch("decisions", queryset=self._decisions()))
+        serialized = CaseSerializer(cases, many=True).data
+        for (index, _), (case, created), data in zip(valid, stored, serialized, strict=True):
+            results[index].update(result="created" if created else "existing", id=case.pk, case=data)
         counts = {name: sum(1 for r in results if r["result"] == name) for name in ("created", "existing", "invalid")}
         return Response({**counts, "results": results})
 
