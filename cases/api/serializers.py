@@ -41,7 +41,7 @@ class CaseIntakeSerializer(serializers.Serializer):
     def validate_category(self, slug: str) -> Category:
         # A bulk submission looks its categories up once and passes them in the context.
         known: dict[str, Category] | None = self.context.get("categories")
-        category = known.get(slug) if known is not None else Category.objects.filter(slug=slug).first()
+        category = known.get(slug) if known is not None else Category.objects.filter(slug=slug).order_by().first()
         if category is None:
             raise serializers.ValidationError(f"Unknown category {slug!r}.")
         return category

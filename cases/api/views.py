@@ -77,6 +77,9 @@ class CaseViewSet(
         if not _may_submit(request.user, item.category):
             raise PermissionDenied(f"You need governance.submit_case on {item.category.slug!r} to submit cases to it.")
         case, created = submit_cases(user=acting_user(request), items=[item])[0]
+        if created:
+            # A case created a moment ago has no decisions yet: answer without asking the database.
+            case._prefetched_objects_cache = {"decisions": self._decisions().none()}  # type: ignore[attr-defined]
         return Response(CaseSerializer(case).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(
