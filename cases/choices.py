@@ -37,8 +37,18 @@ class CaseStatus(models.TextChoices):
     AUTO_APPROVED = "auto_approved", "Auto-approved"
 
 
+# A case in one of these waits for a person in its queue ("claimed" too: a claim expires).
 OPEN_STATUSES = frozenset({CaseStatus.QUEUED, CaseStatus.CLAIMED, CaseStatus.ESCALATED})
 FINAL_STATUSES = frozenset({CaseStatus.APPROVED, CaseStatus.CORRECTED, CaseStatus.REJECTED, CaseStatus.AUTO_APPROVED})
+
+
+class AuditStatus(models.TextChoices):
+    """An auto-approved case drawn for audit waits in the audit queue until an auditor confirms or flags it."""
+
+    NONE = "", "Not audited"
+    PENDING = "pending", "Waiting for audit"
+    CONFIRMED = "confirmed", "Confirmed by audit"
+    FLAGGED = "flagged", "Flagged by audit (a post-validation error)"
 
 
 class Priority(models.TextChoices):

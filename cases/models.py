@@ -9,7 +9,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from cases.choices import CaseStatus, Priority, QueueKind, Route
+from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, Priority, QueueKind, Route
 from governance.models import Category, ModelVersion
 from governance.permissions import full_access_category_ids, has_global_category_view, worked_queue_ids
 
@@ -64,6 +64,16 @@ class Queue(models.Model):
 
 
 class CaseQuerySet(models.QuerySet["Case"]):
+    def waiting(self) -> CaseQuerySet:
+        """Cases that wait for a person: open ones, and auto-approved ones drawn for audit not yet audited."""
+        return self.filter(Q(status__in=OPEN_STATUSES) | Q(audit_status=AuditStatus.PENDING))
+
+    def waiting_in(self, queue: Queue) -> CaseQuerySet:
+        """The cases waiting in one queue (one indexed condition per queue kind)."""
+        if queue.kind == QueueKind.AUDIT:
+            return self.filter(queue=queue, audit_status=AuditStatus.PENDING)
+        return self.filter(queue=queue, status__in=OPEN_STATUSES)
+
     def visible_to(self, user: User | AnonymousUser) -> CaseQuerySet:
         """Cases in the queues the user works, or in categories they have full access to. Apply before lookup."""
         if not user.is_authenticated:
@@ -103,6 +113,7 @@ class Case(models.Model):
     claimed_until = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=CaseStatus.choices, default=CaseStatus.QUEUED)
     final_output = models.JSONField(null=True, blank=True)
+    audit_status = models.CharField(max_length=16, choices=AuditStatus.choices, blank=True, default=AuditStatus.NONE)
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)

@@ -11,7 +11,6 @@ from typing import Any
 
 from django.db.models import Count, Min, Q
 
-from cases.choices import OPEN_STATUSES
 from cases.models import Case, Queue
 
 # A case is "near breach" once 80 % of its queue's SLA has passed (the SLA sweep warns at the same point).
@@ -31,7 +30,7 @@ def queue_stats(queues: Iterable[Queue], now: datetime) -> dict[int, QueueStats]
     queues = list(queues)
     if not queues:
         return {}
-    open_cases = Case.objects.filter(queue__in=queues, status__in=OPEN_STATUSES)
+    open_cases = Case.objects.waiting().filter(queue__in=queues)
     totals: dict[int, dict[str, Any]] = {
         row["queue_id"]: dict(row)
         for row in open_cases.values("queue_id").annotate(

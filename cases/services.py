@@ -21,7 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
-from cases.choices import CaseStatus, QueueKind, Route
+from cases.choices import AuditStatus, CaseStatus, QueueKind, Route
 from cases.models import Case, Queue
 from cases.routing import AuditContext, CaseFacts, CategoryState, PolicyRules, RoutingResult, route_case
 from governance import events
@@ -169,13 +169,14 @@ def _build_case(
     seg_key: str,
     now: datetime,
 ) -> Case:
-    queue = queues.get(result.queue_kind) if result.queue_kind else None
+    is_auto = result.route == Route.AUTO
+    queue_kind = QueueKind.AUDIT if is_auto and result.audit_sampled else result.queue_kind
+    queue = queues.get(queue_kind) if queue_kind else None
     reasons = list(result.reasons)
-    if result.queue_kind and queue is None:
+    if queue_kind and queue is None:
         # Never lose a case: a category without the right queue sends it to its full-review queue.
         queue = queues.get(QueueKind.FULL)
-        reasons.append(f"The category has no {result.queue_kind} queue; the case waits in its full-review queue.")
-    is_auto = result.route == Route.AUTO
+        reasons.append(f"The category has no {queue_kind} queue; the case waits in its full-review queue.")
     return Case(
         category=item.category,
         external_id=item.external_id,
@@ -198,6 +199,7 @@ def _build_case(
         due_at=now + queue.sla if queue is not None else None,
         status=CaseStatus.AUTO_APPROVED if is_auto else CaseStatus.QUEUED,
         final_output=item.output if is_auto else None,
+        audit_status=AuditStatus.PENDING if is_auto and result.audit_sampled else AuditStatus.NONE,
         decided_at=now if is_auto else None,
     )
 

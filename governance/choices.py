@@ -46,6 +46,8 @@ class AuditKind(models.TextChoices):
     CASE_ROUTED = "case.routed", "Case routed"
     CASE_DECIDED = "case.decided", "Case decided"
     CASE_ESCALATED = "case.escalated", "Case escalated"
+    CASE_REASSIGNED = "case.reassigned", "Case reassigned"
+    CASE_AUDITED = "case.audited", "Auto-approved case audited"
     CATEGORY_CREATED = "category.created", "Category created"
     POLICY_CHANGED = "policy.changed", "Policy changed"
     CATEGORY_PAUSED = "category.paused", "Category paused"

@@ -8,6 +8,15 @@ class Action(models.TextChoices):
     CORRECT = "correct", "Correct"
     REJECT = "reject", "Reject"
     ESCALATE = "escalate", "Escalate"
+    # An audit of an auto-approved case: it was right (confirm) or wrong (flag, with the correct output).
+    CONFIRM = "confirm", "Confirm (audit)"
+    FLAG = "flag", "Flag (audit)"
+
+
+REVIEW_ACTIONS = frozenset({Action.APPROVE, Action.CORRECT, Action.REJECT, Action.ESCALATE})
+AUDIT_ACTIONS = frozenset({Action.CONFIRM, Action.FLAG})
+# Actions that need a reason code.
+ACTIONS_NEEDING_REASON = frozenset({Action.REJECT, Action.ESCALATE, Action.FLAG})
 
 
 class ReasonCode(models.TextChoices):

@@ -8,7 +8,7 @@ from django.db import models
 from django.db.models import Q
 
 from cases.models import Case
-from reviews.choices import Action, ReasonCode
+from reviews.choices import ACTIONS_NEEDING_REASON, Action, ReasonCode
 
 
 class Decision(models.Model):
@@ -34,8 +34,8 @@ class Decision(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(action__in=Action.values), name="%(app_label)s_%(class)s_action_valid"),
             models.CheckConstraint(
-                condition=~Q(action__in=[Action.REJECT, Action.ESCALATE]) | ~Q(reason_code=""),
-                name="%(app_label)s_%(class)s_reason_for_reject_escalate",
+                condition=~Q(action__in=sorted(ACTIONS_NEEDING_REASON)) | ~Q(reason_code=""),
+                name="%(app_label)s_%(class)s_reason_required",
             ),
         ]
         indexes = [models.Index(fields=["actor", "created_at"], name="reviews_decision_actor_created")]
