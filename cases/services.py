@@ -217,7 +217,6 @@ def _routed_event(case: Case, actor: User | None) -> events.EventSpec:
             "queue": case.queue.slug if case.queue else None,
             "status": case.status,
             "confidence": case.confidence,
-            "label": case.output.get("label"),
             "model_version": case.model_version.label,
             "model_status": case.model_version.status,
             "policy_version": case.policy_version,

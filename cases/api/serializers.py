@@ -4,11 +4,16 @@ from typing import Any
 
 from rest_framework import serializers
 
-from cases.choices import Priority
+from cases.choices import OPEN_STATUSES, Priority, Route
 from cases.models import Case, Queue
 from cases.services import IntakeItem
 from governance.api.serializers import StrictFloatField
 from governance.models import AuditEvent, Category
+
+
+def is_blind(case: Case) -> bool:
+    """A shadow case hides the model's output until a person has decided it."""
+    return case.route == Route.SHADOW and case.status in OPEN_STATUSES
 
 
 class JSONObjectField(serializers.JSONField):
@@ -101,6 +106,14 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
             "decisions",
         ]
         read_only_fields = fields
+
+    def to_representation(self, instance: Case) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        data["output_hidden"] = is_blind(instance)
+        if data["output_hidden"]:
+            # Blind review: nobody sees the model's answer before a person has given theirs.
+            data["output"] = None
+        return data
 
     def get_decisions(self, case: Case) -> list[dict[str, Any]]:
         """The human decisions on the case, oldest first (read through the reverse relation: reviews sits above)."""

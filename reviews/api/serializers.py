@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from cases.api.serializers import JSONObjectField
+from reviews.choices import Action, ReasonCode
+
+
+class DecideSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=Action.choices)
+    output = JSONObjectField(required=False, help_text="Your output (with `label`): to correct, to flag, or in shadow.")
+    reason_code = serializers.ChoiceField(choices=ReasonCode.choices, required=False, allow_blank=True, default="")
+    notes = serializers.CharField(required=False, allow_blank=True, default="", max_length=5000)
+    seconds_spent = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86400)
+
+
+class ReassignSerializer(serializers.Serializer):
+    queue = serializers.SlugField(required=False, help_text="The slug of the queue to move the case to.")
+    assignee = serializers.CharField(required=False, help_text="The username of the person to hand the case to.")
+    reason = serializers.CharField(max_length=1000)
+
+
+class BatchApproveSerializer(serializers.Serializer):
+    cases = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
+    seconds_spent = serializers.IntegerField(required=False, allow_null=True, min_value=0)
+
+
+class BatchSkipSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    reason = serializers.CharField()
+
+
+class BatchResultSerializer(serializers.Serializer):
+    batch_id = serializers.UUIDField()
+    approved = serializers.ListField(child=serializers.IntegerField())
+    skipped = BatchSkipSerializer(many=True)
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return {
+            "batch_id": str(instance.batch_id),
+            "approved": instance.approved,
+            "skipped": [{"id": case_id, "reason": reason} for case_id, reason in instance.skipped],
+        }
