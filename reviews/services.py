@@ -281,7 +281,7 @@ def decide(
             "action": verdict.action,
             "reason_code": reason_code,
             "from_queue": from_queue.slug,
-            "to_queue": case.queue.slug if verdict.move_to else None,
+            "to_queue": verdict.move_to.slug if verdict.move_to else None,
             "status": case.status,
             "audit_status": case.audit_status,
             "batch_id": str(batch_id) if batch_id else None,

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from cases.models import Case
+from cases.models import Case, Queue
 from governance import events
 from governance.models import AuditEvent, ModelVersion
-from tests.factories import grant_submit, make_category
+from reviews.models import Decision
+from tests.factories import grant_queue, grant_submit, make_case, make_category
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -97,3 +98,38 @@ def test_the_audit_chain_stays_one_unbroken_line_under_concurrent_writers():
     assert problem is None, problem
     assert checked == THREADS * per_thread
     assert AuditEvent.objects.count() == THREADS * per_thread
+
+
+def _reviewers(make_user, queue, n):
+    users = [make_user(f"rev{i}", roles=["Reviewer"]) for i in range(n)]
+    for user in users:
+        grant_queue(user, queue)
+    return users
+
+
+def test_twenty_reviewers_claiming_next_at_once_get_twenty_different_cases(api, make_user):
+    category = make_category("cat")
+    for _ in range(25):
+        make_case(category, confidence=0.8)
+    queue = Queue.objects.get(slug="cat-quick")
+    users = _reviewers(make_user, queue, 20)
+    responses = race(20, lambda i: api(users[i]).post("/api/v1/queues/cat-quick/next/"))
+    assert [r.status_code for r in responses] == [200] * 20, [r.content for r in responses]
+    claimed = [r.json()["id"] for r in responses]
+    assert len(set(claimed)) == 20
+    holders = dict(Case.objects.filter(claimed_by__isnull=False).values_list("id", "claimed_by__username"))
+    assert set(holders) == set(claimed)
+    assert {holders[r.json()["id"]] for r in responses} == {u.username for u in users}
+
+
+def test_two_reviewers_deciding_one_case_exactly_one_wins(api, make_user):
+    category = make_category("cat")
+    case = make_case(category, confidence=0.8)
+    users = _reviewers(make_user, Queue.objects.get(slug="cat-quick"), 2)
+    actions = [{"action": "approve"}, {"action": "reject", "reason_code": "wrong_label"}]
+    responses = race(2, lambda i: api(users[i]).post(f"/api/v1/cases/{case.pk}/decide/", actions[i], format="json"))
+    assert sorted(r.status_code for r in responses) == [200, 409], [r.content for r in responses]
+    assert Decision.objects.filter(case=case).count() == 1
+    winner = Decision.objects.get(case=case)
+    case.refresh_from_db()
+    assert case.status == ("approved" if winner.action == "approve" else "rejected")
