@@ -94,7 +94,7 @@ DEMO_CATEGORIES: list[dict[str, Any]] = [
 
 # Which queue kinds each role works (object grants of `cases.work_queue`).
 QUEUE_GRANTS = {
-    "reviewer": (QueueKind.QUICK, QueueKind.FULL),
+    "reviewer": (QueueKind.QUICK, QueueKind.FULL, QueueKind.AUDIT),
     "escalation": (QueueKind.ESCALATION, QueueKind.EXPERT),
 }
 
