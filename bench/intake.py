@@ -37,7 +37,6 @@ and template databases, and refuses a scratch database that already exists unles
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import functools
 import http.client
@@ -47,8 +46,6 @@ import os
 import platform
 import pstats
 import random
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -57,21 +54,35 @@ import sysconfig
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from common import (
+    ROOT,
+    BenchError,
+    ScratchDatabase,
+    check_database_url,
+    configure_django,
+    git_revision,
+    logged_queries,
+    migrate,
+    percentile,
+    print_rows,
+    raise_interrupt,
+    row,
+    verdict,
+    write_results,
+)
 
 if TYPE_CHECKING:
     from cases.services import IntakeItem
     from governance.models import Category
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS_DIR = ROOT / "bench" / "results"
 VENV_BIN = Path(sys.executable).parent
 
 CATEGORY_SLUG = "bench-intake"
@@ -81,7 +92,6 @@ WARMUP_REQUESTS = 100
 FLOOR_REQUESTS = 200
 PROGRESS_EVERY = 500
 QUERY_RUNS = ("single_api", "bulk_api_500", "submit_cases_500")
-PROTECTED_DATABASES = frozenset({"test", "postgres", "template0", "template1"})
 
 # DESIGN.md "Budgets".
 TARGET_P50_MS = 15.0
@@ -102,119 +112,7 @@ TEXTS = (
 )
 
 
-# --- The scratch database -------------------------------------------------------------------------------------
-
-
-class BenchError(Exception):
-    """A refusal or a failure the user should read (printed without a traceback)."""
-
-
-@dataclass
-class ScratchDatabase:
-    """A database this script creates, migrates and drops; never one it did not create (unless --replace-db)."""
-
-    base_url: str
-    name: str
-    replace: bool
-    created: bool = False
-    sqlite_dir: Path | None = None
-
-    @property
-    def is_sqlite(self) -> bool:
-        return urlsplit(self.base_url).scheme.startswith("sqlite")
-
-    @property
-    def url(self) -> str:
-        if self.is_sqlite:
-            assert self.sqlite_dir is not None
-            return f"sqlite:///{self.sqlite_dir / (self.name + '.sqlite3')}"
-        return urlunsplit(urlsplit(self.base_url)._replace(path=f"/{self.name}"))
-
-    def _admin_connection(self) -> Any:
-        import psycopg  # only needed on PostgreSQL
-
-        parts = urlsplit(self.base_url)
-        # The maintenance database; the URL's query (Django OPTIONS such as server_side_binding) is not libpq's.
-        admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres", query=""))
-        return psycopg.connect(admin, autocommit=True)
-
-    def create(self) -> None:
-        if self.is_sqlite:
-            self.sqlite_dir = Path(tempfile.mkdtemp(prefix="hitl-bench-"))
-            self.created = True
-            return
-        from psycopg import sql
-
-        with self._admin_connection() as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [self.name]).fetchone()
-            if exists and not self.replace:
-                raise BenchError(
-                    f"Database {self.name!r} already exists (a run with --keep-db?). Drop it, pass --replace-db, "
-                    "or choose another --db-name."
-                )
-            if exists:
-                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(self.name)))
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
-        self.created = True
-
-    def drop(self) -> None:
-        if not self.created:
-            return
-        if self.is_sqlite:
-            if self.sqlite_dir is not None:
-                shutil.rmtree(self.sqlite_dir, ignore_errors=True)
-            return
-        from psycopg import sql
-
-        with self._admin_connection() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
-
-    def server_version(self) -> str:
-        if self.is_sqlite:
-            import sqlite3
-
-            return f"SQLite {sqlite3.sqlite_version}"
-        with self._admin_connection() as conn:
-            row = conn.execute("SHOW server_version").fetchone()
-            return f"PostgreSQL {row[0]}" if row else "PostgreSQL"
-
-
-def check_database_url(url: str, *, name: str, allow_sqlite: bool) -> None:
-    scheme = urlsplit(url).scheme
-    if name in PROTECTED_DATABASES:
-        raise BenchError(f"Refusing to use {name!r} as the scratch database: choose another --db-name.")
-    if scheme.startswith("sqlite"):
-        if not allow_sqlite:
-            raise BenchError(
-                "DATABASE_URL is SQLite: the budgets are for PostgreSQL. Pass --allow-sqlite to run anyway."
-            )
-    elif scheme not in ("postgres", "postgresql", "pgsql"):
-        raise BenchError(f"DATABASE_URL must be postgres://... (got scheme {scheme!r}).")
-
-
-# --- Django, in this process ----------------------------------------------------------------------------------
-
-
-def configure_django(database_url: str) -> dict[str, str]:
-    """Point this process (and the environment gunicorn inherits) at the scratch database, then set Django up."""
-    os.environ["DATABASE_URL"] = database_url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "hitl_project.settings"
-    os.environ["DEBUG"] = "false"
-    os.environ["ALLOWED_HOSTS"] = "127.0.0.1"
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    return dict(os.environ)
-
-
-def migrate() -> float:
-    from django.core.management import call_command
-
-    start = time.perf_counter()
-    call_command("migrate", interactive=False, verbosity=0)
-    return time.perf_counter() - start
+# --- The fixture ----------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -422,14 +320,6 @@ class Client:
 # --- Measurements ---------------------------------------------------------------------------------------------
 
 
-def percentile(sorted_values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, min(len(sorted_values), int(-(-pct * len(sorted_values) // 100))))
-    return sorted_values[rank - 1]
-
-
 def latency_summary(seconds: list[float], wall: float) -> dict[str, float]:
     ms = sorted(s * 1000 for s in seconds)
     return {
@@ -624,54 +514,6 @@ def run_bulk_create(
 
 # --- Where the time goes: SQL queries and cProfile ------------------------------------------------------------
 
-_SQL_PARAMS = re.compile(r"%s(?:, %s)+")
-_SAVEPOINT = re.compile(r'"s\d+_x\d+"')
-
-
-def sql_shape(sql: str) -> str:
-    """The statement with its parameter lists and savepoint names collapsed, so repeats group together."""
-    shape = _SAVEPOINT.sub('"<savepoint>"', _SQL_PARAMS.sub("%s, ...", sql))
-    return re.sub(r"\s+", " ", shape)[:220]
-
-
-class QueryLog:
-    """An execute wrapper recording every statement and the time spent executing it: the round trip plus
-    psycopg's adaptation. Transaction control (BEGIN, COMMIT) is not a statement and is not recorded."""
-
-    def __init__(self) -> None:
-        self.entries: list[tuple[str, float]] = []
-
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            self.entries.append((sql, time.perf_counter() - start))
-
-    @property
-    def seconds(self) -> float:
-        return sum(seconds for _, seconds in self.entries)
-
-    def report(self) -> dict[str, Any]:
-        groups: dict[str, list[float]] = {}
-        for sql, seconds in self.entries:
-            groups.setdefault(sql_shape(sql), []).append(seconds)
-        ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), -sum(kv[1])))
-        return {
-            "statements": len(self.entries),
-            "sql_ms": round(self.seconds * 1000, 2),
-            "by_shape": [{"count": len(t), "ms": round(sum(t) * 1000, 2), "sql": shape} for shape, t in ranked],
-        }
-
-
-@contextlib.contextmanager
-def logged_queries() -> Iterator[QueryLog]:
-    from django.db import connection
-
-    log = QueryLog()
-    with connection.execute_wrapper(log):
-        yield log
-
 
 def profile_text(profiler: cProfile.Profile, sort: str, limit: int) -> str:
     out = io.StringIO()
@@ -801,14 +643,6 @@ def run_diagnostics(fixture: Fixture, rng: random.Random, *, profile: bool) -> d
 # --- Report ---------------------------------------------------------------------------------------------------
 
 
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "MISS"
-
-
-def row(metric: str, value: str, target: str = "", result: str = "") -> dict[str, str]:
-    return {"metric": metric, "value": value, "target": target, "result": result}
-
-
 def table_rows(results: dict[str, Any]) -> list[dict[str, str]]:
     single, floor = results["single"], results["floor_401"]
     api, svc, orm = results["bulk_api"], results["submit_cases"], results["bulk_create"]
@@ -865,40 +699,13 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, str]]:
 
 
 def print_table(results: dict[str, Any], rows: list[dict[str, str]]) -> None:
-    header = row("Metric", "Value", "Target", "Result")
-    keys = ("metric", "value", "target", "result")
-    widths = [max(len(r[k]) for r in [header, *rows]) for k in keys]
-
-    def line(r: dict[str, str]) -> str:
-        return "  ".join(r[k].ljust(w) for k, w in zip(keys, widths, strict=True)).rstrip()
-
     single = results["single"]
-    print()
-    print(line(header))
-    print(line(row(*("-" * w for w in widths))))
-    for r in rows:
-        print(line(r))
+    print_rows(rows)
     print(
         "\nLatencies are client round trips on loopback (request sent -> last byte read): an upper bound of\n"
         f"server-side time. gunicorn's sync worker closed the connection after {single['closed_by_server']} of "
         f"{single['count']} responses,\nso each of those requests also paid a loopback TCP connect."
     )
-
-
-def git_revision() -> str:
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True)
-    except OSError:
-        return "unknown"
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
-
-
-def write_results(results: dict[str, Any]) -> Path:
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    path = RESULTS_DIR / f"intake-{datetime.now(UTC):%Y-%m-%d}.json"
-    path.write_text(json.dumps(results, indent=2, sort_keys=False) + "\n")
-    return path
 
 
 # --- Main -----------------------------------------------------------------------------------------------------
@@ -919,10 +726,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.requests < 1 or args.bulk_batches < 1:
         parser.error("--requests and --bulk-batches must be at least 1")
     return args
-
-
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -1007,7 +810,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print_table(results, rows)
         results["targets"] = [r for r in rows if r["target"]]
         if not args.no_write:
-            print(f"\nResults written to {write_results(results).relative_to(ROOT)}")
+            print(f"\nResults written to {write_results('intake', results).relative_to(ROOT)}")
         return results
     finally:
         if server is not None:
@@ -1028,8 +831,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # Both end the run through run()'s finally (gunicorn stopped, database dropped); SIGINT explicitly, since a
     # shell starting this in the background would otherwise have it ignored.
-    signal.signal(signal.SIGINT, _raise_interrupt)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
     try:
         run(args)
     except BenchError as exc:

@@ -11,7 +11,14 @@ from typing import Any
 
 from django.db.models import Count, Min, Q
 
+from cases.choices import OPEN_STATUSES, Route
 from cases.models import Case, Queue
+
+
+def is_blind(case: Case) -> bool:
+    """A shadow case hides the model's output until a person has decided it (blind review)."""
+    return case.route == Route.SHADOW and case.status in OPEN_STATUSES
+
 
 # A case is "near breach" once 80 % of its queue's SLA has passed (the SLA sweep warns at the same point).
 NEAR_BREACH_SHARE = 0.2

@@ -25,14 +25,13 @@ from governance import events
 from governance.choices import AuditKind
 from governance.exceptions import Conflict
 from governance.history import save_with_reason
-from governance.permissions import has_perm_on
+from governance.permissions import worked_queue_ids
 from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTIONS, Action, ReasonCode
 from reviews.models import Decision
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
-WORK_PERM = "cases.work_queue"
 REASSIGN_PERM = "cases.change_case"
 
 # Where a reject or an escalation goes, by reason code, from a quick or full queue (DESIGN.md, Lifecycle):
@@ -51,8 +50,11 @@ def claim_duration() -> timedelta:
 
 
 def may_work(user: User | AnonymousUser, queue: Queue | None) -> bool:
-    """May the user claim and decide the cases of this queue (`cases.work_queue`, per user or group)?"""
-    return queue is not None and user.is_authenticated and has_perm_on(user, WORK_PERM, queue)
+    """May the user claim and decide the cases of this queue? An object grant of `cases.work_queue` (to them or a
+    group of theirs), as `visible_to` reads it, or a superuser."""
+    if queue is None or not user.is_authenticated:
+        return False
+    return user.is_superuser or queue.pk in worked_queue_ids(user)
 
 
 def is_held_by_other(case: Case, user: User, now: datetime) -> bool:
@@ -309,8 +311,12 @@ def batch_approve(*, user: User, queue: Queue, case_ids: list[int], seconds_spen
     if not queue.allow_batch:
         raise Conflict(f"The queue {queue.slug!r} does not allow batch approval; decide its cases one by one.")
     result = BatchResult(batch_id=uuid.uuid4())
-    per_case = seconds_spent // len(case_ids) if seconds_spent and case_ids else None
+    now = timezone.now()
     in_queue = set(Case.objects.filter(pk__in=case_ids, queue=queue).values_list("pk", flat=True))
+    # The batch's time is shared by the cases it can approve (waiting and not held by another), read up front.
+    free = claimable_in(queue, now) | Case.objects.waiting_in(queue).filter(claimed_by=user)
+    approvable = free.filter(pk__in=in_queue).count()
+    per_case = seconds_spent // approvable if seconds_spent and approvable else None
     for case_id in dict.fromkeys(case_ids):  # in the order given, once each
         if case_id not in in_queue:
             result.skipped.append((case_id, "not in this queue"))

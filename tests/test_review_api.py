@@ -409,3 +409,15 @@ def test_a_product_owner_who_sees_a_case_but_does_not_work_its_queue_gets_403(ap
 def test_anonymous_requests_are_401(api):
     case = quick_case()
     assert post(api(None), f"/api/v1/cases/{case.pk}/claim/").status_code == 401
+
+
+def test_batch_time_is_shared_by_the_cases_actually_approved(api, reviewer, make_user):
+    other = make_user("other", roles=["Reviewer"])
+    grant_queue(other, queue("quick"))
+    a, b, held = quick_case(), quick_case(), quick_case()
+    post(api(other), f"/api/v1/cases/{held.pk}/claim/")
+    response = post(
+        api(reviewer), "/api/v1/queues/cat-quick/batch-approve/", {"cases": [a.pk, b.pk, held.pk], "seconds_spent": 60}
+    )
+    assert response.json()["approved"] == [a.pk, b.pk]
+    assert list(Decision.objects.order_by("case_id").values_list("seconds_spent", flat=True)) == [30, 30]

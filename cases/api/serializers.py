@@ -4,16 +4,12 @@ from typing import Any
 
 from rest_framework import serializers
 
-from cases.choices import OPEN_STATUSES, Priority, Route
+from cases.choices import Priority
 from cases.models import Case, Queue
+from cases.selectors import is_blind
 from cases.services import IntakeItem
 from governance.api.serializers import StrictFloatField
 from governance.models import AuditEvent, Category
-
-
-def is_blind(case: Case) -> bool:
-    """A shadow case hides the model's output until a person has decided it."""
-    return case.route == Route.SHADOW and case.status in OPEN_STATUSES
 
 
 class JSONObjectField(serializers.JSONField):

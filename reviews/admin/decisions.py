@@ -1,4 +1,4 @@
-"""The reviews admin: decisions, read-only (append-only in the database; made through the review services)."""
+"""Decisions, read-only (append-only in the database; made through the review services)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1241 @@
+"""Review benchmark: the reviewer's queue page and review page in the admin, and claim-next under contention.
+
+Against DESIGN.md "Budgets": "a reviewer's queue page and a review page in the admin take a number of SQL queries
+that does not grow with the data, and render under 300 ms p95 with 1,000,000 cases in the database; claim-next
+under 30 ms p99 with 20 reviewers at once and never a double claim".
+
+For each size in ``--sizes`` (default 10,000 then 1,000,000) it creates a scratch PostgreSQL database
+(``<db-name>_<size>``), migrates it, and measures:
+
+1. Data. One category (``governance.services.create_category``, its five default queues, an active model version),
+   reviewers, and N cases generated in SQL (``INSERT ... SELECT generate_series``, in chunks, with progress lines),
+   not through intake, which would take hours at 1M. Distributions are production-like: ~68 % auto-approved
+   (5 % of those audited), the rest quick/full/shadow reviews decided by people (approved, corrected, rejected;
+   some through the escalation or expert queue), spread over 180 days; plus a backlog whose size depends little
+   on N: ``max(2500, N/200)`` waiting in the quick queue (a few held by other reviewers, a few with an expired
+   claim), ``max(1000, N/500)`` in the full queue, and some in the escalation, expert and audit queues, with due
+   times around their SLA (some overdue), 5 % urgent, skewed customer refs (a few customers with thousands of
+   cases), labels, values, segments and rules. Each case also gets what intake and decisions would have written:
+   its history rows, its audit events (a hash chain not recomputed: the scratch database is dropped), and one
+   Decision per human action (escalate, approve/correct/reject, confirm/flag). Then ANALYZE.
+2. Pages, in this process with Django's test client (no HTTP), logged in (``force_login``) as a staff reviewer
+   (role group "Reviewer") who has ``cases.work_queue`` on the quick queue only (guardian ``assign_perm``):
+   ``--requests`` GETs (default 200, after ``--warmup`` unmeasured ones) of the queue page, and as many of the
+   review page cycling over 200 different waiting cases of that queue. Per request: the SQL statements
+   (``CaptureQueriesContext``) and the time of ``client.get`` (the whole Django request: middleware, session, view,
+   template rendering). The URLs are the reviewer pages under ``/admin/reviews/work/`` when they exist (found in
+   the URLconf when the script runs), else the cases admin: ``/admin/cases/case/?queue=<id>&status__exact=queued``
+   ordered urgent-first then by due time, and ``/admin/cases/case/<id>/change/``. ``--queue-url``/``--case-url``
+   set them by hand (placeholders ``{queue_id}``, ``{queue_slug}``, ``{case_id}``).
+3. Claim-next: first ``--claims-per-thread`` calls by one reviewer alone (the uncontended baseline), then
+   ``--threads`` threads (default 20), each a different reviewer with ``cases.work_queue`` on the quick queue and
+   its own database connection (closed at the end), started together at a barrier, each calling
+   ``reviews.services.claim_next(user=..., queue=...)`` ``--claims-per-thread`` times (default 50) without
+   releasing: each call takes a new case. Each call gets a fresh user object (so its grants are read, as in a
+   request); its latency and the part spent executing SQL are recorded. Then: every claimed id appears once,
+   each claimed case is held in the database by the reviewer whose call returned it (status "claimed"), it has
+   exactly one "Claimed (next in queue)" history row, and no case held by someone else beforehand was taken.
+4. Where the time goes: EXPLAIN (ANALYZE, BUFFERS) of the slowest statements of each page and of claim-next's
+   candidate query, stored in the JSON and printed with ``--explain`` or when a target is missed.
+
+Run (PostgreSQL, trust auth; the database named in the URL is not used)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/review.py --sizes 10000
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/review.py
+
+Results: a table on stdout and ``bench/results/review-<date>.json``. The scratch databases are dropped at the end
+(also on Ctrl-C) unless ``--keep-db``. Like bench/intake.py, it refuses the ``test``, ``postgres`` and template
+databases and an existing scratch database unless ``--replace-db``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import signal
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from common import (
+    ROOT,
+    BenchError,
+    QueryLog,
+    ScratchDatabase,
+    check_database_url,
+    configure_django,
+    git_revision,
+    migrate,
+    percentile,
+    print_rows,
+    raise_interrupt,
+    row,
+    verdict,
+    write_results,
+)
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+CATEGORY_SLUG = "bench-review"
+MODEL_LABEL = "bench-model@1"
+CHUNK = 100_000
+REVIEW_PAGE_CASES = 200
+PAGE_REVIEWER = "bench-page-reviewer"
+INTEGRATION_USER = "bench-integration"
+HISTORIC_REVIEWERS = 10  # decision actors and holders of other claims, besides the claim-next threads' reviewers
+EXPLAIN_TOP = 2
+
+# DESIGN.md "Budgets".
+TARGET_PAGE_P95_MS = 300.0
+TARGET_CLAIM_P99_MS = 30.0
+BUDGET_SIZE = 1_000_000
+
+FALLBACK_QUEUE_URL = "/admin/cases/case/?queue={queue_id}&status__exact=queued&o=-6.10"
+FALLBACK_CASE_URL = "/admin/cases/case/{case_id}/change/"
+
+LABELS = ("shipping", "refund", "billing", "account", "cancellation", "fraud_suspected")
+LABEL_CUMULATIVE = (0.30, 0.55, 0.75, 0.90, 0.98)
+CHANNELS = ("email", "chat", "phone", "web")
+TIERS = ("free", "silver", "gold", "platinum")
+REGIONS = ("eu-west", "eu-north", "us-east", "apac")
+LOCALES = ("en-GB", "de-DE", "fr-FR", "en-US")
+RULES = ("keyword_match", "repeat_contact", "chargeback_history", "vip_customer")
+TEXTS = (
+    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
+    "I was charged twice for the same subscription this month, please refund one of the payments.",
+    "I cannot log in since I changed my phone; the code never arrives by SMS.",
+    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
+    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
+)
+NOTES = (
+    "Label matches the message.",
+    "The customer asks for money back, not about delivery.",
+    "Duplicate of an earlier contact; nothing to do.",
+    "Draft promised a refund we cannot give.",
+    "Checked the order history before approving.",
+)
+
+
+# --- Sizes and the shape of the data --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """How many cases wait in each queue: a backlog that grows far slower than the history."""
+
+    quick: int
+    full: int
+    escalation: int
+    expert: int
+    audit: int
+
+    @classmethod
+    def for_size(cls, n: int) -> Backlog:
+        return cls(
+            quick=max(2500, n // 200),
+            full=max(1000, n // 500),
+            escalation=max(150, n // 5000),
+            expert=max(50, n // 20000),
+            audit=max(300, n // 2000),
+        )
+
+    @property
+    def total(self) -> int:
+        return self.quick + self.full + self.escalation + self.expert + self.audit
+
+
+def size_label(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+def sql_text_array(values: tuple[str, ...]) -> str:
+    """A text[] literal of constants defined in this file (no user input reaches the SQL)."""
+    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
+
+
+# --- The fixture ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Fixture:
+    category_id: int
+    category_slug: str
+    model_version_id: int
+    queues: dict[str, int]  # kind -> id
+    integration_id: int
+    page_reviewer_id: int
+    claim_reviewer_ids: list[int]
+    historic_reviewer_ids: list[int]
+
+
+def create_fixture(threads: int) -> Fixture:
+    """The category (with its default queues and an active model version), and the people: an integration user,
+    the page reviewer, one reviewer per claim thread and a few more who decided the history (all staff, in the
+    Reviewer group, with cases.work_queue on the quick queue)."""
+    from django.contrib.auth.models import Group, User
+    from guardian.shortcuts import assign_perm
+
+    from cases.models import Queue
+    from governance.models import ModelVersion
+    from governance.permissions import REVIEWER
+    from governance.services import create_category, register_model_version
+
+    category = create_category(
+        user=None,
+        slug=CATEGORY_SLUG,
+        name="Bench review",
+        pattern="exception",
+        stage="live",
+        policy={
+            "auto_threshold": 0.9,
+            "review_threshold": 0.6,
+            "auto_share": 80.0,
+            "sensitive_labels": ["fraud_suspected"],
+            "sensitive_rules": ["chargeback_history"],
+            "audit_rate": 0.05,
+        },
+        reason="bench",
+    )
+    name, version = MODEL_LABEL.split("@")
+    register_model_version(category=category, name=name, version=version, user=None, status="active", reason="bench")
+    model_version = ModelVersion.objects.get(category=category, name=name, version=version)
+    queues = {q.kind: q for q in Queue.objects.filter(category=category)}
+    group = Group.objects.get(name=REVIEWER)
+
+    def reviewer(username: str) -> User:
+        user = User.objects.create_user(username=username, email=f"{username}@example.com", is_staff=True)
+        user.groups.add(group)
+        assign_perm("cases.work_queue", user, queues["quick"])
+        return user
+
+    integration = User.objects.create_user(username=INTEGRATION_USER, email="integration@example.com")
+    page = reviewer(PAGE_REVIEWER)
+    claimers = [reviewer(f"bench-reviewer-{i:02d}") for i in range(1, threads + 1)]
+    historic = [reviewer(f"bench-past-reviewer-{i:02d}") for i in range(1, HISTORIC_REVIEWERS + 1)]
+    return Fixture(
+        category_id=category.pk,
+        category_slug=category.slug,
+        model_version_id=model_version.pk,
+        queues={kind: q.pk for kind, q in queues.items()},
+        integration_id=integration.pk,
+        page_reviewer_id=page.pk,
+        claim_reviewer_ids=[u.pk for u in claimers],
+        historic_reviewer_ids=[u.pk for u in historic],
+    )
+
+
+# --- Data generation (SQL) ------------------------------------------------------------------------------------
+
+
+def cases_sql(fx: Fixture, n: int, backlog: Backlog, lo: int, hi: int) -> str:
+    """INSERT cases lo..hi (ids = row numbers). Rows above `recent_from` are the last 30 hours: every other one
+    waits in a queue (a permutation spreads the queue kinds over them), the others were decided or auto-approved.
+    Rows up to `recent_from` are the history, spread over the 180 days before that."""
+    q = fx.queues
+    recent_from = n - 2 * backlog.total
+    wq, wf, we, wx = backlog.quick, backlog.full, backlog.escalation, backlog.expert
+    customers = max(n // 5, 100)
+    reviewers = "ARRAY[" + ", ".join(map(str, fx.historic_reviewer_ids)) + "]::int[]"
+    label = (
+        "CASE "
+        + " ".join(f"WHEN r_label < {c} THEN '{name}'" for name, c in zip(LABELS, LABEL_CUMULATIVE, strict=False))
+        + f" ELSE '{LABELS[-1]}' END"
+    )
+    return f"""
+WITH g AS MATERIALIZED (
+    SELECT i,
+        CASE WHEN i > {recent_from} AND (i - {recent_from}) % 2 = 0
+             THEN (((i - {recent_from}) / 2 - 1)::bigint * 7919) % {backlog.total} END AS slot,
+        random() AS r_route, random() AS r_status, random() AS r_time, random() AS r_label, random() AS r_conf,
+        random() AS r_val, random() AS r_val2, random() AS r_seg, random() AS r_cust, random() AS r_misc,
+        random() AS r_prio, random() AS r_rules, random() AS r_decide
+    FROM generate_series({lo}, {hi}) AS i
+), k AS MATERIALIZED (
+    SELECT g.*,
+        CASE WHEN slot IS NULL THEN NULL
+             WHEN slot < {wq} THEN 'quick' WHEN slot < {wq + wf} THEN 'full'
+             WHEN slot < {wq + wf + we} THEN 'escalation' WHEN slot < {wq + wf + we + wx} THEN 'expert'
+             ELSE 'audit' END AS wkind,
+        {label} AS label
+    FROM g
+), r AS MATERIALIZED (
+    SELECT k.*,
+        CASE wkind
+            WHEN 'quick' THEN 'quick_review'
+            WHEN 'full' THEN CASE WHEN r_route < 0.85 THEN 'full_review' ELSE 'shadow' END
+            WHEN 'escalation' THEN CASE WHEN r_route < 0.6 THEN 'quick_review' ELSE 'full_review' END
+            WHEN 'expert' THEN 'full_review'
+            WHEN 'audit' THEN 'auto'
+            ELSE CASE WHEN r_route < 0.68 THEN 'auto' WHEN r_route < 0.86 THEN 'quick_review'
+                      WHEN r_route < 0.97 THEN 'full_review' ELSE 'shadow' END
+        END AS route,
+        CASE
+            WHEN wkind = 'quick' THEN now() - r_time * interval '30 hours'
+            WHEN wkind = 'full' THEN now() - r_time * interval '5 hours'
+            WHEN wkind = 'escalation' THEN now() - interval '1 hour' - r_time * interval '5 hours'
+            WHEN wkind = 'expert' THEN now() - r_time * interval '10 hours'
+            WHEN wkind = 'audit' THEN now() - r_time * interval '80 hours'
+            WHEN i > {recent_from} THEN now() - r_time * interval '30 hours'
+            ELSE now() - interval '31 hours'
+                 - ({recent_from} - i)::float8 / {max(recent_from, 1)} * interval '180 days'
+                 - r_time * interval '10 minutes'
+        END AS created
+    FROM k
+), d AS MATERIALIZED (
+    SELECT r.*,
+        CASE WHEN route = 'auto' THEN round((0.9 + r_conf * 0.1)::numeric, 4)
+             WHEN route = 'quick_review' THEN round((0.6 + r_conf * 0.3)::numeric, 4)
+             WHEN route = 'full_review' THEN round((0.3 + r_conf * 0.3)::numeric, 4)
+             ELSE round((0.3 + r_conf * 0.7)::numeric, 4) END::float8 AS confidence,
+        -- the queue kind the case sits in: a waiting one's, or where a decided one was decided
+        CASE WHEN wkind IS NOT NULL THEN wkind
+             WHEN route = 'auto' THEN CASE WHEN r_status < 0.05 THEN 'audit' END
+             WHEN r_misc < 0.06 THEN 'escalation' WHEN r_misc < 0.08 THEN 'expert'
+             WHEN route = 'quick_review' THEN 'quick' ELSE 'full' END AS qkind,
+        CASE WHEN wkind IN ('quick', 'full') THEN
+                 CASE WHEN r_misc < 0.03 THEN 'claimed' WHEN r_misc < 0.04 THEN 'claimed' ELSE 'queued' END
+             WHEN wkind IN ('escalation', 'expert') THEN 'escalated'
+             WHEN route = 'auto' THEN 'auto_approved'
+             WHEN r_decide < 0.78 THEN 'approved' WHEN r_decide < 0.92 THEN 'corrected' ELSE 'rejected' END AS status,
+        (floor(r_seg * 64))::int AS seg
+    FROM r
+)
+INSERT INTO cases_case (
+    id, category_id, external_id, input, output, confidence, model_version_id, rules_fired, value, segment,
+    segment_key, customer_ref, priority, route, route_reasons, policy_version, audit_sampled, audit_draw, queue_id,
+    due_at, claimed_by_id, claimed_until, status, final_output, audit_status, created_at, updated_at, decided_at)
+SELECT
+    i, {fx.category_id}, 'bench-' || lpad(i::text, 8, '0'),
+    jsonb_build_object(
+        'text', ({sql_text_array(TEXTS)})[1 + i % {len(TEXTS)}],
+        'order_id', 'ORD-' || (100000 + (i::bigint * 7919) % 900000),
+        'locale', ({sql_text_array(LOCALES)})[1 + (i / 7) % {len(LOCALES)}],
+        'attachments', (i / 3) % 4),
+    jsonb_build_object(
+        'label', label, 'text', 'Classified as ' || label || '.',
+        'reasoning', 'The message mentions ' || replace(label, '_', ' ') || '-related terms.',
+        'score', confidence),
+    confidence, {fx.model_version_id},
+    CASE WHEN r_rules < 0.2 THEN jsonb_build_array(({sql_text_array(RULES)})[1 + (i / 11) % {len(RULES)}])
+         WHEN r_rules < 0.3 THEN jsonb_build_array('keyword_match', 'repeat_contact')
+         ELSE '[]'::jsonb END,
+    CASE WHEN r_val < 0.7 THEN least(round(exp(4.5 + 1.2 * sqrt(-2 * ln(greatest(r_val2, 1e-9)))
+                                     * cos(2 * pi() * r_cust))::numeric, 2), 999999999.99) END,
+    jsonb_build_object(
+        'channel', ({sql_text_array(CHANNELS)})[1 + seg % 4],
+        'tier', ({sql_text_array(TIERS)})[1 + (seg / 4) % 4],
+        'region', ({sql_text_array(REGIONS)})[1 + (seg / 16) % 4]),
+    '{{"channel":"' || ({sql_text_array(CHANNELS)})[1 + seg % 4]
+        || '","region":"' || ({sql_text_array(REGIONS)})[1 + (seg / 16) % 4]
+        || '","tier":"' || ({sql_text_array(TIERS)})[1 + (seg / 4) % 4] || '"}}',
+    'cust-' || floor({customers} * r_cust * r_cust)::int,
+    CASE WHEN r_prio < 0.05 THEN 'urgent' ELSE 'normal' END,
+    route,
+    CASE route
+        WHEN 'auto' THEN jsonb_build_array('Confidence ' || confidence || ' is at or above the auto threshold 0.9.')
+        WHEN 'quick_review' THEN jsonb_build_array('Confidence ' || confidence || ' is below the auto threshold 0.9.')
+        WHEN 'full_review' THEN jsonb_build_array(
+            'Confidence ' || confidence || ' is below the review threshold 0.6.',
+            'The label or a rule fired is sensitive.')
+        ELSE jsonb_build_array('The category is in shadow: every case is reviewed blind.') END,
+    1,
+    coalesce(qkind = 'audit', false),
+    jsonb_build_object('ramp', jsonb_build_object('share', 80.0, 'draw', round(r_conf::numeric, 4)),
+                       'audit', jsonb_build_object('rate', 0.05, 'draw', round(r_status::numeric, 4))),
+    CASE qkind WHEN 'quick' THEN {q["quick"]} WHEN 'full' THEN {q["full"]} WHEN 'escalation' THEN {q["escalation"]}
+               WHEN 'expert' THEN {q["expert"]} WHEN 'audit' THEN {q["audit"]} END,
+    CASE
+        WHEN wkind = 'escalation' THEN now() - r_misc * interval '72 minutes' + interval '1 hour'
+        WHEN qkind = 'quick' THEN created + interval '24 hours'
+        WHEN qkind = 'full' THEN created + interval '4 hours'
+        WHEN qkind = 'escalation' THEN created + interval '3 hours'
+        WHEN qkind = 'expert' THEN created + interval '8 hours'
+        WHEN qkind = 'audit' THEN created + interval '72 hours'
+    END,
+    CASE WHEN status = 'claimed' THEN ({reviewers})[1 + (i % {len(fx.historic_reviewer_ids)})] END,
+    CASE WHEN status = 'claimed' AND r_misc < 0.03 THEN now() + interval '1 hour' + r_status * interval '15 minutes'
+         WHEN status = 'claimed' THEN now() - r_status * interval '2 hours' END,
+    status,
+    CASE WHEN status IN ('auto_approved', 'approved') THEN jsonb_build_object(
+             'label', label, 'text', 'Classified as ' || label || '.',
+             'reasoning', 'The message mentions ' || replace(label, '_', ' ') || '-related terms.',
+             'score', confidence)
+         WHEN status = 'corrected' THEN jsonb_build_object(
+             'label', ({sql_text_array(LABELS)})[1 + (i / 5) % {len(LABELS)}],
+             'text', 'Corrected by a reviewer.')
+    END,
+    CASE WHEN wkind = 'audit' THEN 'pending'
+         WHEN qkind = 'audit' AND r_misc < 0.95 THEN 'confirmed'
+         WHEN qkind = 'audit' THEN 'flagged'
+         ELSE '' END,
+    created,
+    CASE WHEN status IN ('queued', 'claimed', 'escalated') THEN created
+         ELSE least(now(), created + r_misc * interval '20 hours') END,
+    CASE WHEN status IN ('queued', 'claimed', 'escalated') THEN NULL
+         WHEN route = 'auto' THEN created
+         ELSE least(now(), created + r_misc * interval '20 hours') END
+FROM d
+"""
+
+
+def history_sql(fx: Fixture, lo: int, hi: int) -> str:
+    """The history intake and decisions would have written: '+' at routing (a reviewed case then still queued),
+    and '~' with the case as it is now for every case a person acted on."""
+    columns = (
+        "id, external_id, input, output, confidence, rules_fired, value, segment, segment_key, customer_ref, "
+        "priority, route, route_reasons, policy_version, audit_sampled, audit_draw, due_at, claimed_until, "
+        "final_output, created_at, decided_at, category_id, claimed_by_id, model_version_id, queue_id"
+    )
+    return f"""
+INSERT INTO cases_historicalcase ({columns}, status, audit_status,
+    history_date, history_change_reason, history_type, history_user_id)
+SELECT {columns},
+    CASE WHEN route = 'auto' THEN 'auto_approved' ELSE 'queued' END,
+    CASE WHEN audit_status = '' THEN '' ELSE 'pending' END,
+    created_at, 'Submitted and routed', '+', {fx.integration_id}
+FROM cases_case WHERE id BETWEEN {lo} AND {hi}
+UNION ALL
+SELECT {columns}, status, audit_status,
+    coalesce(decided_at, updated_at) + interval '1 second',
+    CASE WHEN status = 'escalated' THEN 'escalate (policy_legal)' WHEN audit_status IN ('confirmed', 'flagged')
+         THEN 'audited' ELSE status END,
+    '~', {fx.historic_reviewer_ids[0]} + (id % {len(fx.historic_reviewer_ids)})::int
+FROM cases_case
+WHERE id BETWEEN {lo} AND {hi} AND (status IN ('approved', 'corrected', 'rejected', 'escalated')
+                                  OR audit_status IN ('confirmed', 'flagged'))
+"""
+
+
+def decisions_sql(fx: Fixture, lo: int, hi: int) -> str:
+    """One Decision per human action: the escalation of a case that went through the escalation or expert queue,
+    the final approve/correct/reject, and the confirm/flag of an audit."""
+    q = fx.queues
+    first, count = fx.historic_reviewer_ids[0], len(fx.historic_reviewer_ids)
+    notes = sql_text_array(NOTES)
+    return f"""
+INSERT INTO reviews_decision (action, output_before, output_after, reason_code, notes, seconds_spent, batch_id,
+    model_version, policy_version, created_at, actor_id, case_id)
+SELECT 'escalate', output, NULL::jsonb,
+    CASE WHEN queue_id = {q["expert"]} THEN 'needs_expert' ELSE 'policy_legal' END,
+    'Needs a second opinion.', 20 + (id * 13) % 300, NULL::uuid, '{MODEL_LABEL}', 1,
+    created_at + interval '10 minutes', {first} + ((id + 3) % {count})::int, id
+FROM cases_case
+WHERE id BETWEEN {lo} AND {hi} AND queue_id IN ({q["escalation"]}, {q["expert"]})
+UNION ALL
+SELECT CASE status WHEN 'approved' THEN 'approve' WHEN 'corrected' THEN 'correct' ELSE 'reject' END,
+    output, CASE status WHEN 'rejected' THEN NULL ELSE final_output END,
+    CASE status WHEN 'rejected' THEN 'wrong_label' WHEN 'corrected' THEN 'wrong_label' ELSE '' END,
+    CASE WHEN status = 'approved' AND id % 3 <> 0 THEN '' ELSE ({notes})[1 + id % {len(NOTES)}] END,
+    5 + (id * 37) % 240, NULL::uuid, '{MODEL_LABEL}', 1, decided_at, {first} + (id % {count})::int, id
+FROM cases_case
+WHERE id BETWEEN {lo} AND {hi} AND status IN ('approved', 'corrected', 'rejected')
+UNION ALL
+SELECT CASE audit_status WHEN 'confirmed' THEN 'confirm' ELSE 'flag' END,
+    output, CASE audit_status WHEN 'flagged' THEN output || '{{"label": "refund"}}'::jsonb END,
+    CASE audit_status WHEN 'flagged' THEN 'wrong_label' ELSE '' END, '',
+    5 + (id * 37) % 120, NULL::uuid, '{MODEL_LABEL}', 1, created_at + interval '2 days',
+    {first} + (id % {count})::int, id
+FROM cases_case
+WHERE id BETWEEN {lo} AND {hi} AND audit_status IN ('confirmed', 'flagged')
+"""
+
+
+def audit_events_sql(fx: Fixture, seq_base: int, lo: int, hi: int) -> str:
+    """case.routed for every case, and one event per decision of the chunk (seq: above the real chain)."""
+    slug = fx.category_slug
+    return f"""
+INSERT INTO governance_auditevent (seq, created_at, kind, actor_id, actor_username, category_slug, case_id,
+    payload, prev_hash, hash)
+SELECT {seq_base} + id * 4, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}', '{slug}', id,
+    jsonb_build_object('external_id', external_id, 'route', route, 'reasons', route_reasons,
+                       'status', CASE WHEN route = 'auto' THEN 'auto_approved' ELSE 'queued' END,
+                       'confidence', confidence, 'model_version', '{MODEL_LABEL}', 'policy_version', 1,
+                       'audit_sampled', audit_sampled, 'draws', audit_draw),
+    repeat('0', 64), md5('r' || id) || md5('routed' || id)
+FROM cases_case WHERE id BETWEEN {lo} AND {hi}
+UNION ALL
+SELECT {seq_base} + d.case_id * 4 + 1 + row_number() OVER (PARTITION BY d.case_id ORDER BY d.id), d.created_at,
+    CASE d.action WHEN 'escalate' THEN 'case.escalated' WHEN 'confirm' THEN 'case.audited'
+                  WHEN 'flag' THEN 'case.audited' ELSE 'case.decided' END,
+    d.actor_id, 'bench-past-reviewer', '{slug}', d.case_id,
+    jsonb_build_object('decision_id', d.id, 'action', d.action, 'reason_code', d.reason_code,
+                       'seconds_spent', d.seconds_spent),
+    repeat('0', 64), md5('d' || d.id) || md5('decision' || d.id)
+FROM reviews_decision d WHERE d.case_id BETWEEN {lo} AND {hi}
+"""
+
+
+def generate(fx: Fixture, n: int, backlog: Backlog, seed: int) -> dict[str, Any]:
+    """Fill the scratch database with n cases and what goes with them, in chunks; then ANALYZE."""
+    from django.db import connection
+
+    seq_base = 10_000_000  # the real chain (category and model version events) is far below
+    timings: Counter[str] = Counter()
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = off")  # this session only: a scratch database
+        cursor.execute("SET work_mem = '64MB'")
+        for chunk_no, lo in enumerate(range(1, n + 1, CHUNK)):
+            hi = min(lo + CHUNK - 1, n)
+            cursor.execute("SELECT setseed(%s)", [((seed + chunk_no) % 1000) / 1000.0])
+            for table, sql in (
+                ("cases", cases_sql(fx, n, backlog, lo, hi)),
+                ("history", history_sql(fx, lo, hi)),
+                ("decisions", decisions_sql(fx, lo, hi)),
+                ("audit_events", audit_events_sql(fx, seq_base, lo, hi)),
+            ):
+                t0 = time.perf_counter()
+                cursor.execute(sql)
+                timings[table] += time.perf_counter() - t0
+            elapsed = time.perf_counter() - start
+            rate = hi / elapsed
+            print(
+                f"  generated {hi:>9,}/{n:,} cases with history, decisions and audit events  "
+                f"({elapsed:.1f} s, {rate:,.0f} cases/s, ~{(n - hi) / rate:.0f} s left)",
+                flush=True,
+            )
+        cursor.execute("SELECT setval(pg_get_serial_sequence('cases_case', 'id'), %s)", [n])
+        cursor.execute(
+            "UPDATE governance_auditchainhead SET seq = (SELECT max(seq) FROM governance_auditevent), "
+            "hash = (SELECT hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1)"
+        )
+        t0 = time.perf_counter()
+        cursor.execute("ANALYZE")
+        timings["analyze"] += time.perf_counter() - t0
+        counts = {}
+        for table in ("cases_case", "cases_historicalcase", "reviews_decision", "governance_auditevent"):
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            counts[table] = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT q.kind, c.status, count(*) FROM cases_case c LEFT JOIN cases_queue q ON q.id = c.queue_id "
+            "GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        by_queue_status = {f"{kind or '-'}/{status}": count for kind, status, count in cursor.fetchall()}
+        cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
+        db_size = cursor.fetchone()[0]
+    seconds = time.perf_counter() - start
+    print(
+        f"  generation took {seconds:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in timings.items())}); "
+        f"database {db_size}",
+        flush=True,
+    )
+    return {
+        "seconds": round(seconds, 1),
+        "seconds_by_step": {k: round(v, 1) for k, v in timings.items()},
+        "rows": counts,
+        "cases_by_queue_kind_and_status": by_queue_status,
+        "database_size": db_size,
+        "backlog": backlog.__dict__,
+    }
+
+
+# --- Pages ----------------------------------------------------------------------------------------------------
+
+
+def reviewer_routes() -> list[str]:
+    """Every URL route under admin/reviews/work/ in the URLconf as it is now."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    found: list[str] = []
+
+    def walk(patterns: list[Any], prefix: str) -> None:
+        for p in patterns:
+            route = prefix + str(p.pattern)
+            if isinstance(p, URLResolver):
+                walk(p.url_patterns, route)
+            elif isinstance(p, URLPattern) and "reviews/work/" in route:
+                found.append("/" + route.lstrip("^").rstrip("$"))
+
+    walk(get_resolver().url_patterns, "")
+    return found
+
+
+def _template_from_route(route: str, placeholder_for: dict[str, str]) -> str | None:
+    """'/admin/reviews/work/queue/<slug:slug>/' -> '/admin/reviews/work/queue/{queue_slug}/' (None if unsure)."""
+    import re
+
+    parameters = re.findall(r"<(?:(\w+):)?(\w+)>", route)
+    if len(parameters) != 1:
+        return None
+    converter = parameters[0][0] or "str"
+    placeholder = placeholder_for.get(converter)
+    if placeholder is None:
+        return None
+    return re.sub(r"<[^>]+>", placeholder, route)
+
+
+def discover_urls(queue_url: str, case_url: str) -> dict[str, Any]:
+    """The reviewer pages if the URLconf has them (queue list: '.../queue/<param>/'; review page:
+    '.../case/<int>/'), else the cases admin's changelist and change page. Explicit templates win."""
+    routes = reviewer_routes()
+    found_queue = found_case = None
+    for route in sorted(routes, key=len):
+        tail = route.split("reviews/work/", 1)[1]
+        if found_queue is None and tail.startswith("queue") and tail.count("/") == 2:
+            found_queue = _template_from_route(
+                route, {"int": "{queue_id}", "slug": "{queue_slug}", "str": "{queue_slug}"}
+            )
+        if found_case is None and tail.startswith("case") and tail.count("/") == 2:
+            found_case = _template_from_route(route, {"int": "{case_id}", "str": "{case_id}"})
+    queue = queue_url if queue_url != "auto" else (found_queue or FALLBACK_QUEUE_URL)
+    case = case_url if case_url != "auto" else (found_case or FALLBACK_CASE_URL)
+    return {
+        "reviewer_routes_found": routes,
+        "queue_url": queue,
+        "case_url": case,
+        "queue_source": "option" if queue_url != "auto" else ("reviewer page" if found_queue else "fallback"),
+        "case_source": "option" if case_url != "auto" else ("reviewer page" if found_case else "fallback"),
+    }
+
+
+def latency(ms: list[float]) -> dict[str, float]:
+    s = sorted(ms)
+    return {
+        "count": len(s),
+        "p50_ms": round(percentile(s, 50), 2),
+        "p95_ms": round(percentile(s, 95), 2),
+        "p99_ms": round(percentile(s, 99), 2),
+        "max_ms": round(s[-1], 2),
+        "mean_ms": round(sum(s) / len(s), 2),
+    }
+
+
+def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup: int) -> dict[str, Any]:
+    """GET the urls in turn: the time of each request and its SQL statements; the slowest ones of the last."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def get(url: str) -> Any:
+        response = client.get(url)
+        if response.status_code != 200:
+            raise BenchError(f"GET {url} answered {response.status_code}: {response.content[:300]!r}")
+        return response
+
+    for k in range(warmup):
+        get(urls[k % len(urls)])
+    times: list[float] = []
+    counts: list[int] = []
+    sizes: list[int] = []
+    captured: list[dict[str, str]] = []
+    progress_every = max(requests // 4, 1)
+    for k in range(requests):
+        url = urls[k % len(urls)]
+        with CaptureQueriesContext(connection) as ctx:
+            t0 = time.perf_counter()
+            response = get(url)
+            elapsed = time.perf_counter() - t0
+        times.append(elapsed * 1000)
+        counts.append(len(ctx.captured_queries))
+        sizes.append(len(response.content))
+        captured = list(ctx.captured_queries)
+        if (k + 1) % progress_every == 0:
+            so_far = sorted(times)
+            print(
+                f"  {name}: {k + 1}/{requests}  p50 {percentile(so_far, 50):.1f} ms, "
+                f"p95 {percentile(so_far, 95):.1f} ms, {counts[-1]} queries",
+                flush=True,
+            )
+    slowest = sorted(captured, key=lambda q: -float(q["time"]))[:EXPLAIN_TOP]
+    return {
+        "url_example": urls[0],
+        "distinct_urls": len(set(urls)),
+        **latency(times),
+        "queries_min": min(counts),
+        "queries_max": max(counts),
+        "query_counts": dict(sorted(Counter(counts).items())),
+        "response_kib_mean": round(sum(sizes) / len(sizes) / 1024, 1),
+        "statements_of_last_request": [
+            {"ms": round(float(q["time"]) * 1000, 2), "sql": q["sql"][:300]} for q in captured
+        ],
+        "slowest_sql": [q["sql"] for q in slowest],
+    }
+
+
+def probe(client: Any, url: str) -> str | None:
+    """Why this page cannot be measured (an error or a status other than 200), or None."""
+    import logging
+
+    request_log = logging.getLogger("django.request")
+    level = request_log.level
+    request_log.setLevel(logging.CRITICAL)  # the traceback of a page being built is not this benchmark's output
+    try:
+        response = client.get(url)
+    except Exception as exc:  # a page being built: fall back to the cases admin
+        return f"{type(exc).__name__}: {str(exc)[:120]}"
+    finally:
+        request_log.setLevel(level)
+    return None if response.status_code == 200 else f"status {response.status_code}"
+
+
+def run_pages(fx: Fixture, args: argparse.Namespace, urls: dict[str, Any]) -> dict[str, Any]:
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from cases.models import Queue
+    from reviews.services import claimable_in
+
+    user = User.objects.get(pk=fx.page_reviewer_id)
+    queue = Queue.objects.get(pk=fx.queues["quick"])
+    from django.utils import timezone
+
+    case_ids = list(claimable_in(queue, timezone.now()).values_list("pk", flat=True)[:REVIEW_PAGE_CASES])
+    if not case_ids:
+        raise BenchError("The quick queue has no waiting case to open.")
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user)
+    fields = {"queue_id": queue.pk, "queue_slug": queue.slug}
+    for kind, fallback, example in (
+        ("queue", FALLBACK_QUEUE_URL, {"case_id": ""}),
+        ("case", FALLBACK_CASE_URL, {"case_id": case_ids[0]}),
+    ):
+        if urls[f"{kind}_source"] != "reviewer page":
+            continue
+        problem = probe(client, urls[f"{kind}_url"].format(**fields, **example))
+        if problem:
+            print(f"  the reviewer {kind} page does not work yet ({problem}); using {fallback}", flush=True)
+            urls[f"{kind}_url"], urls[f"{kind}_source"] = fallback, f"fallback ({problem})"
+    queue_urls = [urls["queue_url"].format(**fields, case_id="")]
+    case_urls = [urls["case_url"].format(**fields, case_id=pk) for pk in case_ids]
+    print(f"Queue page {queue_urls[0]} ({urls['queue_source']}): {args.requests} requests ...", flush=True)
+    queue_page = measure_page("queue page", client, queue_urls, args.requests, args.warmup)
+    print(
+        f"Review page {urls['case_url']} ({urls['case_source']}) over {len(case_urls)} cases: "
+        f"{args.requests} requests ...",
+        flush=True,
+    )
+    review_page = measure_page("review page", client, case_urls, args.requests, args.warmup)
+    return {"queue_page": queue_page, "review_page": review_page}
+
+
+# --- Claim-next -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ClaimWorker:
+    user_id: int
+    queue_id: int
+    calls: int
+    barrier: threading.Barrier | None
+    think_ms: float = 0.0
+    seed: int = 0
+    claimed: list[int] = field(default_factory=list)
+    empty: int = 0
+    ms: list[float] = field(default_factory=list)
+    sql_ms: list[float] = field(default_factory=list)
+    error: str | None = None
+
+    def run(self) -> None:
+        from django.contrib.auth.models import User
+        from django.db import connection
+
+        from cases.models import Queue
+        from reviews.services import claim_next
+
+        log = QueryLog()
+        rng = random.Random(self.seed)
+        try:
+            queue = Queue.objects.get(pk=self.queue_id)
+            users = [User.objects.get(pk=self.user_id) for _ in range(self.calls)]  # fresh: grants read per call
+            if self.barrier is not None:
+                self.barrier.wait(timeout=120)
+            with connection.execute_wrapper(log):
+                for user in users:
+                    before = log.seconds
+                    t0 = time.perf_counter()
+                    case = claim_next(user=user, queue=queue)
+                    self.ms.append((time.perf_counter() - t0) * 1000)
+                    self.sql_ms.append((log.seconds - before) * 1000)
+                    if case is None:
+                        self.empty += 1
+                    else:
+                        self.claimed.append(case.pk)
+                    if self.think_ms:  # a reviewer reading the case before the next claim (not timed)
+                        time.sleep(self.think_ms * rng.uniform(0.5, 1.5) / 1000)
+        except Exception as exc:  # reported, and the run fails: a claim must never error
+            self.error = f"{type(exc).__name__}: {exc}"
+            if self.barrier is not None:
+                self.barrier.abort()
+        finally:
+            connection.close()
+
+
+def held_by_others(queue_id: int) -> set[int]:
+    """Cases of the queue under a claim that outlasts the claim phase (claim-next must not take them)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from cases.models import Case
+
+    outlasting = timezone.now() + timedelta(minutes=10)
+    return set(
+        Case.objects.filter(queue_id=queue_id, claimed_by__isnull=False, claimed_until__gt=outlasting)
+        .order_by()
+        .values_list("pk", flat=True)
+    )
+
+
+def verify_claims(workers: list[ClaimWorker], held_before: set[int]) -> dict[str, Any]:
+    from django.db.models import Count
+
+    from cases.models import Case
+
+    claimed = [pk for w in workers for pk in w.claimed]
+    owner = {pk: w.user_id for w in workers for pk in w.claimed}
+    duplicates = sorted(pk for pk, c in Counter(claimed).items() if c > 1)
+    rows = dict(Case.objects.filter(pk__in=claimed).values_list("pk", "claimed_by_id"))
+    statuses = Counter(Case.objects.filter(pk__in=claimed).values_list("status", flat=True))
+    wrong_holder = sorted(pk for pk in set(claimed) if rows.get(pk) != owner[pk])
+    history = (
+        Case.history.filter(id__in=claimed, history_change_reason="Claimed (next in queue)")  # type: ignore[attr-defined]
+        .values("id")
+        .annotate(n=Count("history_id"))
+    )
+    claimed_twice_in_history = sorted(h["id"] for h in history if h["n"] != 1)
+    history_ids = {h["id"] for h in history}
+    return {
+        "claimed": len(claimed),
+        "distinct": len(set(claimed)),
+        "empty_results": sum(w.empty for w in workers),
+        "errors": [w.error for w in workers if w.error],
+        "duplicate_ids": duplicates[:20],
+        "held_by_wrong_user": wrong_holder[:20],
+        "statuses": dict(statuses),
+        "history_rows_not_one": claimed_twice_in_history[:20],
+        "without_history_row": sorted(set(claimed) - history_ids)[:20],
+        "taken_from_other_holders": sorted(set(claimed) & held_before)[:20],
+    }
+
+
+def contended(fx: Fixture, args: argparse.Namespace, think_ms: float) -> dict[str, Any]:
+    """One reviewer per thread, started together, each claiming `claims_per_thread` times; then the checks."""
+    from django.db import connections
+    from django.utils import timezone
+
+    from cases.models import Queue
+    from reviews.services import claimable_in
+
+    queue_id = fx.queues["quick"]
+    needed = args.threads * args.claims_per_thread
+    available = claimable_in(Queue.objects.get(pk=queue_id), timezone.now()).count()
+    if available < needed:
+        raise BenchError(f"The quick queue has {available} claimable cases; {needed} claims need more (a larger size).")
+    held_before = held_by_others(queue_id)
+    pace = f", pausing ~{think_ms:g} ms between claims" if think_ms else ", back to back"
+    print(
+        f"claim-next under contention: {args.threads} threads x {args.claims_per_thread} calls{pace} "
+        f"({available} claimable, {len(held_before)} held by others beforehand) ...",
+        flush=True,
+    )
+    barrier = threading.Barrier(args.threads)
+    workers = [
+        ClaimWorker(
+            user_id=uid,
+            queue_id=queue_id,
+            calls=args.claims_per_thread,
+            barrier=barrier,
+            think_ms=think_ms,
+            seed=args.seed + i,
+        )
+        for i, uid in enumerate(fx.claim_reviewer_ids)
+    ]
+    threads = [threading.Thread(target=w.run, daemon=True, name=f"claim-{i}") for i, w in enumerate(workers)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    connections.close_all()  # this thread's; each worker closed its own
+    all_ms = [ms for w in workers for ms in w.ms]
+    all_sql = [ms for w in workers for ms in w.sql_ms]
+    check = verify_claims(workers, held_before)
+    ok = (
+        not check["errors"]
+        and not check["duplicate_ids"]
+        and not check["held_by_wrong_user"]
+        and not check["history_rows_not_one"]
+        and not check["without_history_row"]
+        and not check["taken_from_other_holders"]
+        and check["claimed"] == check["distinct"] == needed
+        and check["empty_results"] == 0
+        and set(check["statuses"]) <= {"claimed"}
+    )
+    summary = latency(all_ms) if all_ms else {}
+    if not ok:
+        print(f"  claim-next checks FAILED: {check}", flush=True)
+    print(
+        f"  {check['claimed']} claims in {wall:.2f} s: p50 {summary.get('p50_ms', float('nan')):.1f} ms, "
+        f"p99 {summary.get('p99_ms', float('nan')):.1f} ms; double claims: {len(check['duplicate_ids'])}; "
+        f"checks {'passed' if ok else 'FAILED'}",
+        flush=True,
+    )
+    return {
+        **summary,
+        "sql": latency(all_sql) if all_sql else {},
+        "wall_s": round(wall, 3),
+        "claims_per_s": round(len(all_ms) / wall, 1),
+        "threads": args.threads,
+        "calls_per_thread": args.claims_per_thread,
+        "think_ms": think_ms,
+        "verification": {**check, "ok": ok, "held_by_others_before": len(held_before)},
+    }
+
+
+def run_claims(fx: Fixture, args: argparse.Namespace) -> dict[str, Any]:
+    print(f"claim-next alone: {args.claims_per_thread} calls by one reviewer ...", flush=True)
+    alone = ClaimWorker(
+        user_id=fx.page_reviewer_id, queue_id=fx.queues["quick"], calls=args.claims_per_thread, barrier=None
+    )
+    thread = threading.Thread(target=alone.run, daemon=True)
+    thread.start()
+    thread.join()
+    if alone.error:
+        raise BenchError(f"claim_next failed: {alone.error}")
+    print(f"  p50 {percentile(sorted(alone.ms), 50):.1f} ms, p99 {percentile(sorted(alone.ms), 99):.1f} ms", flush=True)
+    result = {"alone": {**latency(alone.ms), "sql": latency(alone.sql_ms)}, "contended": contended(fx, args, 0.0)}
+    if args.think_ms:
+        result["paced"] = contended(fx, args, args.think_ms)
+    return result
+
+
+# --- Where the time goes --------------------------------------------------------------------------------------
+
+
+def explain(sql: str, params: Any = None) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled back (claim-next's query locks a row)."""
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            plan = "\n".join(r[0] for r in cursor.fetchall())
+        transaction.set_rollback(True)
+    return plan
+
+
+def explain_all(fx: Fixture, pages: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from cases.models import Queue
+    from reviews.services import claimable_in
+
+    plans: dict[str, list[dict[str, str]]] = {}
+    for name in ("queue_page", "review_page"):
+        plans[name] = [
+            {"sql": sql, "plan": explain(sql)}
+            for sql in pages[name]["slowest_sql"]
+            if sql.lstrip().upper().startswith("SELECT")
+        ]
+    queue = Queue.objects.get(pk=fx.queues["quick"])
+    candidates = claimable_in(queue, timezone.now()).select_for_update(skip_locked=True, of=("self",))[:1]
+    with transaction.atomic():  # Django compiles FOR UPDATE only inside one
+        sql, params = candidates.query.sql_with_params()
+    plans["claim_next_candidates"] = [{"sql": connection.ops.compose_sql(sql, params), "plan": explain(sql, params)}]
+    return plans
+
+
+# --- One size -------------------------------------------------------------------------------------------------
+
+
+def use_database(name: str) -> None:
+    """Point Django's connections (this thread's and the ones threads will open) at another database."""
+    from django.conf import settings
+    from django.db import connections
+
+    connections.close_all()
+    settings.DATABASES["default"]["NAME"] = name
+    connections.settings["default"]["NAME"] = name
+    connections["default"].settings_dict["NAME"] = name
+
+
+def run_size(n: int, database: ScratchDatabase, args: argparse.Namespace, urls_cache: dict[str, Any]) -> dict[str, Any]:
+    backlog = Backlog.for_size(n)
+    if 2 * backlog.total > n:
+        raise BenchError(f"--sizes: {n} is too small for a backlog of {backlog.total} (need at least twice that).")
+    database.create()
+    print(f"\n=== {n:,} cases: scratch database {database.name!r} created; migrating ...", flush=True)
+    use_database(database.name)
+    migrate_seconds = migrate()
+    fx = create_fixture(args.threads)
+    print(f"  migrated in {migrate_seconds:.1f} s; generating {n:,} cases (backlog {backlog.total:,}) ...", flush=True)
+    generation = generate(fx, n, backlog, args.seed)
+    if args.extra_sql:
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            for statement in args.extra_sql:
+                t0 = time.perf_counter()
+                cursor.execute(statement)
+                print(f"  --extra-sql ({time.perf_counter() - t0:.1f} s): {statement}", flush=True)
+            cursor.execute("ANALYZE cases_case")
+    if not urls_cache:
+        urls_cache.update(discover_urls(args.queue_url, args.case_url))
+        print(
+            f"Reviewer routes under admin/reviews/work/: {urls_cache['reviewer_routes_found'] or 'none'}; "
+            f"using {urls_cache['queue_url']} and {urls_cache['case_url']}",
+            flush=True,
+        )
+    pages = run_pages(fx, args, urls_cache)
+    claims = run_claims(fx, args)
+    print("EXPLAIN ANALYZE of the slowest statements ...", flush=True)
+    plans = explain_all(fx, pages)
+    for page in pages.values():
+        page.pop("slowest_sql")
+    return {
+        "cases": n,
+        "database": database.name,
+        "migrate_seconds": round(migrate_seconds, 1),
+        "generation": generation,
+        **pages,
+        "claim_next": claims,
+        "explain": plans,
+    }
+
+
+# --- Report ---------------------------------------------------------------------------------------------------
+
+
+def table_rows(sizes: list[dict[str, Any]]) -> list[dict[str, str]]:
+    rows: list[dict[str, str]] = []
+    smallest = sizes[0]
+    for result in sizes:
+        n = result["cases"]
+        tag = f"{n:,} cases"
+        at_budget = n >= BUDGET_SIZE
+        rows.append(row(f"[{tag}] data generation", f"{result['generation']['seconds']:.0f} s"))
+        for key, title in (("queue_page", "queue page"), ("review_page", "review page")):
+            page = result[key]
+            qmin, qmax = page["queries_min"], page["queries_max"]
+            count = str(qmax) if qmin == qmax else f"{qmin}-{qmax}"
+            if result is smallest:
+                target, outcome = ("constant", verdict(qmin == qmax)) if len(sizes) > 1 else ("", "")
+            else:
+                base = smallest[key]["queries_max"]
+                target, outcome = f"<= {base} (as at {smallest['cases']:,})", verdict(qmax <= base)
+            rows.append(row(f"[{tag}] {title}: SQL queries per request", count, target, outcome))
+            target = f"< {TARGET_PAGE_P95_MS:g} ms" + ("" if at_budget else " (budget at 1M)")
+            rows.append(
+                row(
+                    f"[{tag}] {title}: p50 / p95 / max",
+                    f"{page['p50_ms']:.1f} / {page['p95_ms']:.1f} / {page['max_ms']:.1f} ms",
+                    target,
+                    verdict(page["p95_ms"] < TARGET_PAGE_P95_MS),
+                )
+            )
+        claims = result["claim_next"]
+        alone, contended, check = claims["alone"], claims["contended"], claims["contended"]["verification"]
+        rows.append(
+            row(
+                f"[{tag}] claim-next alone: p50 / p99 (SQL p50)",
+                f"{alone['p50_ms']:.1f} / {alone['p99_ms']:.1f} ms ({alone['sql']['p50_ms']:.1f} ms)",
+            )
+        )
+        rows.append(
+            row(
+                f"[{tag}] claim-next, {contended['threads']} threads: p50 / p99 / max",
+                f"{contended['p50_ms']:.1f} / {contended['p99_ms']:.1f} / {contended['max_ms']:.1f} ms",
+                f"p99 < {TARGET_CLAIM_P99_MS:g} ms",
+                verdict(contended["p99_ms"] < TARGET_CLAIM_P99_MS),
+            )
+        )
+        rows.append(
+            row(
+                f"[{tag}] claim-next, {contended['threads']} threads: SQL p50 / p99",
+                f"{contended['sql']['p50_ms']:.1f} / {contended['sql']['p99_ms']:.1f} ms",
+            )
+        )
+        rows.append(
+            row(
+                f"[{tag}] claim-next: double claims / errors",
+                f"{len(check['duplicate_ids'])} / {len(check['errors'])} in {check['claimed']} claims",
+                "0 and checks pass",
+                verdict(check["ok"]),
+            )
+        )
+        if "paced" in claims:
+            paced = claims["paced"]
+            rows.append(
+                row(
+                    f"[{tag}] claim-next, {paced['threads']} threads pausing ~{paced['think_ms']:g} ms: p50 / p99",
+                    f"{paced['p50_ms']:.1f} / {paced['p99_ms']:.1f} ms (SQL p99 {paced['sql']['p99_ms']:.1f} ms)",
+                    "(info)",
+                )
+            )
+            rows.append(
+                row(
+                    f"[{tag}] claim-next paced: double claims / errors",
+                    f"{len(paced['verification']['duplicate_ids'])} / {len(paced['verification']['errors'])} "
+                    f"in {paced['verification']['claimed']} claims",
+                    "0 and checks pass",
+                    verdict(paced["verification"]["ok"]),
+                )
+            )
+    return rows
+
+
+def print_explains(sizes: list[dict[str, Any]], only_missed: bool, rows: list[dict[str, str]]) -> None:
+    missed = {r["metric"] for r in rows if r["result"] == "MISS"}
+    for result in sizes:
+        tag = f"[{result['cases']:,} cases]"
+        for name, plans in result["explain"].items():
+            title = name.replace("_", " ")
+            if only_missed and not any(m.startswith(tag) and title.split(" ")[0] in m for m in missed):
+                continue
+            for plan in plans:
+                print(f"\n--- {tag} EXPLAIN ANALYZE, {title} ---\n{plan['sql'][:600]}\n{plan['plan']}")
+
+
+# --- Main -----------------------------------------------------------------------------------------------------
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"--sizes: {exc}") from exc
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("--sizes: positive numbers, comma-separated")
+    return sizes
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--sizes", type=parse_sizes, default=[10_000, 1_000_000], help="default 10000,1000000")
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
+    parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests per page first (default 10)")
+    parser.add_argument("--threads", type=int, default=20, help="concurrent reviewers claiming (default 20)")
+    parser.add_argument("--claims-per-thread", type=int, default=50, help="claim_next calls per thread (default 50)")
+    parser.add_argument(
+        "--think-ms", type=float, default=0.0, help="also run claim-next with this pause between a thread's claims"
+    )
+    parser.add_argument(
+        "--extra-sql",
+        action="append",
+        default=[],
+        help="SQL run after the data is generated (e.g. a CREATE INDEX to try); repeatable",
+    )
+    parser.add_argument("--queue-url", default="auto", help="queue page URL template ({queue_id}, {queue_slug})")
+    parser.add_argument("--case-url", default="auto", help="review page URL template ({case_id})")
+    parser.add_argument("--keep-db", action="store_true", help="leave the scratch databases in place at the end")
+    parser.add_argument("--db-name", default="hitl_bench_review", help="scratch database prefix (<name>_<size>)")
+    parser.add_argument("--replace-db", action="store_true", help="drop and recreate a scratch database that exists")
+    parser.add_argument("--explain", action="store_true", help="print every EXPLAIN ANALYZE (else only for a MISS)")
+    parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated data")
+    parser.add_argument("--no-write", action="store_true", help="do not write bench/results/review-<date>.json")
+    args = parser.parse_args(argv)
+    if args.requests < 1 or args.threads < 1 or args.claims_per_thread < 1 or args.warmup < 0:
+        parser.error("--requests, --threads and --claims-per-thread must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    base_url = os.environ.get("DATABASE_URL", "")
+    if not base_url:
+        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
+    if urlsplit(base_url).scheme.startswith("sqlite"):
+        raise BenchError("DATABASE_URL is SQLite: this benchmark (row locks, SKIP LOCKED, 1M rows) is PostgreSQL only.")
+    databases = [
+        ScratchDatabase(base_url=base_url, name=f"{args.db_name}_{size_label(n)}", replace=args.replace_db)
+        for n in args.sizes
+    ]
+    for database in databases:
+        check_database_url(base_url, name=database.name, allow_sqlite=False)
+    load_at_start = os.getloadavg()[0]
+    started = time.perf_counter()
+    per_size: list[dict[str, Any]] = []
+    try:
+        configure_django(databases[0].url)
+        urls: dict[str, Any] = {}
+        for n, database in zip(args.sizes, databases, strict=True):
+            per_size.append(run_size(n, database, args, urls))
+            if not args.keep_db:
+                use_database(database.name)  # closes this process's connections before the drop
+                database.drop()
+                database.created = False
+                print(f"Scratch database {database.name!r} dropped.", flush=True)
+        results: dict[str, Any] = {
+            "benchmark": "review",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "revision": git_revision(),
+            "command": " ".join([".venv/bin/python", "bench/review.py", *sys.argv[1:]]),
+            "environment": {
+                "database": databases[0].server_version(),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
+                "client": "django.test.Client in this process (no HTTP), CaptureQueriesContext on every request",
+            },
+            "parameters": {
+                "sizes": args.sizes,
+                "requests": args.requests,
+                "warmup": args.warmup,
+                "threads": args.threads,
+                "claims_per_thread": args.claims_per_thread,
+                "think_ms": args.think_ms,
+                "extra_sql": args.extra_sql,
+                "seed": args.seed,
+            },
+            "urls": urls,
+            "total_seconds": round(time.perf_counter() - started, 1),
+            "sizes": per_size,
+        }
+        rows = table_rows(per_size)
+        print_rows(rows)
+        print(
+            f"\nPages: {urls['queue_url']} ({urls['queue_source']}) and {urls['case_url']} ({urls['case_source']}); "
+            "times are whole Django requests in this process (no HTTP).\nclaim-next: each call in its own "
+            "transaction and thread connection; the SQL column is the part spent executing statements, the rest "
+            "is Python\n(and waiting for the GIL: the threads share one process on this machine's "
+            f"{os.cpu_count()} cores). Total run time {results['total_seconds']:.0f} s."
+        )
+        print_explains(per_size, only_missed=not args.explain, rows=rows)
+        results["targets"] = [r for r in rows if r["target"]]
+        if not args.no_write:
+            print(f"\nResults written to {write_results('review', results).relative_to(ROOT)}")
+        return results
+    finally:
+        if "django" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        for database in databases:
+            if not database.created:
+                continue
+            if args.keep_db:
+                print(f"Kept the scratch database at {database.url}", flush=True)
+            else:
+                database.drop()
+                print(f"Scratch database {database.name!r} dropped.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGINT, raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        run(args)
+    except BenchError as exc:
+        print(f"bench/review.py: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nInterrupted; the scratch databases were dropped (unless --keep-db).", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

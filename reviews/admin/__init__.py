@@ -1,0 +1,75 @@
+"""The reviews admin: the decisions list, and the reviewer's workplace (my queues, work lists, the review page).
+
+The workplace is not a model admin: its pages are views added to the admin site's URLs under /admin/reviews/work/
+(wrapped by `admin_view`: signed-in staff only, CSRF, never cached), and "My queues" joins the app list of the
+index and the sidebar for whoever works a queue.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.urls import URLPattern, URLResolver, path, reverse
+
+from reviews.admin.decisions import DecisionAdmin
+from reviews.admin.queues import batch_view, claim_next_view, my_queues_view, work_list_view
+from reviews.admin.review import review_view
+from reviews.selectors import works_any_queue
+
+site = admin.site
+
+
+def work_urls() -> list[URLPattern]:
+    view = site.admin_view
+    return [
+        path("reviews/work/", view(my_queues_view), name="reviews_work"),
+        path("reviews/work/queue/<slug:slug>/", view(work_list_view), name="reviews_work_queue"),
+        path("reviews/work/queue/<slug:slug>/next/", view(claim_next_view), name="reviews_work_next"),
+        path("reviews/work/queue/<slug:slug>/batch/", view(batch_view), name="reviews_work_batch"),
+        path("reviews/work/case/<int:pk>/", view(review_view), name="reviews_work_case"),
+    ]
+
+
+_site_get_urls = site.get_urls
+_site_get_app_list = site.get_app_list
+
+
+def get_urls() -> list[URLResolver | URLPattern]:
+    # Ahead of the site's own patterns, whose catch-all would otherwise answer first.
+    return [*work_urls(), *_site_get_urls()]
+
+
+def get_app_list(request: HttpRequest, app_label: str | None = None) -> list[Any]:
+    """The site's app list, with "My queues" first in Reviews for anyone who works a queue."""
+    app_list: list[Any] = _site_get_app_list(request, app_label)
+    if app_label not in (None, "reviews") or not works_any_queue(request.user):
+        return app_list
+    entry = {
+        "name": "My queues",
+        "object_name": "Work",
+        "perms": {"add": False, "change": False, "delete": False, "view": True},
+        "admin_url": reverse("admin:reviews_work", current_app=site.name),
+        "add_url": None,
+        "view_only": True,
+    }
+    reviews = next((app for app in app_list if app["app_label"] == "reviews"), None)
+    if reviews is None:
+        # Someone who only works a queue through an object grant has no Reviews model to see: the app is theirs too.
+        reviews = {
+            "name": "Reviews",
+            "app_label": "reviews",
+            "app_url": entry["admin_url"],
+            "has_module_perms": True,
+            "models": [],
+        }
+        app_list = sorted([*app_list, reviews], key=lambda app: app["name"].lower())
+    reviews["models"].insert(0, entry)
+    return app_list
+
+
+site.get_urls = get_urls  # type: ignore[method-assign]
+site.get_app_list = get_app_list  # type: ignore[method-assign]
+
+__all__ = ["DecisionAdmin", "work_urls"]

@@ -1,0 +1,89 @@
+"""The workplace's forms: what a reviewer posts, parsed; the rules themselves stay in `reviews.services`.
+
+Fields that a service checks (a reason code required to reject, a label required to correct) are optional here
+on purpose: the service says no with its own message, so the admin and the API refuse with the same words.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from django import forms
+from django.core import signing
+
+from cases.choices import QueueKind
+from cases.models import Case, Queue
+from reviews.choices import ReasonCode
+
+# The stamp of when a page was opened, signed so that the seconds a decision records cannot be made up.
+OPENED_SALT = "reviews.workplace.opened"
+# A page open longer than this measured a lunch break, not a review: the time is not recorded.
+MAX_SECONDS = 4 * 3600
+
+
+def opened_stamp(scope: str) -> str:
+    """A signed stamp of now, bound to what the page shows (a case, or a queue's list for a batch)."""
+    return signing.dumps({"scope": scope, "at": time.time()}, salt=OPENED_SALT)
+
+
+def seconds_since(stamp: str, scope: str) -> int | None:
+    """Whole seconds since the page with this stamp was opened; None when the stamp is missing or not ours."""
+    try:
+        data = signing.loads(stamp, salt=OPENED_SALT, max_age=MAX_SECONDS)
+    except signing.BadSignature:  # SignatureExpired too
+        return None
+    if not isinstance(data, dict) or data.get("scope") != scope:
+        return None
+    return max(0, round(time.time() - float(data.get("at", 0))))
+
+
+def reason_choices() -> list[tuple[str, str]]:
+    """Reason codes numbered 1-6, the digit keys that pick them on the review page."""
+    return [("", "— reason —")] + [
+        (value, f"{number} · {label}") for number, (value, label) in enumerate(ReasonCode.choices, start=1)
+    ]
+
+
+class DecideForm(forms.Form):
+    """One decision on a case: approve, correct, reject, escalate; confirm or flag for an audit."""
+
+    label = forms.CharField(required=False, max_length=200)
+    text = forms.CharField(required=False, max_length=20000)
+    reason_code = forms.ChoiceField(choices=reason_choices, required=False)
+    notes = forms.CharField(required=False, max_length=5000)
+    opened = forms.CharField(required=False)
+
+    def output(self, case: Case, *, blind: bool) -> dict[str, Any] | None:
+        """The reviewer's output: the model's with their label and draft, or in blind review only their own.
+
+        The model's reasoning and score describe its answer, not the corrected one, so they are not carried over.
+        """
+        label = self.cleaned_data["label"].strip()
+        if not label:
+            return None  # the service refuses a correct or a flag without a label, in its own words
+        base = {} if blind or not isinstance(case.output, dict) else dict(case.output)
+        base.pop("reasoning", None)
+        base.pop("score", None)
+        base["label"] = label
+        text = self.cleaned_data["text"].strip()
+        if text:
+            base["text"] = text
+        else:
+            base.pop("text", None)
+        return base
+
+
+class ReassignForm(forms.Form):
+    """An escalation manager moves a case to another queue of its category and/or hands it to a person."""
+
+    queue = forms.ModelChoiceField(queryset=Queue.objects.none(), required=False, empty_label="— keep the queue —")
+    assignee = forms.CharField(required=False, max_length=150, help_text="A username; empty: nobody holds it.")
+    reason = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2, "cols": 40}))
+
+    def __init__(self, *args: Any, case: Case, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Audit work stays in the audit queue (the service refuses it too); the choices say so up front.
+        field = self.fields["queue"]
+        assert isinstance(field, forms.ModelChoiceField)
+        field.queryset = Queue.objects.filter(category_id=case.category_id).exclude(kind=QueueKind.AUDIT)

@@ -1,0 +1,230 @@
+"""Reads for the reviewer's workplace: the queues a person works, a queue's work list, and a case's context.
+
+Every function here starts from what the user may see (`Case.objects.visible_to`, the queues they work), so a
+page built from them cannot show past the user's grants. Each read is one query whatever the data size: a page
+made of them costs a fixed number of queries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import QuerySet
+
+from cases.choices import FINAL_STATUSES, Priority, Route
+from cases.models import Case, Queue
+from cases.selectors import is_blind
+from governance.choices import AuditKind
+from governance.models import AuditEvent
+from governance.permissions import has_global_category_view, worked_queue_ids
+from reviews.choices import Action
+from reviews.models import Decision
+from reviews.services import REASSIGN_PERM, WORK_PERM
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+    from django.http import QueryDict
+
+# A queue's work list: urgent first, then by due time (DESIGN.md, Queue); the id keeps pages stable.
+WORK_LIST_ORDER = ("-priority", "due_at", "id")
+# How many of the customer's other cases and of the similar past decisions the review page shows.
+CONTEXT_ROWS = 10
+
+
+def works_every_queue(user: User | AnonymousUser) -> bool:
+    """Superusers and holders of a global `cases.work_queue` work every queue (as `services.may_work` says)."""
+    return bool(user.is_authenticated and (user.is_superuser or user.has_perm(WORK_PERM)))
+
+
+def works_any_queue(user: User | AnonymousUser) -> bool:
+    """Does the user work at least one queue? Costs no query beyond the grants read once per request."""
+    return bool(user.is_authenticated and (works_every_queue(user) or worked_queue_ids(user)))
+
+
+def workable_queues(user: User | AnonymousUser) -> QuerySet[Queue]:
+    """The queues the user may work: `cases.work_queue` per user or group, every queue for superusers."""
+    if not user.is_authenticated:
+        return Queue.objects.none()
+    if works_every_queue(user):
+        return Queue.objects.all()
+    return Queue.objects.filter(pk__in=worked_queue_ids(user))
+
+
+def workable_cases(user: User | AnonymousUser) -> QuerySet[Case]:
+    """Cases the user may see that sit in a queue they work: what the workplace opens (anything else is a 404)."""
+    if not user.is_authenticated:
+        return Case.objects.none()
+    if works_every_queue(user):
+        return Case.objects.visible_to(user).filter(queue__isnull=False)
+    return Case.objects.visible_to(user).filter(queue_id__in=worked_queue_ids(user))
+
+
+def may_reassign(user: User | AnonymousUser) -> bool:
+    """Whether to offer the reassign form; `services.reassign` checks it again (and the queue) when it runs."""
+    return bool(user.is_authenticated and user.has_perm(REASSIGN_PERM))
+
+
+def display_input(case: Case, user: User | AnonymousUser) -> Any:
+    """The case's input as this user may see it.
+
+    The seam for PII redaction: users without `view_pii` will get the redacted view from here. For now the
+    input is shown as it is.
+    """
+    return case.input
+
+
+@dataclass(frozen=True)
+class WorkListFilters:
+    """A work list's filters, from simple GET parameters.
+
+    `segment` is `key=value` (e.g. `channel=email`). The label filter never matches a blind (shadow) case:
+    filtering on the model's label would tell the reviewer what the model said.
+    """
+
+    route: str = ""
+    label: str = ""
+    segment: str = ""
+    priority: str = ""
+
+    @classmethod
+    def from_query(cls, params: QueryDict) -> WorkListFilters:
+        route = params.get("route", "")
+        priority = params.get("priority", "")
+        return cls(
+            route=route if route in Route.values else "",
+            label=params.get("label", "").strip()[:200],
+            segment=params.get("segment", "").strip()[:200],
+            priority=priority if priority in Priority.values else "",
+        )
+
+    def segment_pair(self) -> tuple[str, str] | None:
+        key, sep, value = self.segment.partition("=")
+        return (key.strip(), value.strip()) if sep and key.strip() else None
+
+    def apply(self, cases: QuerySet[Case]) -> QuerySet[Case]:
+        if self.route:
+            cases = cases.filter(route=self.route)
+        if self.priority:
+            cases = cases.filter(priority=self.priority)
+        if self.label:
+            cases = cases.filter(output__label=self.label).exclude(route=Route.SHADOW)
+        pair = self.segment_pair()
+        if pair is not None:
+            cases = cases.filter(**{f"segment__{pair[0]}": pair[1]})
+        return cases
+
+    def as_params(self) -> dict[str, str]:
+        return {name: value for name, value in vars(self).items() if value}
+
+
+def work_list(queue: Queue, filters: WorkListFilters) -> QuerySet[Case]:
+    """The queue's waiting cases, filtered, urgent first then by due time; one query per page of rows."""
+    return (
+        filters.apply(Case.objects.waiting_in(queue))
+        .select_related("claimed_by")
+        .defer("input", "audit_draw")  # big JSON the list never shows
+        .order_by(*WORK_LIST_ORDER)
+    )
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a case's timeline: an audit event, with the decision it records when there is one."""
+
+    at: datetime
+    kind: str
+    actor: str
+    summary: str
+    decision: Decision | None = None
+
+
+def _event_summary(event: AuditEvent) -> str:
+    payload = event.payload
+    if event.kind == AuditKind.CASE_ROUTED:
+        return f"Routed {payload.get('route')} to {payload.get('queue') or 'no queue'}"
+    if event.kind == AuditKind.CASE_REASSIGNED:
+        moved = f"{payload.get('from_queue')} → {payload.get('to_queue')}"
+        return f"Reassigned {moved}, to {payload.get('assignee') or 'nobody'}: {payload.get('reason')}"
+    if event.kind in (AuditKind.CASE_DECIDED, AuditKind.CASE_ESCALATED, AuditKind.CASE_AUDITED):
+        moved = f" → {payload['to_queue']}" if payload.get("to_queue") else ""
+        reason = f" ({payload['reason_code']})" if payload.get("reason_code") else ""
+        return f"{payload.get('action')}{reason} in {payload.get('from_queue')}{moved}"
+    return event.get_kind_display()
+
+
+def case_timeline(case: Case, decisions: list[Decision]) -> list[TimelineEntry]:
+    """The case's audit events, oldest first, each joined to its decision (notes, outputs, seconds spent)."""
+    by_id = {decision.pk: decision for decision in decisions}
+    entries: list[TimelineEntry] = []
+    for event in AuditEvent.objects.filter(case_id=case.pk).order_by("seq"):
+        decision_id = event.payload.get("decision_id") if isinstance(event.payload, dict) else None
+        decision = by_id.pop(decision_id, None) if isinstance(decision_id, int) else None
+        summary = _event_summary(event)
+        entries.append(TimelineEntry(event.created_at, event.kind, event.actor_username, summary, decision))
+    # A decision no event names (none should exist) still shows: the Decision table is the record of who decided.
+    for decision in by_id.values():
+        actor = decision.actor.get_username() if decision.actor else "system"
+        entries.append(TimelineEntry(decision.created_at, "decision", actor, decision.action, decision))
+    return sorted(entries, key=lambda entry: entry.at)
+
+
+def case_decisions(case: Case) -> list[Decision]:
+    return list(Decision.objects.filter(case=case).select_related("actor").order_by("created_at", "id"))
+
+
+def escalations(case: Case, decisions: list[Decision]) -> list[Decision]:
+    """The decisions that sent the case up: escalations, and rejects that moved it (all but a final reject)."""
+    closing = decisions[-1] if decisions and case.status in FINAL_STATUSES else None
+    return [d for d in decisions if d.action in (Action.ESCALATE, Action.REJECT) and d is not closing]
+
+
+def customer_cases(case: Case, user: User | AnonymousUser) -> list[Case]:
+    """The customer's other cases the user may see, newest first (none when the case names no customer)."""
+    if not case.customer_ref:
+        return []
+    return list(
+        Case.objects.visible_to(user)
+        .filter(customer_ref=case.customer_ref)
+        .exclude(pk=case.pk)
+        .select_related("category")
+        .defer("input", "audit_draw")
+        .order_by("-created_at", "-id")[:CONTEXT_ROWS]
+    )
+
+
+def similar_decisions(case: Case, user: User | AnonymousUser) -> list[Decision]:
+    """Past human decisions in the category on cases with the same predicted label, newest first.
+
+    Empty for a blind case: matching on the model's label would reveal it.
+    """
+    label = case.output.get("label") if isinstance(case.output, dict) else None
+    if is_blind(case) or not isinstance(label, str):
+        return []
+    decisions = Decision.objects.filter(case__category_id=case.category_id, case__output__label=label)
+    if not has_global_category_view(user):  # everyone else: only decisions on cases they may see
+        decisions = decisions.filter(case__in=Case.objects.visible_to(user).values("pk"))
+    return list(
+        decisions.exclude(case_id=case.pk)
+        .select_related("case", "actor")
+        .defer("case__input", "case__audit_draw")
+        .order_by("-created_at", "-id")[:CONTEXT_ROWS]
+    )
+
+
+@dataclass(frozen=True)
+class ShadowAgreement:
+    """A decided shadow case: what the model said, what the reviewer said, and whether they agree."""
+
+    model_label: Any
+    human_label: Any
+    agrees: bool
+
+
+def shadow_agreement(case: Case) -> ShadowAgreement | None:
+    if case.route != Route.SHADOW or is_blind(case) or not isinstance(case.final_output, dict):
+        return None
+    model_label = case.output.get("label") if isinstance(case.output, dict) else None
+    human_label = case.final_output.get("label")
+    return ShadowAgreement(model_label=model_label, human_label=human_label, agrees=model_label == human_label)
