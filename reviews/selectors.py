@@ -21,7 +21,7 @@ from governance.models import AuditEvent
 from governance.permissions import has_global_category_view, worked_queue_ids
 from reviews.choices import Action
 from reviews.models import Decision
-from reviews.services import REASSIGN_PERM, WORK_PERM
+from reviews.services import REASSIGN_PERM
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -34,8 +34,8 @@ CONTEXT_ROWS = 10
 
 
 def works_every_queue(user: User | AnonymousUser) -> bool:
-    """Superusers and holders of a global `cases.work_queue` work every queue (as `services.may_work` says)."""
-    return bool(user.is_authenticated and (user.is_superuser or user.has_perm(WORK_PERM)))
+    """Superusers work every queue; everyone else the queues granted to them (as `services.may_work` says)."""
+    return bool(user.is_authenticated and user.is_superuser)
 
 
 def works_any_queue(user: User | AnonymousUser) -> bool:
