@@ -114,6 +114,9 @@ class Case(models.Model):
     status = models.CharField(max_length=16, choices=CaseStatus.choices, default=CaseStatus.QUEUED)
     final_output = models.JSONField(null=True, blank=True)
     audit_status = models.CharField(max_length=16, choices=AuditStatus.choices, blank=True, default=AuditStatus.NONE)
+    sla_warned_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the SLA sweep warned that 80 % of this queue's SLA had passed."
+    )
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -124,6 +127,7 @@ class Case(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [("view_pii", "Can see personal data in case inputs (others see the redacted view)")]
         constraints = [
             models.UniqueConstraint(
                 fields=["category", "external_id"], name="%(app_label)s_%(class)s_unique_external_id"
@@ -142,8 +146,9 @@ class Case(models.Model):
         indexes = [
             # A queue's work list: open cases, urgent first, then by due time.
             models.Index(fields=["queue", "status", "-priority", "due_at"], name="cases_case_queue_work"),
-            # The SLA sweep: open cases past (or near) their due time.
+            # The SLA sweep: open cases past (or near) their due time, and audits waiting past theirs.
             models.Index(fields=["status", "due_at"], name="cases_case_status_due"),
+            models.Index(fields=["audit_status", "due_at"], name="cases_case_audit_due"),
             # KPIs and listings per category over a time window.
             models.Index(fields=["category", "created_at"], name="cases_case_category_created"),
             # "A segment not seen in the last 30 days" at intake.
@@ -155,3 +160,22 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return f"Case {self.pk} ({self.external_id})"
+
+
+class SlaBreach(models.Model):
+    """A case that waited past its due time in a queue: one row per case and due time (the SLA breach KPI)."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="sla_breaches")
+    queue = models.ForeignKey(Queue, on_delete=models.PROTECT, related_name="sla_breaches")
+    due_at = models.DateTimeField()
+    detected_at = models.DateTimeField()
+    moved_to = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "due_at"], name="%(app_label)s_%(class)s_once_per_due_time")
+        ]
+        indexes = [models.Index(fields=["queue", "detected_at"], name="cases_breach_queue_detected")]
+
+    def __str__(self) -> str:
+        return f"case {self.case_id} overdue in {self.queue_id} since {self.due_at:%Y-%m-%d %H:%M}"
