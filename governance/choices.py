@@ -48,6 +48,7 @@ class AuditKind(models.TextChoices):
     CASE_ESCALATED = "case.escalated", "Case escalated"
     CASE_REASSIGNED = "case.reassigned", "Case reassigned"
     CASE_AUDITED = "case.audited", "Auto-approved case audited"
+    SLA_BREACHED = "case.sla_breached", "Case overdue (SLA breached)"
     CATEGORY_CREATED = "category.created", "Category created"
     POLICY_CHANGED = "policy.changed", "Policy changed"
     CATEGORY_PAUSED = "category.paused", "Category paused"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from django.contrib.auth.models import User
 from django.db import models
 
-if TYPE_CHECKING:
-    from django.contrib.auth.models import User
+SYSTEM_USERNAME = "system"
+
+
+def system_user() -> User:
+    """The user that jobs act as in history records (inactive: nobody can log in as it)."""
+    user, created = User.objects.get_or_create(username=SYSTEM_USERNAME, defaults={"is_active": False})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
 
 
 def save_with_reason(

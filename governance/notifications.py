@@ -1,0 +1,67 @@
+"""Telling people: an in-admin notice per person and an e-mail (console by default, SMTP from EMAIL_URL).
+
+Recipients are found from the grants: the people who work a queue (`cases.work_queue`, directly or through a
+group) or the members of a role. Mail failures are logged, never raised: a notice must not undo the work that
+caused it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.mail import send_mass_mail
+from django.db.models import Model
+from guardian.shortcuts import get_users_with_perms
+
+from governance.models import Notification
+
+logger = logging.getLogger("hitl.notifications")
+
+
+def users_who_work(queue: Model) -> list[User]:
+    """Active people granted `cases.work_queue` on the queue, directly or through a group."""
+    users = get_users_with_perms(queue, only_with_perms_in=["work_queue"], with_group_users=True)
+    return [u for u in users if u.is_active]
+
+
+def users_in_role(role: str) -> list[User]:
+    group = Group.objects.filter(name=role).first()
+    return list(group.user_set.filter(is_active=True)) if group else []
+
+
+def notify(
+    users: Iterable[User],
+    *,
+    subject: str,
+    body: str = "",
+    link: str = "",
+    kind: str = "",
+    category_slug: str = "",
+) -> list[Notification]:
+    """One notice per person (each once, however often they are listed), and the same by e-mail."""
+    recipients = {user.pk: user for user in users}.values()
+    notices = Notification.objects.bulk_create(
+        [
+            Notification(user=user, subject=subject, body=body, link=link, kind=kind, category_slug=category_slug)
+            for user in recipients
+        ]
+    )
+    mails: list[tuple[str, str, str, list[str]]] = [
+        (subject, f"{body}\n\n{link}".strip(), settings.DEFAULT_FROM_EMAIL, [user.email])
+        for user in recipients
+        if user.email
+    ]
+    if mails:
+        try:
+            send_mass_mail(tuple(mails), fail_silently=False)
+        except Exception as exc:  # noqa: BLE001 - any mail transport error; the notice rows stand
+            logger.warning("Could not send %d notification e-mails (%s): %s", len(mails), subject, exc)
+    return notices
+
+
+def unread_count(user: Any) -> int:
+    return Notification.objects.filter(user=user, read_at__isnull=True).count() if user.is_authenticated else 0
