@@ -25,7 +25,7 @@ logger = logging.getLogger("hitl.notifications")
 def users_who_work(queue: Model) -> list[User]:
     """Active people granted `cases.work_queue` on the queue, directly or through a group."""
     users = get_users_with_perms(queue, only_with_perms_in=["work_queue"], with_group_users=True)
-    return [u for u in users if u.is_active]
+    return [u for u in users if isinstance(u, User) and u.is_active]
 
 
 def users_in_role(role: str) -> list[User]:

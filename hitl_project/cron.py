@@ -14,6 +14,7 @@ from typing import Any
 
 from rq import cron
 
+from cases.jobs import sla_sweep
 from governance.jobs import verify_audit_chain
 
 QUEUE_NAME = "default"
@@ -37,6 +38,11 @@ class PeriodicJob:
 # The name is what `runjob` takes and what RQ's cron dashboard shows. Jobs must be idempotent: a scheduler
 # restart or a double delivery may run one twice.
 JOBS: dict[str, PeriodicJob] = {
+    "sla_sweep": PeriodicJob(
+        func=sla_sweep,
+        description="Warn at 80 % of the SLA, move overdue cases to their next queue, record breaches",
+        interval=60,
+    ),
     "verify_audit": PeriodicJob(
         func=verify_audit_chain,
         description="Verify the audit log's hash chain and name the first broken row",

@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, QueueKind, Route
 from cases.models import Case, Queue
+from cases.sla import waiting_status_for
 from governance import events
 from governance.choices import AuditKind
 from governance.exceptions import Conflict
@@ -71,11 +72,6 @@ def is_waiting(case: Case) -> bool:
     return case.status in OPEN_STATUSES or case.audit_status == AuditStatus.PENDING
 
 
-def _waiting_status(queue: Queue) -> str:
-    """The status of an unclaimed case waiting in this queue."""
-    return CaseStatus.ESCALATED if queue.kind in FINAL_WORD_QUEUES else CaseStatus.QUEUED
-
-
 def _lock(case: Case | int) -> Case:
     pk = case if isinstance(case, int) else case.pk
     return (
@@ -102,7 +98,7 @@ def _set_claim(case: Case, user: User | None, now: datetime) -> None:
     case.claimed_by = user
     case.claimed_until = now + claim_duration() if user is not None else None
     if case.status in OPEN_STATUSES:  # an auto case waiting for audit keeps its final status
-        case.status = CaseStatus.CLAIMED if user is not None else _waiting_status(case.queue)  # type: ignore[arg-type]
+        case.status = CaseStatus.CLAIMED if user is not None else waiting_status_for(case.queue)  # type: ignore[arg-type]
 
 
 @transaction.atomic
@@ -367,7 +363,7 @@ def reassign(
             raise ValidationError({"queue": "Audit work stays in the audit queue."})
         case.queue = queue
         case.due_at = now + queue.sla
-        case.status = _waiting_status(queue)
+        case.status = waiting_status_for(queue)
     target_queue = case.queue
     if assignee is not None:
         if not may_work(assignee, target_queue):
