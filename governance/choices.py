@@ -49,6 +49,8 @@ class AuditKind(models.TextChoices):
     CASE_REASSIGNED = "case.reassigned", "Case reassigned"
     CASE_AUDITED = "case.audited", "Auto-approved case audited"
     SLA_BREACHED = "case.sla_breached", "Case overdue (SLA breached)"
+    INCIDENT_OPENED = "incident.opened", "Incident opened"
+    INCIDENT_CHANGED = "incident.changed", "Incident stage changed"
     CATEGORY_CREATED = "category.created", "Category created"
     POLICY_CHANGED = "policy.changed", "Policy changed"
     CATEGORY_PAUSED = "category.paused", "Category paused"
