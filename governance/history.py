@@ -17,6 +17,14 @@ def system_user() -> User:
     return user
 
 
+# simple-history keeps a change reason in 100 characters; the full text goes to the audit event.
+CHANGE_REASON_LENGTH = 100
+
+
+def short_reason(reason: str) -> str:
+    return reason if len(reason) <= CHANGE_REASON_LENGTH else reason[: CHANGE_REASON_LENGTH - 1] + "…"
+
+
 def save_with_reason(
     instance: models.Model,
     *,
@@ -26,5 +34,5 @@ def save_with_reason(
 ) -> None:
     """Save `instance` so that its history row names `user` (None: the system) and `reason`."""
     instance._history_user = user  # type: ignore[attr-defined]
-    instance._change_reason = reason  # type: ignore[attr-defined]
+    instance._change_reason = short_reason(reason)  # type: ignore[attr-defined]
     instance.save(update_fields=update_fields)

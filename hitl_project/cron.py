@@ -16,6 +16,7 @@ from rq import cron
 
 from cases.jobs import sla_sweep
 from governance.jobs import verify_audit_chain
+from metrics.jobs import pause_check
 
 QUEUE_NAME = "default"
 
@@ -38,6 +39,11 @@ class PeriodicJob:
 # The name is what `runjob` takes and what RQ's cron dashboard shows. Jobs must be idempotent: a scheduler
 # restart or a double delivery may run one twice.
 JOBS: dict[str, PeriodicJob] = {
+    "pause_check": PeriodicJob(
+        func=pause_check,
+        description="Pause categories whose reviewed outputs are refused too often (also runs after each decision)",
+        interval=10 * 60,
+    ),
     "sla_sweep": PeriodicJob(
         func=sla_sweep,
         description="Warn at 80 % of the SLA, move overdue cases to their next queue, record breaches",

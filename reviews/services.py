@@ -27,6 +27,7 @@ from governance.choices import AuditKind
 from governance.exceptions import Conflict
 from governance.history import save_with_reason
 from governance.permissions import worked_queue_ids
+from governance.queueing import enqueue_after_commit
 from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTIONS, Action, ReasonCode
 from reviews.models import Decision
 
@@ -269,6 +270,8 @@ def decide(
         kind = AuditKind.CASE_DECIDED
     reason = f"{verdict.action}" + (f" ({reason_code})" if reason_code else "")
     save_with_reason(case, user=user, reason=reason)
+    # A refused output may tip the category over its pause rule: check it once this decision is committed.
+    enqueue_after_commit("metrics.jobs.pause_check", case.category_id)
     events.record(
         kind,
         actor=user,

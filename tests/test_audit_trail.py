@@ -106,3 +106,16 @@ def test_the_database_refuses_to_update_or_delete_decisions():
     with pytest.raises(DatabaseError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM reviews_decision WHERE id = %s", [decision.pk])
     assert Decision.objects.get(pk=decision.pk).action == "approve"
+
+
+def test_a_long_reason_is_kept_whole_in_the_audit_event_and_shortened_in_history(api, make_user):
+    from guardian.shortcuts import assign_perm
+
+    category = make_category("cat")
+    owner = make_user("po")
+    assign_perm("governance.change_category", owner, category)
+    reason = "r" * 500
+    response = api(owner).post("/api/v1/categories/cat/pause/", {"reason": reason}, format="json")
+    assert response.status_code == 200
+    assert AuditEvent.objects.get(kind="category.paused").payload["reason"] == reason
+    assert len(category.history.first().history_change_reason) == 100

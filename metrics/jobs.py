@@ -1,0 +1,19 @@
+"""Background jobs of the metrics layer: thin functions over its services, idempotent."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from metrics.pause import check_all, check_category
+
+logger = logging.getLogger("hitl.jobs")
+
+
+def pause_check(category_id: int | None = None) -> list[dict[str, Any]]:
+    """After a human decision (for its category) and every 10 minutes (for all): apply the pause rule."""
+    results = [check_category(category_id)] if category_id is not None else check_all()
+    for result in results:
+        if result.get("paused"):
+            logger.warning("Paused %s: %s", result["category"], result)
+    return results

@@ -1,0 +1,128 @@
+"""The pause trigger: when humans keep refusing what a category's model proposes, automation stops.
+
+Over the policy's window (never reaching back past the last resume), the share of reviewed outputs that were
+not approved as proposed — corrected, rejected, or flagged by an audit — is compared with
+`pause_rejection_rate`; with at least `pause_min_reviews` reviews and the share at or above it, the category
+is paused (human-first), an incident is opened already contained, and the model stewards are told.
+Runs after each human decision (enqueued after commit) and every 10 minutes; pausing twice is impossible
+(`pause_category` locks the category and refuses a second pause), so concurrent checks are harmless.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from governance.exceptions import Conflict
+from governance.incidents import open_incident
+from governance.models import Category
+from governance.notifications import notify, users_in_role
+from governance.permissions import MODEL_STEWARD
+from governance.services import pause_category
+from reviews.choices import Action
+from reviews.models import Decision
+
+# Decisions that judge a model output, and those that judge it wrong (escalations judge nothing yet).
+VERDICTS = (Action.APPROVE, Action.CORRECT, Action.REJECT, Action.CONFIRM, Action.FLAG)
+NOT_AS_PROPOSED = (Action.CORRECT, Action.REJECT, Action.FLAG)
+
+
+@dataclass(frozen=True)
+class PauseEvidence:
+    window_start: datetime
+    reviewed: int
+    not_as_proposed: int
+    threshold: float
+    min_reviews: int
+
+    @property
+    def rate(self) -> float:
+        return self.not_as_proposed / self.reviewed if self.reviewed else 0.0
+
+    @property
+    def should_pause(self) -> bool:
+        return self.reviewed >= self.min_reviews and self.rate >= self.threshold
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "window_start": self.window_start.isoformat(),
+            "reviewed": self.reviewed,
+            "not_as_proposed": self.not_as_proposed,
+            "rate": round(self.rate, 4),
+            "threshold": self.threshold,
+            "min_reviews": self.min_reviews,
+        }
+
+
+def evidence_for(category: Category, now: datetime) -> PauseEvidence:
+    policy = category.policy
+    window_start = now - timedelta(hours=policy.pause_window_hours)
+    if category.resumed_at and category.resumed_at > window_start:
+        window_start = category.resumed_at  # a resume is a fresh start, not a re-pause on old evidence
+    counts = Decision.objects.filter(
+        case__category=category, created_at__gte=window_start, created_at__lte=now, action__in=VERDICTS
+    ).aggregate(reviewed=Count("id"), refused=Count("id", filter=Q(action__in=NOT_AS_PROPOSED)))
+    return PauseEvidence(
+        window_start=window_start,
+        reviewed=counts["reviewed"],
+        not_as_proposed=counts["refused"],
+        threshold=policy.pause_rejection_rate,
+        min_reviews=policy.pause_min_reviews,
+    )
+
+
+def check_category(category_id: int, *, now: datetime | None = None) -> dict[str, Any]:
+    """Pause the category if its evidence says so; returns what it found and did."""
+    now = now or timezone.now()
+    category = Category.objects.select_related("policy").get(pk=category_id)
+    if category.paused:
+        return {"category": category.slug, "paused": False, "reason": "already paused"}
+    evidence = evidence_for(category, now)
+    if not evidence.should_pause:
+        return {"category": category.slug, "paused": False, **evidence.as_dict()}
+    reason = (
+        f"Pause rule: {evidence.not_as_proposed} of {evidence.reviewed} reviewed outputs "
+        f"({evidence.rate:.1%}) were not approved as proposed since {evidence.window_start:%Y-%m-%d %H:%M} UTC; "
+        f"the limit is {evidence.threshold:.1%} over at least {evidence.min_reviews} reviews."
+    )
+    try:
+        with transaction.atomic():
+            pause_category(category=category, user=None, reason=reason)
+            affected = list(
+                Decision.objects.filter(
+                    case__category=category, created_at__gte=evidence.window_start, action__in=NOT_AS_PROPOSED
+                )
+                .order_by("-created_at")
+                .values_list("case_id", flat=True)[:200]
+            )
+            incident = open_incident(
+                category=category,
+                title=f"{category.slug}: automation paused, {evidence.rate:.1%} of reviewed outputs refused",
+                user=None,
+                trigger="pause_rule",
+                evidence=evidence.as_dict(),
+                affected_case_ids=affected,
+                contained_by="automation paused (human-first) by the pause rule",
+            )
+    except Conflict:
+        return {"category": category.slug, "paused": False, "reason": "paused meanwhile by another check"}
+    transaction.on_commit(
+        lambda: notify(
+            users_in_role(MODEL_STEWARD),
+            subject=f"{category.slug} paused: {evidence.rate:.1%} of reviewed outputs refused",
+            body=reason + " Every case now goes to a person first. Investigate, then resume with a reason.",
+            link=f"/admin/governance/incident/{incident.pk}/change/",
+            kind="category.paused",
+            category_slug=category.slug,
+        )
+    )
+    return {"category": category.slug, "paused": True, "incident_id": incident.pk, **evidence.as_dict()}
+
+
+def check_all(*, now: datetime | None = None) -> list[dict[str, Any]]:
+    return [check_category(pk, now=now) for pk in Category.objects.filter(paused=False).values_list("pk", flat=True)]
