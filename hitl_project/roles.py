@@ -18,6 +18,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "reviews.add_decision",
     ],
     ESCALATION_MANAGER: [
+        "governance.view_incident",
         "cases.view_case",
         "cases.change_case",
         "cases.view_queue",
@@ -41,6 +42,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.add_modelversion",
         "governance.change_modelversion",
         "governance.view_auditevent",
+        "governance.view_incident",
+        "governance.add_incident",
+        "governance.change_incident",
         "cases.view_case",
         "cases.view_queue",
         "reviews.view_decision",

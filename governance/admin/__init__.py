@@ -8,10 +8,19 @@ from django.contrib import admin
 
 from governance.admin.audit import AuditEventAdmin
 from governance.admin.categories import CategoryAdmin, PolicyAdmin, may_change_category
+from governance.admin.incidents import IncidentAdmin, NotificationAdmin
 from governance.admin.model_versions import ModelVersionAdmin
 
 admin.site.site_header = "HITL Desk"
 admin.site.site_title = "HITL Desk"
 admin.site.index_title = "Review, policy and audit"
 
-__all__ = ["AuditEventAdmin", "CategoryAdmin", "ModelVersionAdmin", "PolicyAdmin", "may_change_category"]
+__all__ = [
+    "AuditEventAdmin",
+    "CategoryAdmin",
+    "IncidentAdmin",
+    "NotificationAdmin",
+    "ModelVersionAdmin",
+    "PolicyAdmin",
+    "may_change_category",
+]
