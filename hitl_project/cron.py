@@ -15,8 +15,8 @@ from typing import Any
 from rq import cron
 
 from cases.jobs import sla_sweep
-from governance.jobs import verify_audit_chain
-from metrics.jobs import pause_check
+from governance.jobs import deliver_webhooks, verify_audit_chain
+from metrics.jobs import alert_check, pause_check
 
 QUEUE_NAME = "default"
 
@@ -39,6 +39,16 @@ class PeriodicJob:
 # The name is what `runjob` takes and what RQ's cron dashboard shows. Jobs must be idempotent: a scheduler
 # restart or a double delivery may run one twice.
 JOBS: dict[str, PeriodicJob] = {
+    "alert_check": PeriodicJob(
+        func=alert_check,
+        description="Evaluate the alert rules: override rate, escalation spike, resolution time, drift, rubber-stamps",
+        cron="5 * * * *",
+    ),
+    "deliver_webhooks": PeriodicJob(
+        func=deliver_webhooks,
+        description="Send the due webhook deliveries that missed their own job (Redis down, retries, dead workers)",
+        interval=60,
+    ),
     "pause_check": PeriodicJob(
         func=pause_check,
         description="Pause categories whose reviewed outputs are refused too often (also runs after each decision)",

@@ -27,6 +27,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     ],
     PRODUCT_OWNER: [
         "governance.add_category",
+        "metrics.view_alertrule",
+        "metrics.change_alertrule",
+        "metrics.view_alert",
         "governance.view_policy",
         "governance.change_policy",
         "governance.view_modelversion",
@@ -45,6 +48,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.view_incident",
         "governance.add_incident",
         "governance.change_incident",
+        "metrics.view_alertrule",
+        "metrics.view_alert",
         "cases.view_case",
         "cases.view_queue",
         "reviews.view_decision",

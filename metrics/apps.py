@@ -6,3 +6,6 @@ class MetricsConfig(AppConfig):
 
     name = "metrics"
     verbose_name = "Metrics"
+
+    def ready(self) -> None:
+        from metrics import receivers  # noqa: F401  (default alert rules for every new category)

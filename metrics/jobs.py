@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from metrics.alerts import check_all as check_alert_rules
 from metrics.pause import check_all, check_category
 
 logger = logging.getLogger("hitl.jobs")
@@ -17,3 +18,11 @@ def pause_check(category_id: int | None = None) -> list[dict[str, Any]]:
         if result.get("paused"):
             logger.warning("Paused %s: %s", result["category"], result)
     return results
+
+
+def alert_check() -> list[dict[str, Any]]:
+    """Hourly: evaluate every active alert rule; notify or pause as each rule says."""
+    fired = check_alert_rules()
+    for line in fired:
+        logger.warning("Alert: %s", line)
+    return fired

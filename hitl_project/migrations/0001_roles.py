@@ -3,7 +3,53 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from hitl_project.roles import ROLE_PERMISSIONS
+# The roles as they were when this migration was written: later permissions are added by
+# hitl_project.roles.ensure_roles after every migrate (their models do not exist yet at this point).
+ROLE_PERMISSIONS = {
+    "Reviewer": [
+        "cases.view_case",
+        "cases.view_queue",
+        "reviews.view_decision",
+        "reviews.add_decision",
+    ],
+    "Escalation Manager": [
+        "cases.view_case",
+        "cases.change_case",
+        "cases.view_queue",
+        "reviews.view_decision",
+        "reviews.add_decision",
+    ],
+    "Product Owner": [
+        "governance.add_category",
+        "governance.view_policy",
+        "governance.change_policy",
+        "governance.view_modelversion",
+        "cases.view_queue",
+        "cases.change_queue",
+        "cases.view_case",
+        "reviews.view_decision",
+    ],
+    "Model Steward": [
+        "governance.view_category",
+        "governance.view_policy",
+        "governance.view_modelversion",
+        "governance.add_modelversion",
+        "governance.change_modelversion",
+        "governance.view_auditevent",
+        "cases.view_case",
+        "cases.view_queue",
+        "reviews.view_decision",
+    ],
+    "Data Curator": [
+        "governance.view_category",
+        "governance.view_policy",
+        "governance.view_auditevent",
+        "cases.view_case",
+        "cases.view_queue",
+        "reviews.view_decision",
+    ],
+}
+
 
 
 def create_roles(apps, schema_editor):

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from django.db import models
+
+from governance.models import Category, Incident
+from metrics.choices import AlertAction, AlertKind
+
+
+class AlertRule(models.Model):
+    """A threshold on a KPI over a window that notifies or pauses; every category gets the defaults."""
+
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="alert_rules")
+    kind = models.CharField(max_length=32, choices=AlertKind.choices)
+    threshold = models.FloatField(help_text="Rate, relative increase, multiple or PSI, depending on the kind.")
+    window_hours = models.PositiveIntegerField(default=1, help_text="The recent window compared with the past.")
+    min_count = models.PositiveIntegerField(default=20, help_text="Fewer observations than this never fire.")
+    action = models.CharField(max_length=8, choices=AlertAction.choices, default=AlertAction.NOTIFY)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["category__slug", "kind"]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "kind"], name="%(app_label)s_%(class)s_one_per_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category_id}:{self.kind}"
+
+
+class Alert(models.Model):
+    """One firing of a rule: the value seen, the threshold, and what was done."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="alerts")
+    subject = models.CharField(max_length=150, blank=True, help_text="Who or what it is about, e.g. a reviewer.")
+    fired_at = models.DateTimeField()
+    value = models.FloatField()
+    threshold = models.FloatField()
+    details = models.JSONField(default=dict)
+    incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+
+    class Meta:
+        ordering = ["-fired_at", "-id"]
+        indexes = [models.Index(fields=["rule", "subject", "fired_at"], name="metrics_alert_rule_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.rule.kind} {self.value:.3g} >= {self.threshold:.3g}"
