@@ -11,7 +11,8 @@ from django.http import HttpRequest
 from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin
 from governance.models import Category
 from governance.permissions import has_perm_on
-from metrics.models import Alert, AlertRule
+from metrics.models import Alert, AlertRule, ModelVersionPerformance
+from metrics.selectors import rate_with_interval, with_kpis
 
 
 class _CategoryScoped(VisibleToAdminMixin):
@@ -58,3 +59,67 @@ class AlertAdmin(_CategoryScoped, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Alert | None = None) -> bool:
         return False
+
+
+@admin.register(ModelVersionPerformance)
+class ModelVersionPerformanceAdmin(VisibleToAdminMixin, admin.ModelAdmin):
+    """How each version's outputs fared with people: canary and active side by side, and shadow agreement with
+    its 95 % Wilson interval. One annotated query for the whole list."""
+
+    grants_open_admin = False
+    list_display = (
+        "label",
+        "category",
+        "status",
+        "kpi_cases_col",
+        "auto_share_col",
+        "override_col",
+        "audit_error_col",
+        "shadow_agreement_col",
+    )
+    list_filter = (VisibleCategoryFilter, "status")
+    list_select_related = ("category",)
+    ordering = ("category__slug", "status", "name")
+
+    def restrict(self, queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
+        return with_kpis(queryset.filter(category__in=Category.objects.visible_to(user)))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_superuser or request.user.has_perm("governance.view_modelversion"))
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="cases", ordering="kpi_cases")
+    def kpi_cases_col(self, obj: Any) -> int:
+        return int(obj.kpi_cases)
+
+    @admin.display(description="auto")
+    def auto_share_col(self, obj: Any) -> str:
+        return _share(obj.kpi_auto, obj.kpi_cases)
+
+    @admin.display(description="overridden by people")
+    def override_col(self, obj: Any) -> str:
+        return _share(obj.kpi_overridden, obj.kpi_reviewed)
+
+    @admin.display(description="audit: flagged")
+    def audit_error_col(self, obj: Any) -> str:
+        return _share(obj.kpi_flagged, obj.kpi_audited)
+
+    @admin.display(description="shadow agreement (95 % CI)")
+    def shadow_agreement_col(self, obj: Any) -> str:
+        return _share(obj.kpi_shadow_agree, obj.kpi_shadow_total)
+
+
+def _share(successes: int, total: int) -> str:
+    """'83 % (78-87 %, n=120)': the share with its Wilson interval, or '-' with nothing observed."""
+    if not total:
+        return "-"
+    stats = rate_with_interval(successes, total)
+    return f"{stats['rate']:.0%} ({stats['low']:.0%}-{stats['high']:.0%}, n={total})"

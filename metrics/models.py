@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.db import models
 
-from governance.models import Category, Incident
+from governance.models import Category, Incident, ModelVersion
 from metrics.choices import AlertAction, AlertKind
 
 
@@ -45,3 +45,12 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule.kind} {self.value:.3g} >= {self.threshold:.3g}"
+
+
+class ModelVersionPerformance(ModelVersion):
+    """Model versions seen through their KPIs (canary beside active, shadow agreement): a read-only view."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "model version performance"
+        verbose_name_plural = "model version performance"

@@ -1,0 +1,45 @@
+"""Reads for the KPI views: per model version, how its outputs fared with people (one query for a whole list)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+
+from cases.choices import AuditStatus, Route
+from governance.models import ModelVersion
+from metrics.pause import NOT_AS_PROPOSED, VERDICTS
+from metrics.stats import wilson_interval
+from reviews.choices import Action
+from reviews.models import Decision
+
+
+def _decision_count(condition: Q) -> Coalesce:
+    counts = (
+        Decision.objects.filter(condition, case__model_version=OuterRef("pk"))
+        .order_by()
+        .values("case__model_version")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+
+
+def with_kpis(queryset: QuerySet[ModelVersion]) -> QuerySet[ModelVersion]:
+    """Annotate each version with its volume, auto share, human verdicts, overrides, audits and shadow agreement."""
+    return queryset.annotate(
+        kpi_cases=Count("cases", distinct=True),
+        kpi_auto=Count("cases", filter=Q(cases__route=Route.AUTO), distinct=True),
+        kpi_audited=Count("cases", filter=Q(cases__audit_status__in=[AuditStatus.CONFIRMED, AuditStatus.FLAGGED])),
+        kpi_flagged=Count("cases", filter=Q(cases__audit_status=AuditStatus.FLAGGED)),
+        kpi_reviewed=_decision_count(Q(action__in=VERDICTS) & ~Q(case__route=Route.SHADOW)),
+        kpi_overridden=_decision_count(Q(action__in=NOT_AS_PROPOSED) & ~Q(case__route=Route.SHADOW)),
+        kpi_shadow_agree=_decision_count(Q(case__route=Route.SHADOW, action=Action.APPROVE)),
+        kpi_shadow_total=_decision_count(Q(case__route=Route.SHADOW, action__in=[Action.APPROVE, Action.CORRECT])),
+    )
+
+
+def rate_with_interval(successes: int, total: int) -> dict[str, Any]:
+    low, high = wilson_interval(successes, total)
+    return {"n": total, "rate": successes / total if total else None, "low": low, "high": high}
