@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from cases.models import Case
 from governance.exceptions import Conflict
+from governance.history import system_user
 from governance.incidents import open_incident
 from governance.models import Category
 from governance.notifications import notify, users_in_role
@@ -187,11 +188,12 @@ def _fire(rule: AlertRule, finding: Finding, now: datetime) -> Alert:
     )
     if rule.action == AlertAction.PAUSE and not category.paused:
         try:
-            pause_category(category=category, user=None, reason=f"Alert: {text}")
+            actor = system_user()
+            pause_category(category=category, user=actor, reason=f"Alert: {text}")
             alert.incident = open_incident(
                 category=category,
                 title=f"Alert: {text}",
-                user=None,
+                user=actor,
                 trigger="alert",
                 evidence={"alert_id": alert.pk, "value": finding.value, **(finding.details or {})},
                 contained_by="automation paused by an alert rule",

@@ -19,6 +19,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from governance.exceptions import Conflict
+from governance.history import system_user
 from governance.incidents import open_incident
 from governance.models import Category
 from governance.notifications import notify, users_in_role
@@ -92,7 +93,8 @@ def check_category(category_id: int, *, now: datetime | None = None) -> dict[str
     )
     try:
         with transaction.atomic():
-            pause_category(category=category, user=None, reason=reason)
+            actor = system_user()  # jobs act as the system user in history and the audit trail
+            pause_category(category=category, user=actor, reason=reason)
             affected = list(
                 Decision.objects.filter(
                     case__category=category, created_at__gte=evidence.window_start, action__in=NOT_AS_PROPOSED
@@ -103,7 +105,7 @@ def check_category(category_id: int, *, now: datetime | None = None) -> dict[str
             incident = open_incident(
                 category=category,
                 title=f"{category.slug}: automation paused, {evidence.rate:.1%} of reviewed outputs refused",
-                user=None,
+                user=actor,
                 trigger="pause_rule",
                 evidence=evidence.as_dict(),
                 affected_case_ids=affected,

@@ -54,7 +54,7 @@ def test_the_seeds_story_pause_incident_human_first_resume(
     assert result["paused"] is True
     assert (result["reviewed"], result["not_as_proposed"]) == (100, 6)
     category.refresh_from_db()
-    assert category.paused and category.paused_by is None and "6 of 100" in category.paused_reason
+    assert category.paused and category.paused_by.username == "system" and "6 of 100" in category.paused_reason
     incident = Incident.objects.get(category=category)
     assert incident.stage == "contain" and incident.trigger == "pause_rule"
     assert [e.stage for e in incident.timeline.all()] == ["detect", "contain"]
