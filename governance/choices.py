@@ -59,3 +59,20 @@ class AuditKind(models.TextChoices):
     MODEL_STATUS_CHANGED = "model_version.status_changed", "Model version status changed"
     QUEUE_CHANGED = "queue.changed", "Queue changed"
     PURGE = "data.purged", "Data purged"
+
+
+class WebhookEvent(models.TextChoices):
+    """The events an integration may subscribe to (DESIGN.md, REST API v1): each is the audit event of that kind."""
+
+    CASE_ROUTED = "case.routed", "Case routed"
+    CASE_DECIDED = "case.decided", "Case decided"
+    CASE_ESCALATED = "case.escalated", "Case escalated"
+    CATEGORY_PAUSED = "category.paused", "Category paused"
+    CATEGORY_RESUMED = "category.resumed", "Category resumed"
+    INCIDENT_OPENED = "incident.opened", "Incident opened"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed (gave up)"

@@ -1,4 +1,5 @@
-"""The one way any part of HITL Desk records that something happened: `record()` appends to the audit chain.
+"""The one way any part of HITL Desk records that something happened: `record()` appends to the audit chain
+and queues the webhook deliveries that follow from it (governance.webhooks).
 
 Each AuditEvent holds sha256(previous hash + its own canonical JSON). Appends lock the single chain-head row,
 so concurrent writers (several web and worker processes on PostgreSQL) take turns and the chain never forks.
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import transaction
 from django.utils import timezone
 
+from governance import webhooks
 from governance.models import AuditChainHead, AuditEvent
 
 if TYPE_CHECKING:
@@ -89,7 +91,11 @@ def ensure_chain_head() -> None:
 
 @transaction.atomic(savepoint=False)  # inside the caller's transaction when there is one; a failure fails it all
 def record_many(specs: Iterable[EventSpec]) -> list[AuditEvent]:
-    """Append several events under one lock of the chain head: how bulk intake stays one round trip."""
+    """Append several events under one lock of the chain head: how bulk intake stays one round trip.
+
+    The events' webhook deliveries are created alongside (one more query, to find the endpoints) and their
+    jobs enqueued once the transaction commits.
+    """
     head = AuditChainHead.objects.select_for_update().get(pk=1)
     now = timezone.now()
     events: list[AuditEvent] = []
@@ -112,6 +118,8 @@ def record_many(specs: Iterable[EventSpec]) -> list[AuditEvent]:
     if events:
         AuditEvent.objects.bulk_create(events)
         AuditChainHead.objects.filter(pk=1).update(seq=head.seq, hash=head.hash)
+        # In the same transaction: a webhook delivery exists exactly when its event does.
+        webhooks.queue_deliveries(events)
     return events
 
 

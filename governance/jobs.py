@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from governance import webhooks
 from governance.events import verify_chain
 
 logger = logging.getLogger("hitl.jobs")
@@ -35,3 +36,23 @@ def verify_audit_chain() -> dict[str, Any]:
         "checked": checked,
         "first_bad": {"seq": problem.seq, "id": problem.event_id, "message": problem.message},
     }
+
+
+def deliver_webhook(delivery_id: int) -> dict[str, Any]:
+    """Send one webhook delivery (enqueued after its event commits, and again for each retry).
+
+    Claims the delivery first, so a duplicate job, or the periodic catch-up running beside it, does nothing.
+    """
+    return {"delivery": delivery_id, "outcome": webhooks.deliver(delivery_id)}
+
+
+def deliver_webhooks() -> dict[str, Any]:
+    """Every minute: send the pending webhook deliveries that are due and were not sent by their own job.
+
+    That is how missed work catches up: jobs lost while Redis was down, retries whose scheduled job never ran,
+    a worker that died mid-send (once its lease runs out).
+    """
+    result = webhooks.deliver_due()
+    if result["due"]:
+        logger.info("Webhook catch-up: %s", result)
+    return result

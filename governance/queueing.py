@@ -15,8 +15,8 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from redis import Redis
-from redis.exceptions import RedisError
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from redis.retry import Retry
 from rq import Queue
 

@@ -10,6 +10,7 @@ from governance.admin.audit import AuditEventAdmin
 from governance.admin.categories import CategoryAdmin, PolicyAdmin, may_change_category
 from governance.admin.incidents import IncidentAdmin, NotificationAdmin
 from governance.admin.model_versions import ModelVersionAdmin
+from governance.admin.webhooks import WebhookDeliveryAdmin, WebhookEndpointAdmin
 
 admin.site.site_header = "HITL Desk"
 admin.site.site_title = "HITL Desk"
@@ -22,5 +23,7 @@ __all__ = [
     "NotificationAdmin",
     "ModelVersionAdmin",
     "PolicyAdmin",
+    "WebhookDeliveryAdmin",
+    "WebhookEndpointAdmin",
     "may_change_category",
 ]
