@@ -1,4 +1,5 @@
-"""The cases admin: queues (whose grants say who works them) and cases, read-only with their routing and audit trail.
+"""The cases admin: queues (whose grants say who works them) and cases, read-only with their routing and audit trail;
+the input as the user may see it (redacted without `cases.view_pii`), and the retention purge by hand.
 
 A list page costs a fixed number of queries whatever the number of rows (`list_select_related`, filters whose
 choices come from the small category and queue tables), and shows only what `visible_to(user)` allows.
@@ -7,18 +8,33 @@ choices come from the small category and queue tables), and shows only what `vis
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from cases.models import Case, Queue
-from governance.admin_mixins import GuardedHitlModelAdmin, HitlModelAdmin, VisibleCategoryFilter, VisibleToAdminMixin
-from governance.models import AuditEvent
+from cases.retention import purge_expired_inputs
+from governance.admin_mixins import (
+    GuardedHitlModelAdmin,
+    HitlModelAdmin,
+    VisibleCategoryFilter,
+    VisibleToAdminMixin,
+    acting_user,
+)
+from governance.models import AuditEvent, Category
+from governance.permissions import may_purge_data
+from governance.pii import redact, shown_input
 
 if TYPE_CHECKING:
+    from django.urls import URLPattern
     from django.utils.safestring import SafeString
 
 
@@ -92,7 +108,7 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
         ),
         (
             "Model output",
-            {"fields": ("model_version", "confidence", "output", "input", "rules_fired", "value", "segment")},
+            {"fields": ("model_version", "confidence", "output", "input_shown", "rules_fired", "value", "segment")},
         ),
         (
             "Routing",
@@ -122,7 +138,7 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
         "model_version",
         "confidence",
         "output",
-        "input",
+        "input_shown",
         "rules_fired",
         "value",
         "segment",
@@ -147,6 +163,67 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Case | None = None) -> bool:
         return False
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Case:
+        case: Case = super().get_object(request, object_id, from_field)
+        # The input as this user may see it, worked out here where the request is known (display methods get
+        # only the object); `input_shown` falls back to the redacted view if it is missing.
+        case._input_shown = shown_input(  # type: ignore[attr-defined]
+            case.input, pii_fields=case.category.pii_fields, user=request.user
+        )
+        return case
+
+    @admin.display(description="input")
+    def input_shown(self, obj: Case) -> SafeString:
+        if "_input_shown" in obj.__dict__:
+            shown = obj.__dict__["_input_shown"]
+        else:
+            shown = redact(obj.input, pii_fields=obj.category.pii_fields)
+        note = "Personal data hidden: seeing it needs the cases.view_pii permission." if shown != obj.input else ""
+        return format_html(
+            "<pre>{}</pre>{}",
+            json.dumps(shown, indent=2, ensure_ascii=False, default=str),
+            format_html('<div class="help">{}</div>', note) if note else "",
+        )
+
+    # --- the retention purge, by hand (data curators and superusers) ---
+
+    def get_urls(self) -> list[URLPattern]:
+        purge = path(
+            "purge-expired/",
+            self.admin_site.admin_view(self.purge_expired_view),
+            name=f"{self.opts.app_label}_{self.opts.model_name}_purge_expired",
+        )
+        return [purge, *super().get_urls()]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "may_purge": may_purge_data(request.user)}
+        return super().changelist_view(request, extra_context)
+
+    def purge_expired_view(self, request: HttpRequest) -> HttpResponse:
+        """What the nightly `retention_purge` does, now: a page that shows each category's cutoff, then runs it."""
+        if not may_purge_data(request.user):
+            raise PermissionDenied("Only data curators and superusers may purge case inputs.")
+        changelist_url = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
+        if request.method == "POST":
+            result = purge_expired_inputs(user=acting_user(request))
+            done = ", ".join(f"{slug}: {row['purged']}" for slug, row in result["categories"].items() if row["purged"])
+            message = f"Purged the input of {result['purged']} case(s)" + (f" ({done})." if done else ".")
+            self.message_user(request, message, messages.SUCCESS)
+            return HttpResponseRedirect(changelist_url)
+        now = timezone.now()
+        rows = []
+        for category in Category.objects.order_by("slug").only("slug", "name", "retention_days"):
+            cutoff = now - timedelta(days=category.retention_days)
+            rows.append((category, cutoff, Case.objects.filter(category=category, created_at__lt=cutoff).count()))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Purge expired inputs now",
+            "rows": rows,
+            "cancel_url": changelist_url,
+        }
+        return TemplateResponse(request, "admin/cases/purge_expired.html", context)
 
     @admin.display(description="route reasons")
     def route_reasons_list(self, obj: Case) -> SafeString:

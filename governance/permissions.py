@@ -86,3 +86,10 @@ def visible_category_ids(user: AnyUser) -> set[int]:
         queue_model.objects.filter(pk__in=worked_queue_ids(user)).values_list("category_id", flat=True)
     )
     return full_access_category_ids(user) | queue_category_ids
+
+
+def may_purge_data(user: AnyUser) -> bool:
+    """Who may run the retention purge by hand (DESIGN.md, roles): data curators and superusers."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return bool(user.is_superuser or user.groups.filter(name=DATA_CURATOR).exists())

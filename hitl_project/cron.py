@@ -15,6 +15,7 @@ from typing import Any
 from rq import cron
 
 from cases.jobs import sla_sweep
+from cases.retention import retention_purge_job
 from governance.jobs import deliver_webhooks, verify_audit_chain
 from metrics.jobs import alert_check, pause_check
 
@@ -53,6 +54,12 @@ JOBS: dict[str, PeriodicJob] = {
         func=pause_check,
         description="Pause categories whose reviewed outputs are refused too often (also runs after each decision)",
         interval=10 * 60,
+    ),
+    "retention_purge": PeriodicJob(
+        func=retention_purge_job,
+        description="Replace the raw input of cases past their category's retention with its redacted form",
+        cron="17 3 * * *",  # nightly, off the hour
+        timeout=60 * 60,
     ),
     "sla_sweep": PeriodicJob(
         func=sla_sweep,

@@ -2,6 +2,12 @@
 
 Model permissions say what kind of work a role does; object permissions (guardian) say on which categories and
 queues. A global `governance.view_category` opens every category, so only the cross-category roles have it.
+
+`cases.view_pii` (case inputs as submitted; everyone else sees the redacted view) goes to escalation managers
+alone: they decide the legal and high-risk cases, where who the customer is can matter, and only in the queues
+granted to them. Data curators work across every category (a global `view_category`) on labels and exports, which
+stay redacted (DESIGN.md); raw inputs there would open every customer's personal data to one role. Anyone else
+who needs it is given the permission by hand.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "governance.view_incident",
         "cases.view_case",
         "cases.change_case",
+        "cases.view_pii",
         "cases.view_queue",
         "reviews.view_decision",
         "reviews.add_decision",

@@ -19,6 +19,7 @@ from cases.selectors import is_blind
 from governance.choices import AuditKind
 from governance.models import AuditEvent
 from governance.permissions import has_global_category_view, worked_queue_ids
+from governance.pii import shown_input
 from reviews.choices import Action
 from reviews.models import Decision
 from reviews.services import REASSIGN_PERM
@@ -67,12 +68,8 @@ def may_reassign(user: User | AnonymousUser) -> bool:
 
 
 def display_input(case: Case, user: User | AnonymousUser) -> Any:
-    """The case's input as this user may see it.
-
-    The seam for PII redaction: users without `view_pii` will get the redacted view from here. For now the
-    input is shown as it is.
-    """
-    return case.input
+    """The case's input as this user may see it: as submitted with `cases.view_pii`, otherwise redacted."""
+    return shown_input(case.input, pii_fields=case.category.pii_fields, user=user)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from cases.selectors import is_blind
 from cases.services import IntakeItem
 from governance.api.serializers import StrictFloatField
 from governance.models import AuditEvent, Category
+from governance.pii import shown_input
 
 
 class JSONObjectField(serializers.JSONField):
@@ -102,9 +103,19 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
             "decisions",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "input": {
+                "help_text": "As submitted for users with `cases.view_pii`; for everyone else the redacted view "
+                "(the category's PII fields and detected e-mail addresses, phones, cards and IBANs replaced)."
+            }
+        }
 
     def to_representation(self, instance: Case) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
+        # Personal data only for users with `cases.view_pii`; without a request in the context, nobody's.
+        request = self.context.get("request")
+        user = getattr(request, "user", None)
+        data["input"] = shown_input(instance.input, pii_fields=instance.category.pii_fields, user=user)
         data["output_hidden"] = is_blind(instance)
         if data["output_hidden"]:
             # Blind review: nobody sees the model's answer before a person has given theirs.

@@ -80,7 +80,8 @@ class CaseViewSet(
         if created:
             # A case created a moment ago has no decisions yet: answer without asking the database.
             case._prefetched_objects_cache = {"decisions": self._decisions().none()}  # type: ignore[attr-defined]
-        return Response(CaseSerializer(case).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        data = CaseSerializer(case, context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     @extend_schema(
         request=BulkIntakeSerializer,
@@ -125,7 +126,7 @@ class CaseViewSet(
         stored = submit_cases(user=acting_user(request), items=[item for _, item in valid])
         cases = [case for case, _ in stored]
         prefetch_related_objects(cases, Prefetch("decisions", queryset=self._decisions()))
-        serialized = CaseSerializer(cases, many=True).data
+        serialized = CaseSerializer(cases, many=True, context={"request": request}).data
         for (index, _), (case, created), data in zip(valid, stored, serialized, strict=True):
             results[index].update(result="created" if created else "existing", id=case.pk, case=data)
         counts = {name: sum(1 for r in results if r["result"] == name) for name in ("created", "existing", "invalid")}

@@ -23,9 +23,9 @@ from reviews import services
 from reviews.api.serializers import BatchApproveSerializer, BatchResultSerializer, DecideSerializer, ReassignSerializer
 
 
-def _case_response(case: Case) -> Response:
+def _case_response(case: Case, request: Request) -> Response:
     fresh = Case.objects.select_related("category", "queue", "model_version", "claimed_by").get(pk=case.pk)
-    return Response(CaseSerializer(fresh).data)
+    return Response(CaseSerializer(fresh, context={"request": request}).data)
 
 
 class CaseWorkViewSet(viewsets.GenericViewSet[Case]):
@@ -40,13 +40,13 @@ class CaseWorkViewSet(viewsets.GenericViewSet[Case]):
     @action(detail=True, methods=["post"])
     def claim(self, request: Request, pk: str | None = None) -> Response:
         """Hold the case for yourself for the claim duration (15 minutes by default)."""
-        return _case_response(services.claim(case=self.get_object(), user=acting_user(request)))
+        return _case_response(services.claim(case=self.get_object(), user=acting_user(request)), request)
 
     @extend_schema(request=None, responses={200: CaseSerializer, **error_responses(401, 403, 404, 409)})
     @action(detail=True, methods=["post"])
     def release(self, request: Request, pk: str | None = None) -> Response:
         """Give a case you hold back to its queue."""
-        return _case_response(services.release(case=self.get_object(), user=acting_user(request)))
+        return _case_response(services.release(case=self.get_object(), user=acting_user(request)), request)
 
     @extend_schema(
         request=DecideSerializer, responses={200: CaseSerializer, **error_responses(400, 401, 403, 404, 409)}
@@ -59,7 +59,7 @@ class CaseWorkViewSet(viewsets.GenericViewSet[Case]):
         serializer = DecideSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         services.decide(case=case, user=acting_user(request), **serializer.validated_data)
-        return _case_response(case)
+        return _case_response(case, request)
 
     @extend_schema(
         request=ReassignSerializer, responses={200: CaseSerializer, **error_responses(400, 401, 403, 404, 409)}
@@ -81,7 +81,7 @@ class CaseWorkViewSet(viewsets.GenericViewSet[Case]):
             if assignee is None:
                 raise ValidationError({"assignee": [f"No active user {data['assignee']!r}."]})
         services.reassign(case=case, user=acting_user(request), reason=data["reason"], queue=queue, assignee=assignee)
-        return _case_response(case)
+        return _case_response(case, request)
 
 
 class QueueWorkViewSet(viewsets.GenericViewSet[Queue]):
@@ -107,7 +107,7 @@ class QueueWorkViewSet(viewsets.GenericViewSet[Queue]):
         case = services.claim_next(user=acting_user(request), queue=self.get_object())
         if case is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return _case_response(case)
+        return _case_response(case, request)
 
     @extend_schema(
         request=BatchApproveSerializer,
