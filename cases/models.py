@@ -144,8 +144,18 @@ class Case(models.Model):
             ),
         ]
         indexes = [
-            # A queue's work list: open cases, urgent first, then by due time.
-            models.Index(fields=["queue", "status", "-priority", "due_at"], name="cases_case_queue_work"),
+            # A queue's work list and claim-next: waiting cases, urgent first, then by due time. Partial, so a
+            # scan stops at the first row it can lock instead of sorting the whole backlog (bench/review.py).
+            models.Index(
+                fields=["queue", "-priority", "due_at", "id"],
+                condition=Q(status__in=sorted(OPEN_STATUSES)),
+                name="cases_case_waiting_work",
+            ),
+            models.Index(
+                fields=["queue", "-priority", "due_at", "id"],
+                condition=Q(audit_status=AuditStatus.PENDING),
+                name="cases_case_audit_work",
+            ),
             # The SLA sweep: open cases past (or near) their due time, and audits waiting past theirs.
             models.Index(fields=["status", "due_at"], name="cases_case_status_due"),
             models.Index(fields=["audit_status", "due_at"], name="cases_case_audit_due"),

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KeyTransform
 
 from cases.models import Case
 from reviews.choices import ACTIONS_NEEDING_REASON, Action, ReasonCode
@@ -38,7 +39,15 @@ class Decision(models.Model):
                 name="%(app_label)s_%(class)s_reason_required",
             ),
         ]
-        indexes = [models.Index(fields=["actor", "created_at"], name="reviews_decision_actor_created")]
+        indexes = [
+            models.Index(fields=["actor", "created_at"], name="reviews_decision_actor_created"),
+            # "Similar past decisions": the newest decisions on outputs with the same predicted label.
+            # The same expression the `output_before__label=...` lookup compiles to (-> on PostgreSQL).
+            models.Index(
+                KeyTransform("label", "output_before"), "created_at", "id", name="reviews_decision_label_recent"
+            ),
+            models.Index(fields=["created_at", "id"], name="reviews_decision_recent"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} on case {self.case_id}"

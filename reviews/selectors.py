@@ -199,7 +199,8 @@ def similar_decisions(case: Case, user: User | AnonymousUser) -> list[Decision]:
     label = case.output.get("label") if isinstance(case.output, dict) else None
     if is_blind(case) or not isinstance(label, str):
         return []
-    decisions = Decision.objects.filter(case__category_id=case.category_id, case__output__label=label)
+    # The decision's own copy of the output (the model's output never changes after intake) is indexed.
+    decisions = Decision.objects.filter(output_before__label=label, case__category_id=case.category_id)
     if not has_global_category_view(user):  # everyone else: only decisions on cases they may see
         decisions = decisions.filter(case__in=Case.objects.visible_to(user).values("pk"))
     return list(
