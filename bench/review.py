@@ -35,13 +35,21 @@ For each size in ``--sizes`` (default 10,000 then 1,000,000) it creates a scratc
    request); its latency and the part spent executing SQL are recorded. Then: every claimed id appears once,
    each claimed case is held in the database by the reviewer whose call returned it (status "claimed"), it has
    exactly one "Claimed (next in queue)" history row, and no case held by someone else beforehand was taken.
+   After each phase the benchmark puts its claimed cases back in the queue (plain SQL), so phases compare.
+   For diagnosis: ``--claim-processes`` repeats the contended phase in forked processes (no shared GIL), and
+   ``--think-ms`` once more with each reviewer pausing ~that long between claims (0.5-1.5 x, and a random start
+   within it: a paced load rather than a back-to-back one).
 4. Where the time goes: EXPLAIN (ANALYZE, BUFFERS) of the slowest statements of each page and of claim-next's
-   candidate query, stored in the JSON and printed with ``--explain`` or when a target is missed.
+   candidate query, stored in the JSON and printed with ``--explain`` or when a target is missed. To try a fix
+   without touching the models, ``--extra-sql "CREATE INDEX ..."`` runs SQL after the data is generated (and
+   ``--tag`` keeps that run's results apart).
 
 Run (PostgreSQL, trust auth; the database named in the URL is not used)::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/review.py --sizes 10000
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/review.py
+    DATABASE_URL=... .venv/bin/python bench/review.py --think-ms 1000 --claim-processes --tag with-index \\
+        --extra-sql "CREATE INDEX bench_waiting ON cases_case (queue_id, priority DESC, due_at, id) WHERE ..."
 
 Results: a table on stdout and ``bench/results/review-<date>.json``. The scratch databases are dropped at the end
 (also on Ctrl-C) unless ``--keep-db``. Like bench/intake.py, it refuses the ``test``, ``postgres`` and template
@@ -77,6 +85,7 @@ from common import (
     print_rows,
     raise_interrupt,
     row,
+    sql_shape,
     verdict,
     write_results,
 )
@@ -613,7 +622,8 @@ def latency(ms: list[float]) -> dict[str, float]:
 
 
 def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup: int) -> dict[str, Any]:
-    """GET the urls in turn: the time of each request and its SQL statements; the slowest ones of the last."""
+    """GET the urls in turn: the time of each request, its SQL statements (counted by CaptureQueriesContext, timed
+    by an execute wrapper), and the slowest statement shapes over all requests (for EXPLAIN)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -626,20 +636,33 @@ def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup:
     for k in range(warmup):
         get(urls[k % len(urls)])
     times: list[float] = []
+    sql_times: list[float] = []
     counts: list[int] = []
     sizes: list[int] = []
-    captured: list[dict[str, str]] = []
+    last: list[dict[str, Any]] = []
+    slowest: dict[str, tuple[float, str]] = {}  # statement shape -> (slowest ms, that statement)
     progress_every = max(requests // 4, 1)
     for k in range(requests):
         url = urls[k % len(urls)]
-        with CaptureQueriesContext(connection) as ctx:
+        log = QueryLog()
+        with CaptureQueriesContext(connection) as ctx, connection.execute_wrapper(log):
             t0 = time.perf_counter()
             response = get(url)
             elapsed = time.perf_counter() - t0
         times.append(elapsed * 1000)
+        sql_times.append(log.seconds * 1000)
         counts.append(len(ctx.captured_queries))
         sizes.append(len(response.content))
-        captured = list(ctx.captured_queries)
+        statements = [q["sql"] for q in ctx.captured_queries]
+        if len(statements) == len(log.entries):  # the same statements, in the same order
+            timed = [(seconds * 1000, sql) for (_, seconds), sql in zip(log.entries, statements, strict=True)]
+        else:
+            timed = [(float(q["time"]) * 1000, q["sql"]) for q in ctx.captured_queries]
+        for ms, sql in timed:
+            shape = sql_shape(sql)
+            if ms > slowest.get(shape, (-1.0, ""))[0]:
+                slowest[shape] = (ms, sql)
+        last = [{"ms": round(ms, 2), "sql": sql[:300]} for ms, sql in timed]
         if (k + 1) % progress_every == 0:
             so_far = sorted(times)
             print(
@@ -647,19 +670,19 @@ def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup:
                 f"p95 {percentile(so_far, 95):.1f} ms, {counts[-1]} queries",
                 flush=True,
             )
-    slowest = sorted(captured, key=lambda q: -float(q["time"]))[:EXPLAIN_TOP]
+    top = sorted(slowest.values(), key=lambda t: -t[0])[:EXPLAIN_TOP]
     return {
         "url_example": urls[0],
         "distinct_urls": len(set(urls)),
         **latency(times),
+        "sql": latency(sql_times),
         "queries_min": min(counts),
         "queries_max": max(counts),
         "query_counts": dict(sorted(Counter(counts).items())),
         "response_kib_mean": round(sum(sizes) / len(sizes) / 1024, 1),
-        "statements_of_last_request": [
-            {"ms": round(float(q["time"]) * 1000, 2), "sql": q["sql"][:300]} for q in captured
-        ],
-        "slowest_sql": [q["sql"] for q in slowest],
+        "statements_of_last_request": last,
+        "slowest_statements": [{"ms": round(ms, 2), "sql": sql[:300]} for ms, sql in top],
+        "slowest_sql": [sql for _, sql in top],
     }
 
 
@@ -724,10 +747,12 @@ def run_pages(fx: Fixture, args: argparse.Namespace, urls: dict[str, Any]) -> di
 
 @dataclass
 class ClaimWorker:
+    """One reviewer claiming next from the queue `calls` times (in a thread or a forked process)."""
+
     user_id: int
     queue_id: int
     calls: int
-    barrier: threading.Barrier | None
+    barrier: Any = None  # threading.Barrier or multiprocessing's
     think_ms: float = 0.0
     seed: int = 0
     claimed: list[int] = field(default_factory=list)
@@ -735,6 +760,8 @@ class ClaimWorker:
     ms: list[float] = field(default_factory=list)
     sql_ms: list[float] = field(default_factory=list)
     error: str | None = None
+    started: float = 0.0
+    ended: float = 0.0
 
     def run(self) -> None:
         from django.contrib.auth.models import User
@@ -750,6 +777,9 @@ class ClaimWorker:
             users = [User.objects.get(pk=self.user_id) for _ in range(self.calls)]  # fresh: grants read per call
             if self.barrier is not None:
                 self.barrier.wait(timeout=120)
+            if self.think_ms:  # paced reviewers do not all start at the same instant
+                time.sleep(self.think_ms * rng.uniform(0, 1) / 1000)
+            self.started = time.perf_counter()
             with connection.execute_wrapper(log):
                 for user in users:
                     before = log.seconds
@@ -763,12 +793,64 @@ class ClaimWorker:
                         self.claimed.append(case.pk)
                     if self.think_ms:  # a reviewer reading the case before the next claim (not timed)
                         time.sleep(self.think_ms * rng.uniform(0.5, 1.5) / 1000)
+            self.ended = time.perf_counter()
         except Exception as exc:  # reported, and the run fails: a claim must never error
             self.error = f"{type(exc).__name__}: {exc}"
             if self.barrier is not None:
                 self.barrier.abort()
         finally:
             connection.close()
+
+    def outcome(self) -> tuple[Any, ...]:
+        return (self.claimed, self.empty, self.ms, self.sql_ms, self.error, self.started, self.ended)
+
+    def take(self, outcome: tuple[Any, ...]) -> None:
+        self.claimed, self.empty, self.ms, self.sql_ms, self.error, self.started, self.ended = outcome
+
+
+def _in_process(worker: ClaimWorker, results: Any, index: int) -> None:
+    """A forked process's body: run the worker and send its outcome back."""
+    worker.run()
+    results.put((index, worker.outcome()))
+
+
+def run_workers(workers: list[ClaimWorker], mode: str) -> None:
+    """Run the workers at once: threads of this process (each its own connection), or forked processes."""
+    from django.db import connections
+
+    connections.close_all()  # nothing shared: each thread or process opens its own connection
+    if mode == "threads":
+        barrier = threading.Barrier(len(workers))
+        for w in workers:
+            w.barrier = barrier
+        threads = [threading.Thread(target=w.run, daemon=True, name=f"claim-{i}") for i, w in enumerate(workers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        return
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(len(workers))
+    results = context.Queue()
+    for w in workers:
+        w.barrier = barrier
+    processes = [
+        context.Process(target=_in_process, args=(w, results, i), daemon=True, name=f"claim-{i}")
+        for i, w in enumerate(workers)
+    ]
+    for p in processes:
+        p.start()
+    try:
+        for _ in processes:
+            index, outcome = results.get(timeout=600)
+            workers[index].take(outcome)
+    finally:
+        for p in processes:
+            p.join(timeout=30)
+            if p.is_alive():
+                p.terminate()
 
 
 def held_by_others(queue_id: int) -> set[int]:
@@ -787,7 +869,9 @@ def held_by_others(queue_id: int) -> set[int]:
     )
 
 
-def verify_claims(workers: list[ClaimWorker], held_before: set[int]) -> dict[str, Any]:
+def verify_claims(workers: list[ClaimWorker], held_before: set[int], since: datetime) -> dict[str, Any]:
+    """No double claim: each id returned once, held in the database by the reviewer it was returned to, with
+    exactly one "Claimed (next in queue)" history row since the phase began, and none taken from another holder."""
     from django.db.models import Count
 
     from cases.models import Case
@@ -799,7 +883,9 @@ def verify_claims(workers: list[ClaimWorker], held_before: set[int]) -> dict[str
     statuses = Counter(Case.objects.filter(pk__in=claimed).values_list("status", flat=True))
     wrong_holder = sorted(pk for pk in set(claimed) if rows.get(pk) != owner[pk])
     history = (
-        Case.history.filter(id__in=claimed, history_change_reason="Claimed (next in queue)")  # type: ignore[attr-defined]
+        Case.history.filter(  # type: ignore[attr-defined]
+            id__in=claimed, history_change_reason="Claimed (next in queue)", history_date__gte=since
+        )
         .values("id")
         .annotate(n=Count("history_id"))
     )
@@ -819,9 +905,23 @@ def verify_claims(workers: list[ClaimWorker], held_before: set[int]) -> dict[str
     }
 
 
-def contended(fx: Fixture, args: argparse.Namespace, think_ms: float) -> dict[str, Any]:
-    """One reviewer per thread, started together, each claiming `claims_per_thread` times; then the checks."""
-    from django.db import connections
+def give_back(case_ids: list[int]) -> None:
+    """Put the cases a phase claimed back in the queue (plain SQL: the benchmark's bookkeeping, not a release),
+    so every phase starts from the same queue. Their claim history rows stay."""
+    from django.db import connection
+
+    if case_ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE cases_case SET status = 'queued', claimed_by_id = NULL, claimed_until = NULL "
+                "WHERE id = ANY(%s)",
+                [case_ids],
+            )
+
+
+def contended(fx: Fixture, args: argparse.Namespace, *, think_ms: float, mode: str) -> dict[str, Any]:
+    """One reviewer per thread (or process), started together, each claiming `claims_per_thread` times; then
+    the checks, and the claimed cases go back to the queue."""
     from django.utils import timezone
 
     from cases.models import Queue
@@ -835,33 +935,20 @@ def contended(fx: Fixture, args: argparse.Namespace, think_ms: float) -> dict[st
     held_before = held_by_others(queue_id)
     pace = f", pausing ~{think_ms:g} ms between claims" if think_ms else ", back to back"
     print(
-        f"claim-next under contention: {args.threads} threads x {args.claims_per_thread} calls{pace} "
-        f"({available} claimable, {len(held_before)} held by others beforehand) ...",
+        f"claim-next under contention: {args.threads} {mode} x {args.claims_per_thread} calls{pace} "
+        f"({available} claimable, {len(held_before)} held by others) ...",
         flush=True,
     )
-    barrier = threading.Barrier(args.threads)
     workers = [
-        ClaimWorker(
-            user_id=uid,
-            queue_id=queue_id,
-            calls=args.claims_per_thread,
-            barrier=barrier,
-            think_ms=think_ms,
-            seed=args.seed + i,
-        )
+        ClaimWorker(user_id=uid, queue_id=queue_id, calls=args.claims_per_thread, think_ms=think_ms, seed=args.seed + i)
         for i, uid in enumerate(fx.claim_reviewer_ids)
     ]
-    threads = [threading.Thread(target=w.run, daemon=True, name=f"claim-{i}") for i, w in enumerate(workers)]
-    start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - start
-    connections.close_all()  # this thread's; each worker closed its own
+    since = timezone.now()
+    run_workers(workers, mode)
+    wall = max(w.ended for w in workers) - min(w.started for w in workers) if all(w.ended for w in workers) else 0
     all_ms = [ms for w in workers for ms in w.ms]
     all_sql = [ms for w in workers for ms in w.sql_ms]
-    check = verify_claims(workers, held_before)
+    check = verify_claims(workers, held_before, since)
     ok = (
         not check["errors"]
         and not check["duplicate_ids"]
@@ -873,6 +960,7 @@ def contended(fx: Fixture, args: argparse.Namespace, think_ms: float) -> dict[st
         and check["empty_results"] == 0
         and set(check["statuses"]) <= {"claimed"}
     )
+    give_back([pk for w in workers for pk in w.claimed])
     summary = latency(all_ms) if all_ms else {}
     if not ok:
         print(f"  claim-next checks FAILED: {check}", flush=True)
@@ -886,7 +974,8 @@ def contended(fx: Fixture, args: argparse.Namespace, think_ms: float) -> dict[st
         **summary,
         "sql": latency(all_sql) if all_sql else {},
         "wall_s": round(wall, 3),
-        "claims_per_s": round(len(all_ms) / wall, 1),
+        "claims_per_s": round(len(all_ms) / wall, 1) if wall else None,
+        "mode": mode,
         "threads": args.threads,
         "calls_per_thread": args.claims_per_thread,
         "think_ms": think_ms,
@@ -896,18 +985,18 @@ def contended(fx: Fixture, args: argparse.Namespace, think_ms: float) -> dict[st
 
 def run_claims(fx: Fixture, args: argparse.Namespace) -> dict[str, Any]:
     print(f"claim-next alone: {args.claims_per_thread} calls by one reviewer ...", flush=True)
-    alone = ClaimWorker(
-        user_id=fx.page_reviewer_id, queue_id=fx.queues["quick"], calls=args.claims_per_thread, barrier=None
-    )
-    thread = threading.Thread(target=alone.run, daemon=True)
-    thread.start()
-    thread.join()
+    alone = ClaimWorker(user_id=fx.page_reviewer_id, queue_id=fx.queues["quick"], calls=args.claims_per_thread)
+    run_workers([alone], "threads")
     if alone.error:
         raise BenchError(f"claim_next failed: {alone.error}")
+    give_back(alone.claimed)
     print(f"  p50 {percentile(sorted(alone.ms), 50):.1f} ms, p99 {percentile(sorted(alone.ms), 99):.1f} ms", flush=True)
-    result = {"alone": {**latency(alone.ms), "sql": latency(alone.sql_ms)}, "contended": contended(fx, args, 0.0)}
+    result: dict[str, Any] = {"alone": {**latency(alone.ms), "sql": latency(alone.sql_ms)}}
+    result["contended"] = contended(fx, args, think_ms=0.0, mode="threads")
+    if args.claim_processes:
+        result["contended_processes"] = contended(fx, args, think_ms=0.0, mode="processes")
     if args.think_ms:
-        result["paced"] = contended(fx, args, args.think_ms)
+        result["paced"] = contended(fx, args, think_ms=args.think_ms, mode="threads")
     return result
 
 
@@ -1030,8 +1119,9 @@ def table_rows(sizes: list[dict[str, Any]]) -> list[dict[str, str]]:
             target = f"< {TARGET_PAGE_P95_MS:g} ms" + ("" if at_budget else " (budget at 1M)")
             rows.append(
                 row(
-                    f"[{tag}] {title}: p50 / p95 / max",
-                    f"{page['p50_ms']:.1f} / {page['p95_ms']:.1f} / {page['max_ms']:.1f} ms",
+                    f"[{tag}] {title}: p50 / p95 / max (SQL p50)",
+                    f"{page['p50_ms']:.1f} / {page['p95_ms']:.1f} / {page['max_ms']:.1f} ms "
+                    f"({page['sql']['p50_ms']:.1f} ms)",
                     target,
                     verdict(page["p95_ms"] < TARGET_PAGE_P95_MS),
                 )
@@ -1066,6 +1156,24 @@ def table_rows(sizes: list[dict[str, Any]]) -> list[dict[str, str]]:
                 verdict(check["ok"]),
             )
         )
+        if "contended_processes" in claims:
+            procs = claims["contended_processes"]
+            rows.append(
+                row(
+                    f"[{tag}] claim-next, {procs['threads']} processes: p50 / p99 (SQL p99)",
+                    f"{procs['p50_ms']:.1f} / {procs['p99_ms']:.1f} ms ({procs['sql']['p99_ms']:.1f} ms)",
+                    "(info)",
+                )
+            )
+            rows.append(
+                row(
+                    f"[{tag}] claim-next processes: double claims / errors",
+                    f"{len(procs['verification']['duplicate_ids'])} / {len(procs['verification']['errors'])} "
+                    f"in {procs['verification']['claimed']} claims",
+                    "0 and checks pass",
+                    verdict(procs["verification"]["ok"]),
+                )
+            )
         if "paced" in claims:
             paced = claims["paced"]
             rows.append(
@@ -1123,6 +1231,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--think-ms", type=float, default=0.0, help="also run claim-next with this pause between a thread's claims"
     )
     parser.add_argument(
+        "--claim-processes",
+        action="store_true",
+        help="also run the contended claims in forked processes (no shared GIL), as a comparison",
+    )
+    parser.add_argument(
         "--extra-sql",
         action="append",
         default=[],
@@ -1135,7 +1248,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--replace-db", action="store_true", help="drop and recreate a scratch database that exists")
     parser.add_argument("--explain", action="store_true", help="print every EXPLAIN ANALYZE (else only for a MISS)")
     parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated data")
-    parser.add_argument("--no-write", action="store_true", help="do not write bench/results/review-<date>.json")
+    parser.add_argument("--no-write", action="store_true", help="do not write the results JSON")
+    parser.add_argument("--tag", default="", help="write bench/results/review-<tag>-<date>.json instead")
     args = parser.parse_args(argv)
     if args.requests < 1 or args.threads < 1 or args.claims_per_thread < 1 or args.warmup < 0:
         parser.error("--requests, --threads and --claims-per-thread must be at least 1")
@@ -1186,6 +1300,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "threads": args.threads,
                 "claims_per_thread": args.claims_per_thread,
                 "think_ms": args.think_ms,
+                "claim_processes": args.claim_processes,
                 "extra_sql": args.extra_sql,
                 "seed": args.seed,
             },
@@ -1198,14 +1313,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(
             f"\nPages: {urls['queue_url']} ({urls['queue_source']}) and {urls['case_url']} ({urls['case_source']}); "
             "times are whole Django requests in this process (no HTTP).\nclaim-next: each call in its own "
-            "transaction and thread connection; the SQL column is the part spent executing statements, the rest "
-            "is Python\n(and waiting for the GIL: the threads share one process on this machine's "
-            f"{os.cpu_count()} cores). Total run time {results['total_seconds']:.0f} s."
+            "transaction and thread connection; the SQL column is the time inside statement calls (the server's "
+            "work, and\nthis process waiting for a core or the GIL to read the answer); the rest is Python. "
+            f"{os.cpu_count()} cores. Total run time {results['total_seconds']:.0f} s."
         )
         print_explains(per_size, only_missed=not args.explain, rows=rows)
         results["targets"] = [r for r in rows if r["target"]]
         if not args.no_write:
-            print(f"\nResults written to {write_results('review', results).relative_to(ROOT)}")
+            name = f"review-{args.tag}" if args.tag else "review"
+            print(f"\nResults written to {write_results(name, results).relative_to(ROOT)}")
         return results
     finally:
         if "django" in sys.modules:
