@@ -5,10 +5,14 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
+from cases.models import Queue
 from governance.incidents import advance_incident, open_incident
 from governance.models import AuditEvent, Incident, Notification
 from governance.notifications import notify
-from tests.factories import make_category
+from metrics.alerts import evaluate
+from metrics.models import AlertRule
+from reviews import services as review
+from tests.factories import grant_queue, make_case, make_category
 
 pytestmark = pytest.mark.django_db
 
@@ -75,3 +79,20 @@ def test_each_person_sees_only_their_own_notices(client, make_user):
     assert "for a only" in page and "for b only" not in page
     other = Notification.objects.get(user=b)
     assert client.get(f"/admin/governance/notification/{other.pk}/change/").status_code in (302, 403, 404)
+
+
+def test_an_incident_opened_by_an_alert_links_to_it(client, superuser, make_user):
+    category = make_category("cat")
+    reviewer = make_user("rev", roles=["Reviewer"])
+    grant_queue(reviewer, Queue.objects.get(slug="cat-quick"))
+    reviewer = type(reviewer).objects.get(pk=reviewer.pk)
+    for i in range(20):
+        case = make_case(category, confidence=0.8)
+        review.decide(case=case, user=reviewer, action="reject" if i < 10 else "approve", reason_code="other")
+    rule = AlertRule.objects.get(category=category, kind="override_rate")
+    rule.action = "pause"
+    rule.save()
+    [alert] = evaluate(rule)
+    client.force_login(superuser)
+    page = client.get(f"/admin/governance/incident/{alert.incident_id}/change/").content.decode()
+    assert f"/admin/metrics/alert/{alert.pk}/change/" in page

@@ -55,6 +55,7 @@ class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin):
         "opened_at",
         "evidence",
         "affected_cases",
+        "alerts_fired",
         "root_cause",
         "remediation",
         "closed_at",
@@ -90,6 +91,17 @@ class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin):
             ", ", '<a href="{}">{}</a>', ((reverse("admin:cases_case_change", args=[pk]), pk) for pk in ids[:50])
         )
         return format_html("{} ({} in all)", links, len(ids)) if ids else "-"
+
+    @admin.display(description="alerts")
+    def alerts_fired(self, obj: Incident) -> str:
+        # Read through the reverse relation by name: alerts live in the metrics layer above governance.
+        alerts = obj.alerts.all()  # type: ignore[attr-defined]
+        links = format_html_join(
+            ", ",
+            '<a href="{}">{}</a>',
+            ((reverse("admin:metrics_alert_change", args=[a.pk]), f"{a.rule.kind} {a.value:.3g}") for a in alerts),
+        )
+        return links or "-"
 
     @admin.display(description="timeline")
     def timeline_table(self, obj: Incident) -> str:
