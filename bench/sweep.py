@@ -1,0 +1,1084 @@
+"""SLA sweep benchmark: one ``cases.sla.sweep()`` over 1,000,000 open cases of which 10,000 are overdue.
+
+Against DESIGN.md "Budgets": "the SLA sweep over 1,000,000 open cases with 10,000 overdue under 2 s".
+
+It creates a scratch PostgreSQL database (``--db-name``, never ``test``), migrates it, and then:
+
+1. Data. ``--categories`` categories (``governance.services.create_category``: each gets its quick, full,
+   escalation, expert and audit queues, quick and full overflowing to escalation), an active model version each,
+   three reviewers per category with ``cases.work_queue`` on its quick, full and escalation queues (the people the
+   sweep notifies), and ``--open`` open cases generated in SQL (``INSERT ... SELECT generate_series`` in chunks of
+   100,000, with progress lines). A permutation of the ids spreads the kinds of case over the table:
+
+   * ``--overdue`` cases overdue and free to move: due 1 min to 3 h before the data's anchor time (the start of
+     generation), 90 % queued and 10 % claimed with an expired claim;
+   * ``overdue/20`` overdue cases held under a live claim (the sweep leaves them to their reviewer);
+   * ``overdue/10`` escalated cases overdue in an escalation queue (no next queue) whose breach is already
+     recorded (an ``SlaBreach`` row; the sweep must skip them every minute);
+   * the rest queued (2 % claimed, 5 % urgent) in the quick (70 %) or full (30 %) queues, due 30 min to one SLA
+     (24 h quick, 4 h full) after the anchor, so none becomes overdue while the benchmark runs. Those already past
+     80 % of their SLA carry ``sla_warned_at``, as earlier sweeps would have left them.
+
+   Every case also gets its history row and ``case.routed`` audit event (the tables the sweep appends to are
+   not empty); the stale escalated ones their earlier breach. Then ``--extra-sql`` (e.g. a CREATE INDEX to try)
+   and VACUUM ANALYZE.
+2. EXPLAIN (ANALYZE, BUFFERS) of the overdue selection and of the biggest queue's warning condition, in a
+   transaction rolled back (this also warms the cache, as a sweep every minute would). Then, right before
+   timing, the warnings "the previous sweep, a minute ago" would have made (plain SQL), so the timed sweep warns
+   about one minute's worth of cases, as in production where it runs every minute.
+3. One ``cases.sla.sweep()`` in this process, timed, with an execute wrapper recording every statement (start,
+   duration): seconds, warned/moved/breached, the statement count, the time in SQL and in Python, the time by
+   phase (each statement's Python lead-in is counted with it: building 10,000 audit events falls under "audit
+   events"), and the slowest statements. Then checks: the breaches, history rows and ``case.sla_breached`` audit
+   events written (and that chain's links and hashes), the cases moved, the held and stale ones untouched.
+   Also the WAL written meanwhile (bytes, full-page images; every session's, so an upper bound on a shared
+   server) and the server settings that matter (shared_buffers, wal_compression...), in the JSON.
+4. A second ``sweep()`` right after: seconds and counts (it should have almost nothing to do).
+
+For diagnosis: ``--profile`` runs one more sweep first, under cProfile and rolled back (then VACUUM), and prints
+its profile; ``--prepare-only`` builds and keeps the database without sweeping, to try fixes by hand (each try
+in a transaction rolled back, with ``sweep(now=...)`` at a fixed time: cases not overdue are due 30 min or more
+after the anchor printed).
+
+Run (PostgreSQL, trust auth; the database named in the URL is not used)::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/sweep.py
+    DATABASE_URL=... .venv/bin/python bench/sweep.py --open 50000 --overdue 2000 --explain
+    DATABASE_URL=... .venv/bin/python bench/sweep.py --tag idx --extra-sql "CREATE INDEX ... ON cases_case (...)"
+
+Results: a table on stdout and ``bench/results/sweep-<size>-<date>.json`` (``sweep-<tag>-<date>.json`` with
+``--tag``). E-mail goes to Django's in-memory backend (``EMAIL_URL=memorymail://`` unless set): the sweep's
+notices are written, no mail transport is timed. The scratch database is dropped at the end (also on Ctrl-C)
+unless ``--keep-db``; an existing one is refused unless ``--replace-db``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from common import (
+    ROOT,
+    BenchError,
+    ScratchDatabase,
+    check_database_url,
+    configure_django,
+    git_revision,
+    migrate,
+    print_rows,
+    raise_interrupt,
+    row,
+    sql_shape,
+    verdict,
+    write_results,
+)
+
+CATEGORY_PREFIX = "bench-sweep"
+MODEL_LABEL = "bench-model@1"
+INTEGRATION_USER = "bench-integration"
+REVIEWERS_PER_CATEGORY = 3
+CHUNK = 100_000
+SEQ_BASE = 10_000_000  # generated audit events sit far above the real chain (category and model version events)
+
+FULL_SHARE = 0.3  # of the cases waiting in a category, the rest are in its quick queue
+CLAIMED_SHARE = 0.02  # of the cases not overdue: held under a live claim
+URGENT_SHARE = 0.05
+EXPIRED_CLAIM_SHARE = 0.1  # of the overdue: claimed, the claim expired
+DUE_GAP = timedelta(minutes=30)  # a case not overdue is due at least this long after the anchor
+PREVIOUS_SWEEP = timedelta(minutes=1)  # the warnings made "a minute ago", before the timed sweep
+TOP_STATEMENTS = 8
+
+# DESIGN.md "Budgets".
+TARGET_SECONDS = 2.0
+BUDGET_OPEN = 1_000_000
+BUDGET_OVERDUE = 10_000
+
+PERMUTATION_PRIMES = (7919, 104_729, 1_299_709, 15_485_863)
+
+TEXTS = (
+    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
+    "I was charged twice for the same subscription this month, please refund one of the payments.",
+    "I cannot log in since I changed my phone; the code never arrives by SMS.",
+    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
+    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
+)
+LABELS = ("shipping", "refund", "billing", "account", "cancellation")
+CHANNELS = ("email", "chat", "phone", "web")
+TIERS = ("free", "silver", "gold", "platinum")
+
+
+def size_label(n: int) -> str:
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+def sql_text_array(values: tuple[str, ...]) -> str:
+    """A text[] literal of constants defined in this file (no user input reaches the SQL)."""
+    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
+
+
+def sql_int_array(values: list[int]) -> str:
+    return "ARRAY[" + ", ".join(str(int(v)) for v in values) + "]::bigint[]"
+
+
+def sql_interval(delta: timedelta) -> str:
+    return f"interval '{int(delta.total_seconds())} seconds'"
+
+
+# --- Sizes and the fixture ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How many cases of each kind: overdue and free to move, overdue under a live claim, escalated and overdue
+    with the breach already recorded, and the rest waiting (not overdue)."""
+
+    open: int
+    overdue: int
+    held: int
+    stale: int
+
+    @classmethod
+    def for_size(cls, open_cases: int, overdue: int) -> Mix:
+        return cls(open=open_cases, overdue=overdue, held=overdue // 20, stale=overdue // 10)
+
+    @property
+    def waiting(self) -> int:
+        return self.open - self.overdue - self.held - self.stale
+
+    def prime(self) -> int:
+        """A multiplier coprime to the size: i * p mod n is a permutation of the ids."""
+        for p in PERMUTATION_PRIMES:
+            if math.gcd(p, self.open) == 1:
+                return p
+        raise BenchError(f"--open {self.open}: no permutation prime fits; choose another size.")
+
+
+@dataclass(frozen=True)
+class Fixture:
+    category_ids: list[int]
+    category_slugs: list[str]
+    model_version_ids: list[int]
+    queues: dict[str, list[int]]  # kind -> one id per category, in category order
+    slas: dict[str, timedelta]  # kind -> SLA (the same in every category: the defaults)
+    integration_id: int
+    reviewer_ids: list[int]
+
+
+def create_fixture(categories: int) -> Fixture:
+    from django.contrib.auth.models import User
+    from guardian.shortcuts import assign_perm
+
+    from cases.models import Queue
+    from governance.history import system_user
+    from governance.models import ModelVersion
+    from governance.services import create_category, register_model_version
+
+    system_user()  # in production it exists after the first job run
+    integration = User.objects.create_user(username=INTEGRATION_USER, email="integration@example.com")
+    category_ids, slugs, versions, reviewers = [], [], [], []
+    queues: dict[str, list[int]] = {}
+    slas: dict[str, timedelta] = {}
+    name, version = MODEL_LABEL.split("@")
+    for c in range(1, categories + 1):
+        category = create_category(
+            user=None,
+            slug=f"{CATEGORY_PREFIX}-{c}",
+            name=f"Bench sweep {c}",
+            pattern="exception",
+            stage="live",
+            policy={"auto_threshold": 0.9, "review_threshold": 0.6, "auto_share": 80.0, "audit_rate": 0.05},
+            reason="bench",
+        )
+        register_model_version(
+            category=category, name=name, version=version, user=None, status="active", reason="bench"
+        )
+        by_kind = {q.kind: q for q in Queue.objects.filter(category=category)}
+        for kind, queue in by_kind.items():
+            queues.setdefault(kind, []).append(queue.pk)
+            slas[kind] = queue.sla
+        for r in range(1, REVIEWERS_PER_CATEGORY + 1):
+            username = f"bench-reviewer-{c}-{r}"
+            user = User.objects.create_user(username=username, email=f"{username}@example.com", is_staff=True)
+            for kind in ("quick", "full", "escalation"):
+                assign_perm("cases.work_queue", user, by_kind[kind])
+            reviewers.append(user.pk)
+        category_ids.append(category.pk)
+        slugs.append(category.slug)
+        versions.append(ModelVersion.objects.get(category=category, name=name, version=version).pk)
+    for kind in ("quick", "full", "escalation"):
+        if kind not in queues:
+            raise BenchError(f"create_category made no {kind} queue: the default queues changed?")
+    return Fixture(
+        category_ids=category_ids,
+        category_slugs=slugs,
+        model_version_ids=versions,
+        queues=queues,
+        slas=slas,
+        integration_id=integration.pk,
+        reviewer_ids=reviewers,
+    )
+
+
+# --- Data generation (SQL) ------------------------------------------------------------------------------------
+
+
+def cases_sql(fx: Fixture, mix: Mix, anchor: datetime, lo: int, hi: int) -> str:
+    """INSERT cases lo..hi (ids = row numbers), of the kind the permutation slot of each id says."""
+    n, o, h, s = mix.open, mix.overdue, mix.held, mix.stale
+    k = len(fx.category_ids)
+    at = f"'{anchor.isoformat()}'::timestamptz"
+    quick_sla, full_sla, esc_sla = (sql_interval(fx.slas[kind]) for kind in ("quick", "full", "escalation"))
+    gap = sql_interval(DUE_GAP)
+    reviewers = sql_int_array(fx.reviewer_ids)
+    label = f"({sql_text_array(LABELS)})[1 + (i / 3) % {len(LABELS)}]"
+    return f"""
+WITH g AS MATERIALIZED (
+    SELECT i, (i::bigint * {mix.prime()}) % {n} AS slot, 1 + i % {k} AS cat,
+        random() AS r_kind, random() AS r_due, random() AS r_claim, random() AS r_prio, random() AS r_conf,
+        random() AS r_cust
+    FROM generate_series({lo}, {hi}) AS i
+), c AS MATERIALIZED (
+    SELECT g.*,
+        CASE WHEN slot < {o} THEN 'overdue' WHEN slot < {o + h} THEN 'held' WHEN slot < {o + h + s} THEN 'stale'
+             ELSE 'waiting' END AS cls,
+        CASE WHEN slot >= {o + h} AND slot < {o + h + s} THEN 'escalation'
+             WHEN r_kind < {FULL_SHARE} THEN 'full' ELSE 'quick' END AS kind
+    FROM g
+), d AS MATERIALIZED (
+    SELECT c.*,
+        CASE kind WHEN 'quick' THEN {quick_sla} WHEN 'full' THEN {full_sla} ELSE {esc_sla} END AS sla
+    FROM c
+), e AS MATERIALIZED (
+    SELECT d.*,
+        CASE cls
+            WHEN 'waiting' THEN {at} + {gap} + r_due * (sla - {gap})
+            WHEN 'stale' THEN {at} - interval '1 minute' - r_due * interval '6 hours'
+            ELSE {at} - interval '1 minute' - r_due * interval '3 hours'
+        END AS due,
+        CASE cls
+            WHEN 'overdue' THEN CASE WHEN r_claim < {EXPIRED_CLAIM_SHARE} THEN 'claimed' ELSE 'queued' END
+            WHEN 'held' THEN 'claimed'
+            WHEN 'stale' THEN 'escalated'
+            ELSE CASE WHEN r_claim < {CLAIMED_SHARE} THEN 'claimed' ELSE 'queued' END
+        END AS status,
+        round((CASE kind WHEN 'quick' THEN 0.6 + r_conf * 0.3 ELSE 0.3 + r_conf * 0.3 END)::numeric, 4)::float8
+            AS confidence,
+        {label} AS label
+    FROM d
+)
+INSERT INTO cases_case (
+    id, category_id, external_id, input, output, confidence, model_version_id, rules_fired, value, segment,
+    segment_key, customer_ref, priority, route, route_reasons, policy_version, audit_sampled, audit_draw, queue_id,
+    due_at, claimed_by_id, claimed_until, status, final_output, audit_status, sla_warned_at, created_at, updated_at,
+    decided_at)
+SELECT
+    i, ({sql_int_array(fx.category_ids)})[cat], 'sweep-' || lpad(i::text, 8, '0'),
+    jsonb_build_object(
+        'text', ({sql_text_array(TEXTS)})[1 + i % {len(TEXTS)}],
+        'order_id', 'ORD-' || (100000 + (i::bigint * 7919) % 900000),
+        'locale', 'en-GB', 'attachments', (i / 3) % 4),
+    jsonb_build_object(
+        'label', label, 'text', 'Classified as ' || label || '.',
+        'reasoning', 'The message mentions ' || label || '-related terms.', 'score', confidence),
+    confidence, ({sql_int_array(fx.model_version_ids)})[cat], '[]'::jsonb,
+    CASE WHEN r_cust < 0.7 THEN round((r_cust * 400)::numeric, 2) END,
+    jsonb_build_object('channel', ({sql_text_array(CHANNELS)})[1 + i % 4],
+                       'tier', ({sql_text_array(TIERS)})[1 + (i / 4) % 4]),
+    '{{"channel":"' || ({sql_text_array(CHANNELS)})[1 + i % 4]
+        || '","tier":"' || ({sql_text_array(TIERS)})[1 + (i / 4) % 4] || '"}}',
+    'cust-' || floor({max(n // 5, 100)} * r_cust * r_cust)::int,
+    CASE WHEN cls = 'stale' OR r_prio < {URGENT_SHARE} THEN 'urgent' ELSE 'normal' END,
+    CASE kind WHEN 'quick' THEN 'quick_review' ELSE 'full_review' END,
+    jsonb_build_array('Confidence ' || confidence || ' is below the auto threshold 0.9.'),
+    1, false, jsonb_build_object('ramp', jsonb_build_object('share', 80.0, 'draw', round(r_conf::numeric, 4))),
+    CASE kind WHEN 'quick' THEN ({sql_int_array(fx.queues["quick"])})[cat]
+              WHEN 'full' THEN ({sql_int_array(fx.queues["full"])})[cat]
+              ELSE ({sql_int_array(fx.queues["escalation"])})[cat] END,
+    due,
+    CASE WHEN status = 'claimed' THEN ({reviewers})[1 + i % {len(fx.reviewer_ids)}] END,
+    CASE WHEN status <> 'claimed' THEN NULL
+         WHEN cls = 'overdue' THEN {at} - interval '1 minute' - r_claim * 10 * interval '30 minutes'
+         WHEN cls = 'held' THEN {at} + interval '2 hours' + r_claim * interval '30 minutes'
+         ELSE {at} + interval '10 minutes' + r_claim * 50 * interval '30 minutes' END,
+    status, NULL, '',
+    CASE WHEN due - sla * 0.2 < {at} - {sql_interval(PREVIOUS_SWEEP)} THEN due - sla * 0.2 END,
+    due - sla, due - sla, NULL
+FROM e
+"""
+
+
+def breaches_sql(fx: Fixture, lo: int, hi: int) -> str:
+    """The stale escalated cases' breaches: in the escalation queue (recorded, the case stays: no next queue), and
+    the earlier one in the quick queue that moved them there."""
+    quick = sql_int_array(fx.queues["quick"])
+    categories = sql_int_array(fx.category_ids)
+    return f"""
+INSERT INTO cases_slabreach (case_id, queue_id, due_at, detected_at, moved_to_id)
+SELECT id, queue_id, due_at, due_at + interval '30 seconds', NULL
+FROM cases_case WHERE id BETWEEN {lo} AND {hi} AND status = 'escalated'
+UNION ALL
+SELECT id, ({quick})[array_position({categories}, category_id::bigint)], created_at - interval '1 minute',
+    created_at, queue_id
+FROM cases_case WHERE id BETWEEN {lo} AND {hi} AND status = 'escalated'
+"""
+
+
+def history_sql(fx: Fixture, columns: str, lo: int, hi: int) -> str:
+    return f"""
+INSERT INTO cases_historicalcase ({columns}, history_date, history_change_reason, history_type, history_user_id)
+SELECT {columns}, created_at, 'Submitted and routed', '+', {fx.integration_id}
+FROM cases_case WHERE id BETWEEN {lo} AND {hi}
+"""
+
+
+def audit_events_sql(fx: Fixture, lo: int, hi: int) -> str:
+    slugs = sql_text_array(tuple(fx.category_slugs))
+    categories = sql_int_array(fx.category_ids)
+    return f"""
+INSERT INTO governance_auditevent (seq, created_at, kind, actor_id, actor_username, category_slug, case_id,
+    payload, prev_hash, hash)
+SELECT {SEQ_BASE} + id, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}',
+    ({slugs})[array_position({categories}, category_id::bigint)], id,
+    jsonb_build_object('external_id', external_id, 'route', route, 'reasons', route_reasons, 'status', 'queued',
+                       'confidence', confidence, 'model_version', '{MODEL_LABEL}', 'policy_version', 1,
+                       'audit_sampled', audit_sampled, 'draws', audit_draw),
+    repeat('0', 64), md5('r' || id) || md5('routed' || id)
+FROM cases_case WHERE id BETWEEN {lo} AND {hi}
+"""
+
+
+def history_columns(cursor: Any) -> str:
+    """The columns cases_case and its history table share (the history keeps every field but updated_at)."""
+    cursor.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'cases_case' AND column_name IN "
+        "(SELECT column_name FROM information_schema.columns WHERE table_name = 'cases_historicalcase') "
+        "ORDER BY ordinal_position"
+    )
+    return ", ".join(f'"{name}"' for (name,) in cursor.fetchall())
+
+
+def generate(fx: Fixture, mix: Mix, anchor: datetime, seed: int) -> dict[str, Any]:
+    """Fill the scratch database in chunks of CHUNK cases (with their history rows and audit events)."""
+    from django.db import connection
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit = off")  # this session only: a scratch database
+        cursor.execute("SET work_mem = '64MB'")
+        columns = history_columns(cursor)
+        for chunk_no, lo in enumerate(range(1, mix.open + 1, CHUNK)):
+            hi = min(lo + CHUNK - 1, mix.open)
+            cursor.execute("SELECT setseed(%s)", [((seed + chunk_no) % 1000) / 1000.0])
+            for step, sql in (
+                ("cases", cases_sql(fx, mix, anchor, lo, hi)),
+                ("breaches", breaches_sql(fx, lo, hi)),
+                ("history", history_sql(fx, columns, lo, hi)),
+                ("audit_events", audit_events_sql(fx, lo, hi)),
+            ):
+                t0 = time.perf_counter()
+                cursor.execute(sql)
+                timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
+            elapsed = time.perf_counter() - start
+            rate = hi / elapsed
+            print(
+                f"  generated {hi:>9,}/{mix.open:,} open cases with history rows and audit events  "
+                f"({elapsed:.1f} s, {rate:,.0f} cases/s, ~{(mix.open - hi) / rate:.0f} s left)",
+                flush=True,
+            )
+        cursor.execute("RESET synchronous_commit")  # the sweep runs with the server's settings
+        cursor.execute("RESET work_mem")
+        cursor.execute("SELECT setval(pg_get_serial_sequence('cases_case', 'id'), %s)", [mix.open])
+        cursor.execute(
+            "UPDATE governance_auditchainhead SET seq = (SELECT max(seq) FROM governance_auditevent), "
+            "hash = (SELECT hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1)"
+        )
+    return {"seconds": round(time.perf_counter() - start, 1), "seconds_by_step": rounded(timings)}
+
+
+def previous_sweep_warnings(fx: Fixture) -> int:
+    """The warnings the sweep of a minute ago made (plain SQL, per queue kind): the timed sweep then has one
+    minute's worth of cases to warn, however long generation took."""
+    from django.db import connection
+
+    warned = 0
+    with connection.cursor() as cursor:
+        for kind in ("quick", "full", "escalation"):
+            cursor.execute(
+                "UPDATE cases_case SET sla_warned_at = now() - %s WHERE queue_id = ANY(%s) "
+                "AND status IN ('queued', 'claimed', 'escalated') AND sla_warned_at IS NULL "
+                "AND due_at >= now() - %s AND due_at <= now() - %s + %s * %s",
+                [PREVIOUS_SWEEP, fx.queues[kind], PREVIOUS_SWEEP, PREVIOUS_SWEEP, fx.slas[kind], 0.2],
+            )
+            warned += cursor.rowcount
+    return warned
+
+
+def prepare(args: argparse.Namespace, fx: Fixture) -> dict[str, Any]:
+    """After generation: --extra-sql, VACUUM ANALYZE, the previous sweep's warnings, and the state counted."""
+    from django.db import connection
+
+    timings: dict[str, float] = {}
+    with connection.cursor() as cursor:
+        for statement in args.extra_sql:
+            t0 = time.perf_counter()
+            cursor.execute(statement)
+            timings[f"extra_sql: {statement[:60]}"] = time.perf_counter() - t0
+            print(f"  --extra-sql ({time.perf_counter() - t0:.1f} s): {statement}", flush=True)
+        print("  VACUUM ANALYZE ...", flush=True)
+        t0 = time.perf_counter()
+        cursor.execute("VACUUM ANALYZE")
+        timings["vacuum_analyze"] = time.perf_counter() - t0
+        counts = {}
+        for table in ("cases_case", "cases_historicalcase", "cases_slabreach", "governance_auditevent"):
+            cursor.execute(f"SELECT count(*) FROM {table}")
+            counts[table] = cursor.fetchone()[0]
+        cursor.execute(
+            "SELECT q.kind, c.status, count(*), count(*) FILTER (WHERE c.due_at < now()), "
+            "count(*) FILTER (WHERE c.sla_warned_at IS NOT NULL) FROM cases_case c JOIN cases_queue q "
+            "ON q.id = c.queue_id GROUP BY 1, 2 ORDER BY 1, 2"
+        )
+        by_queue_status = {
+            f"{kind}/{status}": {"cases": n, "overdue": late, "warned": warned}
+            for kind, status, n, late, warned in cursor.fetchall()
+        }
+        cursor.execute(
+            "SELECT c.relname, count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "WHERE c.relname = ANY(%s) GROUP BY 1 ORDER BY 1",
+            [list(WRITTEN_TABLES)],
+        )
+        indexes = dict(cursor.fetchall())
+        cursor.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size('cases_case')), "
+            "pg_size_pretty(pg_database_size(current_database()))"
+        )
+        case_size, db_size = cursor.fetchone()
+    return {
+        "seconds_by_step": rounded(timings),
+        "rows": counts,
+        "indexes_on_written_tables": indexes,
+        "cases_by_queue_kind_and_status": by_queue_status,
+        "cases_table_size": case_size,
+        "database_size": db_size,
+    }
+
+
+def rounded(timings: dict[str, float]) -> dict[str, float]:
+    return {k: round(v, 2) for k, v in timings.items()}
+
+
+# --- Where the time goes --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Timeline:
+    """An execute wrapper recording each statement's start (from `t0`), duration, SQL and parameters."""
+
+    t0: float = 0.0
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            end = time.perf_counter()
+            self.entries.append({"start": start - self.t0, "end": end - self.t0, "sql": sql, "params": params})
+
+
+# The sweep's steps, recognised by their SQL (first match wins); a statement's Python lead-in counts with it.
+PHASES: tuple[tuple[str, str], ...] = (
+    ("load queues", r'FROM "cases_queue"'),
+    ("warn: UPDATE per queue", r'^UPDATE "cases_case" SET "sla_warned_at"'),
+    ("overdue selection (FOR UPDATE SKIP LOCKED)", r"SKIP LOCKED"),
+    ("system user", r'"auth_user"\."username" =|^INSERT INTO "auth_user"|^UPDATE "auth_user" SET "password"'),
+    ("move: UPDATE per source queue", r'^UPDATE "cases_case" SET ("status" = %s, )?"queue_id"'),
+    ("SlaBreach bulk insert", r'^INSERT INTO "cases_slabreach"'),
+    ("load moved cases (for history)", r'^SELECT .* FROM "cases_case" WHERE "cases_case"\."id" IN'),
+    ("history bulk insert", r'^INSERT INTO "cases_historicalcase"'),
+    ("audit events (record_many)", r'"governance_audit(event|chainhead)"'),
+    ("webhook deliveries", r'"governance_webhook'),
+    ("notifications (who works the queue, notices)", r"guardian_|auth_|django_content_type|_notification"),
+    ("category of a next queue (on_commit notice)", r'FROM "governance_category"'),
+    ("savepoints", r"SAVEPOINT"),
+)
+
+
+def phase_of(sql: str) -> str:
+    for name, pattern in PHASES:
+        if re.search(pattern, sql):
+            return name
+    return "other"
+
+
+def breakdown(log: Timeline, seconds: float) -> dict[str, Any]:
+    """Time by phase (SQL, and the Python before each statement), by statement shape, and the slowest ones."""
+    phases: dict[str, dict[str, float]] = {}
+    shapes: dict[str, dict[str, Any]] = {}
+    previous_end = 0.0
+    statements = []
+    for e in log.entries:
+        sql_s, python_s = e["end"] - e["start"], max(0.0, e["start"] - previous_end)
+        previous_end = e["end"]
+        name = phase_of(e["sql"])
+        p = phases.setdefault(name, {"statements": 0, "sql_ms": 0.0, "python_before_ms": 0.0})
+        p["statements"] += 1
+        p["sql_ms"] += sql_s * 1000
+        p["python_before_ms"] += python_s * 1000
+        shape = sql_shape(e["sql"])
+        s = shapes.setdefault(shape, {"count": 0, "ms": 0.0, "phase": name})
+        s["count"] += 1
+        s["ms"] += sql_s * 1000
+        statements.append(
+            {
+                "ms": round(sql_s * 1000, 2),
+                "python_before_ms": round(python_s * 1000, 2),
+                "phase": name,
+                "rows_in_params": count_params(e["params"]),
+                "sql": shape,
+            }
+        )
+    after = max(0.0, seconds - previous_end)
+    if after > 0:
+        phases["Python after the last statement (on_commit, result)"] = {
+            "statements": 0,
+            "sql_ms": 0.0,
+            "python_before_ms": after * 1000,
+        }
+    sql_total = sum(e["end"] - e["start"] for e in log.entries)
+    return {
+        "statements": len(log.entries),
+        "sql_ms": round(sql_total * 1000, 1),
+        "python_ms": round((seconds - sql_total) * 1000, 1),
+        "phases": {
+            k: {
+                "statements": v["statements"],
+                "sql_ms": round(v["sql_ms"], 1),
+                "python_before_ms": round(v["python_before_ms"], 1),
+                "total_ms": round(v["sql_ms"] + v["python_before_ms"], 1),
+            }
+            for k, v in phases.items()
+        },
+        "by_shape": sorted(
+            ({"count": v["count"], "ms": round(v["ms"], 1), "phase": v["phase"], "sql": k} for k, v in shapes.items()),
+            key=lambda s: -s["ms"],
+        ),
+        "slowest": sorted(statements, key=lambda s: -s["ms"])[:TOP_STATEMENTS],
+    }
+
+
+def count_params(params: Any) -> int:
+    return len(params) if isinstance(params, list | tuple) else 0
+
+
+def explain(sql: str, params: Any = None) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled back (the overdue selection locks rows)."""
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            plan = "\n".join(r[0] for r in cursor.fetchall())
+        transaction.set_rollback(True)
+    return plan
+
+
+def explain_before(fx: Fixture) -> list[dict[str, str]]:
+    """The overdue selection as the sweep runs it, and the warning condition of the biggest queue."""
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from cases.models import Case, Queue
+    from cases.sla import WARN_AT_SHARE, _overdue
+
+    now = timezone.now()
+    plans = []
+    overdue = _overdue(now).select_for_update(skip_locked=True, of=("self",))
+    overdue = overdue.values("id", "queue_id", "due_at", "status", "audit_status")
+    with transaction.atomic():  # Django compiles FOR UPDATE only inside one
+        sql, params = overdue.query.sql_with_params()
+    plans.append(
+        {"name": "overdue selection", "sql": connection.ops.compose_sql(sql, params), "plan": explain(sql, params)}
+    )
+    biggest = Queue.objects.get(pk=fx.queues["quick"][0])
+    threshold = now + biggest.sla * (1 - WARN_AT_SHARE)
+    warn = Case.objects.waiting_in(biggest).filter(sla_warned_at__isnull=True, due_at__gte=now, due_at__lte=threshold)
+    sql, params = warn.values("id").query.sql_with_params()
+    plans.append(
+        {
+            "name": f"warning condition of {biggest.slug} (as a SELECT; the sweep runs it as an UPDATE)",
+            "sql": connection.ops.compose_sql(sql, params),
+            "plan": explain(sql, params),
+        }
+    )
+    return plans
+
+
+# --- The sweep ------------------------------------------------------------------------------------------------
+
+WRITTEN_TABLES = (
+    "cases_case",
+    "cases_historicalcase",
+    "cases_slabreach",
+    "governance_auditevent",
+    "governance_auditchainhead",
+    "governance_notification",
+)
+
+
+def rehearsal(profile_top: int) -> dict[str, Any]:
+    """A sweep in a transaction rolled back, under cProfile (so slower than the timed one), then VACUUM of the
+    tables it wrote: where the Python time goes, by function. Its on_commit notices never run."""
+    import cProfile
+    import io
+    import pstats
+
+    from django.db import connection, transaction
+
+    from cases.sla import sweep
+
+    profiler = cProfile.Profile()
+    log = Timeline()
+    with transaction.atomic():
+        with connection.execute_wrapper(log):
+            log.t0 = time.perf_counter()
+            profiler.enable()
+            result = sweep()
+            profiler.disable()
+            seconds = time.perf_counter() - log.t0
+        transaction.set_rollback(True)
+    t0 = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE " + ", ".join(WRITTEN_TABLES))
+    vacuum_s = time.perf_counter() - t0
+    texts = {}
+    for key in ("tottime", "cumulative"):
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(profile_top)
+        texts[key] = out.getvalue()
+    print(
+        f"  rehearsal (rolled back, under cProfile): {seconds:.3f} s, {result.as_dict()['moved']} moved; "
+        f"VACUUM afterwards {vacuum_s:.1f} s",
+        flush=True,
+    )
+    return {
+        "seconds_under_profile": round(seconds, 3),
+        "result": result.as_dict(),
+        "vacuum_seconds": round(vacuum_s, 1),
+        **breakdown(log, seconds),
+        "profile": texts,
+    }
+
+
+SERVER_SETTINGS = (
+    "shared_buffers",
+    "work_mem",
+    "max_wal_size",
+    "checkpoint_timeout",
+    "synchronous_commit",
+    "full_page_writes",
+    "wal_compression",
+    "jit",
+)
+
+
+def server_settings() -> dict[str, str]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, setting || coalesce(' ' || unit, '') FROM pg_settings WHERE name = ANY(%s)",
+            [list(SERVER_SETTINGS)],
+        )
+        return dict(cursor.fetchall())
+
+
+def wal_stats() -> dict[str, int]:
+    """The WAL position and the server's WAL counters (every session's writes, not only this one's). This
+    backend's own counters are flushed first: pg_stat_force_next_flush() takes effect once it is idle."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+        cursor.execute(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint, wal_records, wal_fpi FROM pg_stat_wal"
+        )
+        position, records, fpi = cursor.fetchone()
+        return {"bytes": int(position), "records": int(records), "full_page_images": int(fpi)}
+
+
+def wal_since(before: dict[str, int]) -> dict[str, int]:
+    after = wal_stats()
+    return {k: after[k] - before[k] for k in before}
+
+
+def timed_sweep() -> tuple[Any, float, Timeline, dict[str, int]]:
+    """One sweep() with every statement recorded; and the WAL the server wrote meanwhile (read outside the timing;
+    other sessions' writes count too, so it is an upper bound on a shared server)."""
+    from django.db import connection
+
+    from cases.sla import sweep
+
+    log = Timeline()
+    wal = wal_stats()
+    with connection.execute_wrapper(log):
+        log.t0 = time.perf_counter()
+        result = sweep()
+        seconds = time.perf_counter() - log.t0
+    return result, seconds, log, wal_since(wal)
+
+
+def verify(
+    fx: Fixture, mix: Mix, anchor: datetime, since: datetime, head_before: tuple[int, str], result: Any
+) -> dict[str, Any]:
+    """What the first sweep wrote: one breach, history row and audit event per overdue case, the chain intact,
+    the cases moved to escalation as urgent; the held and stale cases untouched."""
+    from django.contrib.auth.models import User
+
+    from cases.models import Case, SlaBreach
+    from governance.choices import AuditKind
+    from governance.events import compute_hash
+    from governance.models import AuditEvent, Notification
+
+    breaches = SlaBreach.objects.filter(detected_at__gte=since).count()
+    history = Case.history.filter(  # type: ignore[attr-defined]
+        history_date__gte=since, history_change_reason__startswith="SLA sweep"
+    ).count()
+    events = list(AuditEvent.objects.filter(seq__gt=head_before[0]).order_by("seq"))
+    breach_events = sum(1 for e in events if e.kind == AuditKind.SLA_BREACHED)
+    chain_ok, prev_hash, expected_seq = True, head_before[1], head_before[0] + 1
+    for event in events:
+        if event.seq != expected_seq or event.prev_hash != prev_hash or compute_hash(prev_hash, event) != event.hash:
+            chain_ok = False
+            break
+        prev_hash, expected_seq = event.hash, expected_seq + 1
+    moved_now = Case.objects.filter(
+        queue_id__in=fx.queues["escalation"],
+        status="escalated",
+        due_at__gt=anchor,
+        priority="urgent",
+        claimed_by__isnull=True,
+    ).count()
+    overdue_left = Case.objects.filter(
+        status__in=("queued", "claimed"), due_at__lt=since, claimed_by__isnull=True
+    ).count()
+    held_left = Case.objects.filter(
+        queue_id__in=fx.queues["quick"] + fx.queues["full"],
+        status="claimed",
+        due_at__lt=anchor,
+        claimed_until__gt=since,
+    ).count()
+    stale_left = Case.objects.filter(
+        queue_id__in=fx.queues["escalation"], status="escalated", due_at__lt=anchor
+    ).count()
+    notices = Notification.objects.filter(created_at__gte=since).count()
+    checks = {
+        "breaches_written": breaches,
+        "history_rows_written": history,
+        "audit_events_written": len(events),
+        "sla_breached_events": breach_events,
+        "audit_chain_links_and_hashes_ok": chain_ok,
+        "moved_cases_now_urgent_in_escalation": moved_now,
+        "overdue_unclaimed_left_in_quick_full": overdue_left,
+        "held_overdue_left_with_their_reviewer": held_left,
+        "stale_escalated_left_in_place": stale_left,
+        "notifications_written": notices,
+        "system_user_exists": User.objects.filter(username="system").exists(),
+    }
+    checks["ok"] = (
+        result.moved == mix.overdue
+        and result.breached == mix.overdue
+        and breaches == history == breach_events == mix.overdue
+        and chain_ok
+        and moved_now == mix.overdue
+        and overdue_left == 0
+        and held_left == mix.held
+        and stale_left == mix.stale
+    )
+    return checks
+
+
+def chain_head() -> tuple[int, str]:
+    from governance.models import AuditChainHead
+
+    head = AuditChainHead.objects.get(pk=1)
+    return head.seq, head.hash
+
+
+def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
+    from django.utils import timezone
+
+    head = chain_head()
+    since = timezone.now()
+    drift = since - anchor
+    if drift >= DUE_GAP:
+        raise BenchError(
+            f"{drift} passed since the data's anchor: cases meant not to be overdue are. Generation too slow?"
+        )
+    print(f"Sweep 1: cases.sla.sweep() over {mix.open:,} open cases, {mix.overdue:,} overdue ...", flush=True)
+    first, seconds, log, wal = timed_sweep()
+    print(f"  {seconds:.3f} s: {first.as_dict()}; {len(log.entries)} statements", flush=True)
+    checks = verify(fx, mix, anchor, since, head, first)
+    print(f"  checks {'passed' if checks['ok'] else 'FAILED'}: {checks}", flush=True)
+    print("Sweep 2: cases.sla.sweep() again ...", flush=True)
+    second, seconds2, log2, wal2 = timed_sweep()
+    print(f"  {seconds2:.3f} s: {second.as_dict()}; {len(log2.entries)} statements", flush=True)
+    return {
+        "anchor": anchor.isoformat(),
+        "minutes_from_anchor_to_sweep": round(drift.total_seconds() / 60, 2),
+        "first": {
+            "seconds": round(seconds, 4),
+            "wal": wal,
+            "result": first.as_dict(),
+            **breakdown(log, seconds),
+            "checks": checks,
+        },
+        "second": {
+            "seconds": round(seconds2, 4),
+            "wal": wal2,
+            "result": second.as_dict(),
+            **breakdown(log2, seconds2),
+        },
+    }
+
+
+# --- Report ---------------------------------------------------------------------------------------------------
+
+
+def table_rows(mix: Mix, data: dict[str, Any], sweeps: dict[str, Any]) -> list[dict[str, str]]:
+    first, second = sweeps["first"], sweeps["second"]
+    at_budget = mix.open >= BUDGET_OPEN and mix.overdue >= BUDGET_OVERDUE
+    target = f"< {TARGET_SECONDS:g} s" + ("" if at_budget else " (budget at 1M/10k)")
+    res = first["result"]
+    return [
+        row("data generation (cases, history, events)", f"{data['generation']['seconds']:.0f} s"),
+        row("cases table / database size", f"{data['state']['cases_table_size']} / {data['state']['database_size']}"),
+        row(
+            f"sweep: {mix.open:,} open, {mix.overdue:,} overdue",
+            f"{first['seconds']:.3f} s",
+            target,
+            verdict(first["seconds"] < TARGET_SECONDS),
+        ),
+        row(
+            "sweep: moved / breached / warned",
+            f"{res['moved']:,} / {res['breached']:,} / {res['warned']:,}",
+            f"{mix.overdue:,} / {mix.overdue:,} / ~1 min",
+            verdict(res["moved"] == res["breached"] == mix.overdue),
+        ),
+        row("sweep: SQL statements", str(first["statements"])),
+        row(
+            "sweep: WAL meanwhile (all sessions): size, full pages",
+            f"{first['wal']['bytes'] / 1e6:.0f} MB, {first['wal']['full_page_images']:,} full-page images",
+        ),
+        row("sweep: time in SQL / in Python", f"{first['sql_ms'] / 1000:.3f} s / {first['python_ms'] / 1000:.3f} s"),
+        row(
+            "sweep: writes checked (breaches, history, chain...)",
+            "ok" if first["checks"]["ok"] else "FAILED",
+            "all",
+            verdict(first["checks"]["ok"]),
+        ),
+        row(
+            "second sweep right after",
+            f"{second['seconds']:.3f} s, {second['statements']} statements, moved {second['result']['moved']}, "
+            f"breached {second['result']['breached']}, warned {second['result']['warned']}",
+            "no move, no breach",
+            verdict(second["result"]["moved"] == second["result"]["breached"] == 0),
+        ),
+    ]
+
+
+def print_breakdown(first: dict[str, Any]) -> None:
+    print("\nWhere the first sweep's time goes (each statement's Python lead-in counted with its phase):")
+    width = max(len(k) for k in first["phases"])
+    print(f"  {'phase'.ljust(width)}  stmts   SQL ms  Python ms  total ms")
+    for name, p in sorted(first["phases"].items(), key=lambda kv: -kv[1]["total_ms"]):
+        print(
+            f"  {name.ljust(width)}  {p['statements']:>5}  {p['sql_ms']:>7.1f}  {p['python_before_ms']:>9.1f}  "
+            f"{p['total_ms']:>8.1f}"
+        )
+    print(f"\nSlowest statements (of {first['statements']}):")
+    for s in first["slowest"]:
+        print(f"  {s['ms']:>8.1f} ms (Python before {s['python_before_ms']:.1f} ms) [{s['phase']}] {s['sql'][:150]}")
+
+
+def print_explains(plans: list[dict[str, str]]) -> None:
+    for plan in plans:
+        print(f"\n--- EXPLAIN (ANALYZE, BUFFERS), {plan['name']} ---\n{plan['sql'][:700]}\n{plan['plan']}")
+
+
+# --- Main -----------------------------------------------------------------------------------------------------
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--open", type=int, default=BUDGET_OPEN, help="open cases (default 1000000)")
+    parser.add_argument("--overdue", type=int, default=BUDGET_OVERDUE, help="of those, overdue (default 10000)")
+    parser.add_argument("--categories", type=int, default=4, help="categories, five queues each (default 4)")
+    parser.add_argument(
+        "--extra-sql", action="append", default=[], help="SQL run after generation (e.g. a CREATE INDEX); repeatable"
+    )
+    parser.add_argument("--keep-db", action="store_true", help="leave the scratch database in place at the end")
+    parser.add_argument(
+        "--prepare-only",
+        action="store_true",
+        help="generate the data and keep the database (implies --keep-db), without sweeping: to try fixes by hand",
+    )
+    parser.add_argument("--db-name", default="hitl_bench_sweep", help="scratch database (default hitl_bench_sweep)")
+    parser.add_argument("--replace-db", action="store_true", help="drop and recreate the scratch database if it exists")
+    parser.add_argument("--explain", action="store_true", help="print the EXPLAIN ANALYZE plans (else only on a MISS)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="first a rehearsal sweep under cProfile, rolled back (then VACUUM), and print the profile",
+    )
+    parser.add_argument("--profile-top", type=int, default=35, help="functions listed in the profile (default 35)")
+    parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated data")
+    parser.add_argument("--no-write", action="store_true", help="do not write the results JSON")
+    parser.add_argument("--tag", default="", help="write bench/results/sweep-<tag>-<date>.json")
+    args = parser.parse_args(argv)
+    args.keep_db = args.keep_db or args.prepare_only
+    if args.open < 1 or args.overdue < 1 or args.categories < 1:
+        parser.error("--open, --overdue and --categories must be at least 1")
+    if args.overdue * 2 > args.open:
+        parser.error("--overdue must be at most half of --open")
+    return args
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    base_url = os.environ.get("DATABASE_URL", "")
+    if not base_url:
+        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
+    if urlsplit(base_url).scheme.startswith("sqlite"):
+        raise BenchError("DATABASE_URL is SQLite: this benchmark (1M rows, SKIP LOCKED) is PostgreSQL only.")
+    database = ScratchDatabase(base_url=base_url, name=args.db_name, replace=args.replace_db)
+    check_database_url(base_url, name=database.name, allow_sqlite=False)
+    mix = Mix.for_size(args.open, args.overdue)
+    load_at_start = os.getloadavg()[0]
+    started = time.perf_counter()
+    os.environ.setdefault("EMAIL_URL", "memorymail://")
+    try:
+        database.create()
+        print(f"Scratch database {database.name!r} created; migrating ...", flush=True)
+        configure_django(database.url)
+        migrate_seconds = migrate()
+        from django.utils import timezone
+
+        fx = create_fixture(args.categories)
+        anchor = timezone.now()
+        print(
+            f"  migrated in {migrate_seconds:.1f} s; generating {mix.open:,} open cases in {args.categories} "
+            f"categories: {mix.overdue:,} overdue, {mix.held:,} overdue under a live claim, {mix.stale:,} escalated "
+            f"with their breach recorded, {mix.waiting:,} waiting ...",
+            flush=True,
+        )
+        generation = generate(fx, mix, anchor, args.seed)
+        state = prepare(args, fx)
+        print("EXPLAIN ANALYZE of the overdue selection and of a warning condition ...", flush=True)
+        plans = explain_before(fx)
+        if args.prepare_only:
+            print(
+                f"--prepare-only: no sweep. Data anchored at {anchor.isoformat()} (cases not overdue are due from "
+                f"{DUE_GAP} after it); state: {state}",
+                flush=True,
+            )
+            return {"anchor": anchor.isoformat(), "state": state, "explain": plans}
+        profiled = None
+        if args.profile:
+            print("Rehearsal: one sweep under cProfile, rolled back ...", flush=True)
+            profiled = rehearsal(args.profile_top)
+        previous = previous_sweep_warnings(fx)
+        print(f"  the previous sweep's warnings (a minute ago): {previous:,} cases", flush=True)
+        sweeps = run_sweeps(fx, mix, anchor)
+        results: dict[str, Any] = {
+            "benchmark": "sweep",
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "revision": git_revision(),
+            "command": " ".join([".venv/bin/python", "bench/sweep.py", *sys.argv[1:]]),
+            "environment": {
+                "database": database.server_version(),
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
+                "email_backend": os.environ["EMAIL_URL"],
+                "server_settings": server_settings(),
+            },
+            "parameters": {
+                "open": mix.open,
+                "overdue": mix.overdue,
+                "held_overdue_under_live_claim": mix.held,
+                "stale_escalated_already_breached": mix.stale,
+                "categories": args.categories,
+                "extra_sql": args.extra_sql,
+                "seed": args.seed,
+            },
+            "migrate_seconds": round(migrate_seconds, 1),
+            "generation": generation,
+            "state": {**state, "previous_sweep_warned": previous},
+            "explain": plans,
+            "rehearsal_profiled": profiled,
+            **sweeps,
+            "total_seconds": round(time.perf_counter() - started, 1),
+        }
+        rows = table_rows(mix, {"generation": generation, "state": state}, sweeps)
+        print_rows(rows)
+        print_breakdown(sweeps["first"])
+        print(
+            f"\nOne process, {os.cpu_count()} cores; the timed call is cases.sla.sweep() in this process, with an "
+            "execute wrapper timing each statement (its overhead is in the figure). Total run time "
+            f"{results['total_seconds']:.0f} s."
+        )
+        if args.explain or any(r["result"] == "MISS" for r in rows):
+            print_explains(plans)
+        if profiled:
+            print(f"\n--- cProfile of the rehearsal (rolled back), by own time ---\n{profiled['profile']['tottime']}")
+            print(f"--- by cumulative time ---\n{profiled['profile']['cumulative']}")
+        results["targets"] = [r for r in rows if r["target"]]
+        if not args.no_write:
+            name = f"sweep-{args.tag}" if args.tag else f"sweep-{size_label(mix.open)}"
+            print(f"\nResults written to {write_results(name, results).relative_to(ROOT)}")
+        return results
+    finally:
+        if "django" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+        if database.created:
+            if args.keep_db:
+                print(f"Kept the scratch database at {database.url}", flush=True)
+            else:
+                database.drop()
+                print(f"Scratch database {database.name!r} dropped.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGINT, raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        run(args)
+    except BenchError as exc:
+        print(f"bench/sweep.py: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\nInterrupted; the scratch database was dropped (unless --keep-db).", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
