@@ -76,3 +76,12 @@ class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     SUCCEEDED = "succeeded", "Succeeded"
     FAILED = "failed", "Failed (gave up)"
+
+
+class IncidentStage(models.TextChoices):
+    DETECT = "detect", "Detect"
+    CONTAIN = "contain", "Contain"
+    INVESTIGATE = "investigate", "Investigate"
+    REMEDIATE = "remediate", "Remediate"
+    COMMUNICATE = "communicate", "Communicate"
+    CLOSED = "closed", "Closed"

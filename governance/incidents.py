@@ -13,9 +13,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from governance import events
-from governance.choices import AuditKind
+from governance.choices import AuditKind, IncidentStage
 from governance.history import save_with_reason
-from governance.models import Category, Incident, IncidentEntry, IncidentStage
+from governance.models import Category, Incident, IncidentEntry
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

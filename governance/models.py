@@ -12,7 +12,16 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from governance.choices import AuditKind, Consequence, DeliveryStatus, ModelStatus, Pattern, Stage, WebhookEvent
+from governance.choices import (
+    AuditKind,
+    Consequence,
+    DeliveryStatus,
+    IncidentStage,
+    ModelStatus,
+    Pattern,
+    Stage,
+    WebhookEvent,
+)
 from governance.permissions import has_global_category_view, object_ids_with_perms, visible_category_ids
 
 if TYPE_CHECKING:
@@ -299,15 +308,6 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return self.subject
-
-
-class IncidentStage(models.TextChoices):
-    DETECT = "detect", "Detect"
-    CONTAIN = "contain", "Contain"
-    INVESTIGATE = "investigate", "Investigate"
-    REMEDIATE = "remediate", "Remediate"
-    COMMUNICATE = "communicate", "Communicate"
-    CLOSED = "closed", "Closed"
 
 
 class Incident(models.Model):

@@ -39,10 +39,15 @@ def _connection() -> Redis:
     return Redis(unix_socket_path=str(settings.EMBEDDED_REDIS_SOCKET), db=0, **options)
 
 
+def queue() -> Queue:
+    """The default RQ queue on the fail-fast connection (for callers that need enqueue_many or enqueue_in)."""
+    return Queue(QUEUE_NAME, connection=_connection())
+
+
 def enqueue_now(func_path: str, *args: Any, **kwargs: Any) -> bool:
     """Put `func_path(*args, **kwargs)` on the queue; False (logged) if Redis could not take it."""
     try:
-        Queue(QUEUE_NAME, connection=_connection()).enqueue(func_path, *args, **kwargs)
+        queue().enqueue(func_path, *args, **kwargs)
     except (RedisError, OSError) as exc:
         logger.warning(
             "Could not enqueue %s%r (Redis unreachable: %s); the periodic jobs will catch up.", func_path, args, exc

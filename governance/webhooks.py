@@ -190,7 +190,7 @@ def queue_deliveries(events: Sequence[AuditEvent]) -> list[WebhookDelivery]:
 
 def _queue() -> Queue:
     # The connection of governance.queueing: the same Redis, the same fail-fast timeouts.
-    return Queue(queueing.QUEUE_NAME, connection=queueing._connection())
+    return queueing.queue()
 
 
 def enqueue_deliveries(delivery_ids: Sequence[int]) -> bool:

@@ -25,7 +25,7 @@ from governance.admin_mixins import (
     confirm_with_reason,
 )
 from governance.models import Category, Policy
-from governance.permissions import object_ids_with_perms
+from governance.permissions import has_perm_on, object_ids_with_perms
 from governance.services import (
     POLICY_FIELDS,
     create_category,
@@ -58,7 +58,7 @@ def may_change_category(user: User | AnonymousUser, category: Category | None = 
         return True
     if category is None:
         return bool(object_ids_with_perms(user, "governance", "category", ("change_category",)))
-    return bool(user.has_perm("governance.change_category", category))
+    return has_perm_on(user, "governance.change_category", category)
 
 
 def _policy_field(name: str) -> forms.Field:

@@ -19,8 +19,9 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin, acting_user, confirm_with_reason
+from governance.choices import IncidentStage
 from governance.incidents import STAGE_ORDER, advance_incident, open_incident
-from governance.models import Category, Incident, IncidentStage, Notification
+from governance.models import Category, Incident, Notification
 
 
 class OpenIncidentForm(forms.ModelForm):
