@@ -813,11 +813,10 @@ def verify(
     return checks
 
 
-def chain_head() -> tuple[int, str]:
+def chain_head() -> tuple[tuple[str, int, str], ...]:
     from governance.models import AuditChainHead
 
-    head = AuditChainHead.objects.get(pk=1)
-    return head.seq, head.hash
+    return tuple(AuditChainHead.objects.order_by("chain").values_list("chain", "seq", "hash"))
 
 
 def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:

@@ -22,12 +22,14 @@ from django.utils.html import format_html, format_html_join
 
 from cases.models import Case, Queue
 from cases.retention import purge_expired_inputs
+from cases.selectors import BLIND_NOTE, is_blind
 from governance.admin_mixins import (
     GuardedHitlModelAdmin,
     HitlModelAdmin,
     VisibleCategoryFilter,
     VisibleToAdminMixin,
     acting_user,
+    offered_value,
 )
 from governance.models import AuditEvent, Category
 from governance.permissions import may_purge_data
@@ -49,7 +51,7 @@ class VisibleQueueFilter(admin.SimpleListFilter):
         return [(str(queue.pk), queue.slug) for queue in queues]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
+        value = offered_value(self)
         return queryset.filter(queue_id=value) if value else queryset
 
 
@@ -108,7 +110,17 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
         ),
         (
             "Model output",
-            {"fields": ("model_version", "confidence", "output", "input_shown", "rules_fired", "value", "segment")},
+            {
+                "fields": (
+                    "model_version",
+                    "confidence",
+                    "output_shown",
+                    "input_shown",
+                    "rules_fired",
+                    "value",
+                    "segment",
+                )
+            },
         ),
         (
             "Routing",
@@ -137,7 +149,7 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
         "decided_at",
         "model_version",
         "confidence",
-        "output",
+        "output_shown",
         "input_shown",
         "rules_fired",
         "value",
@@ -185,6 +197,13 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
             json.dumps(shown, indent=2, ensure_ascii=False, default=str),
             format_html('<div class="help">{}</div>', note) if note else "",
         )
+
+    @admin.display(description="output")
+    def output_shown(self, obj: Case) -> SafeString:
+        if is_blind(obj):
+            # Blind review: nobody sees the model's answer before a person has given theirs (as in the API).
+            return format_html('<p class="help">{}</p>', BLIND_NOTE)
+        return format_html("<pre>{}</pre>", json.dumps(obj.output, indent=2, ensure_ascii=False, default=str))
 
     # --- the retention purge, by hand (data curators and superusers) ---
 

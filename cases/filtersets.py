@@ -4,6 +4,7 @@ import django_filters
 
 from cases.choices import CaseStatus, Priority, Route
 from cases.models import Case
+from governance.api.filters import IsoDateTimeFilter
 
 
 class CaseFilterSet(django_filters.FilterSet):
@@ -14,8 +15,8 @@ class CaseFilterSet(django_filters.FilterSet):
     queue = django_filters.CharFilter(field_name="queue__slug")
     queue_id = django_filters.NumberFilter(field_name="queue_id")
     priority = django_filters.ChoiceFilter(choices=Priority.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     audit_sampled = django_filters.BooleanFilter()
 
     class Meta:

@@ -14,6 +14,8 @@ from django.db.models import Count, Min, Q
 from cases.choices import OPEN_STATUSES, Route
 from cases.models import Case, Queue
 
+BLIND_NOTE = "Hidden: blind review. The model's output shows once a person has decided the case."
+
 
 def is_blind(case: Case) -> bool:
     """A shadow case hides the model's output until a person has decided it (blind review)."""

@@ -28,9 +28,11 @@ from governance import events
 from governance.choices import AuditKind
 from governance.history import save_with_reason
 from governance.models import Category, ModelVersion, Policy
+from governance.permissions import has_perm_on
 from governance.services import model_version_for_intake
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
     from datetime import datetime
 
     from django.contrib.auth.models import User
@@ -65,6 +67,24 @@ class IntakeItem:
     segment: dict[str, Any] = field(default_factory=dict)
     priority: str = "normal"
     customer_ref: str = ""
+
+
+SUBMIT_PERM = "governance.submit_case"
+
+
+def not_submittable_message(slug: str) -> str:
+    # The same words whether the category is missing or only not granted: names cannot be probed.
+    return f"You may not submit cases to category {slug!r}: it needs governance.submit_case on it (or does not exist)."
+
+
+def submittable_categories(*, user: User, slugs: Iterable[object]) -> dict[str, Category]:
+    """The categories among `slugs` (ignoring anything not a string) that exist and that the user may submit to:
+    one query for the categories, one for the user's grants."""
+    wanted = {slug for slug in slugs if isinstance(slug, str) and slug}
+    if not wanted:
+        return {}
+    found = Category.objects.filter(slug__in=wanted).select_related("policy")
+    return {category.slug: category for category in found if has_perm_on(user, SUBMIT_PERM, category)}
 
 
 @transaction.atomic

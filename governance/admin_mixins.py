@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, cast
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
@@ -198,8 +199,17 @@ class VisibleCategoryFilter(admin.SimpleListFilter):
         return [(category.slug if self.by_slug else str(category.pk), category.slug) for category in categories]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
+        value = offered_value(self)
         return queryset.filter(**{self.lookup: value}) if value else queryset
+
+
+def offered_value(list_filter: admin.SimpleListFilter) -> str | None:
+    """The filter's value if it is one of the choices it offers; anything else (`?category=abc`, a category the
+    user may not see) is refused the admin's way, as a bad filter, not a 500."""
+    value = list_filter.value()
+    if value is not None and value not in {str(key) for key, _ in list_filter.lookup_choices}:
+        raise IncorrectLookupParameters(f"{list_filter.parameter_name}={value!r} is not one of the choices offered.")
+    return value
 
 
 def acting_user(request: HttpRequest) -> User:

@@ -59,6 +59,7 @@ class AuditKind(models.TextChoices):
     MODEL_STATUS_CHANGED = "model_version.status_changed", "Model version status changed"
     QUEUE_CHANGED = "queue.changed", "Queue changed"
     PURGE = "data.purged", "Data purged"
+    AUDIT_ANCHOR = "audit.anchor", "Audit chain anchored"
 
 
 class WebhookEvent(models.TextChoices):
@@ -70,6 +71,7 @@ class WebhookEvent(models.TextChoices):
     CATEGORY_PAUSED = "category.paused", "Category paused"
     CATEGORY_RESUMED = "category.resumed", "Category resumed"
     INCIDENT_OPENED = "incident.opened", "Incident opened"
+    AUDIT_ANCHOR = "audit.anchor", "Audit chain anchored"
 
 
 class DeliveryStatus(models.TextChoices):

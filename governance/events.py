@@ -1,20 +1,43 @@
-"""The one way any part of HITL Desk records that something happened: `record()` appends to the audit chain
-and queues the webhook deliveries that follow from it (governance.webhooks).
+"""The one way any part of HITL Desk records that something happened: `record()` appends to the audit trail and
+queues the webhook deliveries that follow from it (governance.webhooks).
 
-Each AuditEvent holds sha256(previous hash + its own canonical JSON). Appends lock the single chain-head row,
-so concurrent writers (several web and worker processes on PostgreSQL) take turns and the chain never forks.
+What the trail is, and what it proves:
+
+- **One chain per category** (events of no category form the chain ""). Each event holds
+  HMAC-SHA256(AUDIT_KEY, previous hash of its chain + its own canonical JSON). Appends lock only their chain's
+  head row, so intake, decisions and jobs of two categories never wait on each other, and one category's
+  events stay in one line across every process.
+- **The key lives outside the database** (`settings.AUDIT_KEY`, from the environment): whoever can rewrite rows
+  but does not hold the key cannot forge a hash, so an edited event, or one whose followers were re-hashed,
+  shows at once.
+- **Rows bound from above:** a higher layer registers a `Binding` (reviews binds each decision to the event that
+  recorded it, by a digest of the decision's content in the event's payload). Changing a bound row, or adding
+  one behind the trail's back, breaks the binding.
+- **The database refuses** UPDATE, DELETE and TRUNCATE on the append-only tables, and lets a chain head move only
+  forward (governance.append_only).
+- **Anchors outside the database:** hourly, each chain's head (sequence and hash) is written to the anchor log
+  (`settings.AUDIT_ANCHOR_FILE`), the application log, the model stewards' notices and the `audit.anchor`
+  webhook. Deleting the tail of a chain and rewinding its head, or emptying everything, then contradicts an
+  anchor that `verify_chain` reads back.
+
+What it cannot prove: someone who holds both the database and the key, and who also rewrites every copy of the
+anchors, can write a different history. Keep the key and the anchors away from the database's administrators.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -24,8 +47,11 @@ from governance.models import AuditChainHead, AuditEvent
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
+logger = logging.getLogger("hitl.audit")
+
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "system"
+GLOBAL_CHAIN = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +79,12 @@ def normalise_payload(payload: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def content_digest(content: dict[str, Any]) -> str:
+    """sha256 of a row's canonical JSON: what a bound row's event carries (see `Binding`)."""
+    text = json.dumps(normalise_payload(content), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def canonical_json(event: AuditEvent) -> str:
     body = {
         "seq": event.seq,
@@ -68,7 +100,8 @@ def canonical_json(event: AuditEvent) -> str:
 
 
 def compute_hash(prev_hash: str, event: AuditEvent) -> str:
-    return hashlib.sha256((prev_hash + canonical_json(event)).encode()).hexdigest()
+    key = str(settings.AUDIT_KEY).encode()
+    return hmac.new(key, (prev_hash + canonical_json(event)).encode(), hashlib.sha256).hexdigest()
 
 
 def record(
@@ -84,22 +117,38 @@ def record(
     return record_many([spec])[0]
 
 
-def ensure_chain_head() -> None:
-    """The chain head row exists (the migration creates it; a test database flush removes it)."""
-    AuditChainHead.objects.get_or_create(pk=1, defaults={"seq": 0, "hash": GENESIS_HASH})
+def _lock_heads(chains: set[str]) -> dict[str, AuditChainHead]:
+    """Lock the heads of these chains, in name order (so two writers of several chains cannot deadlock),
+    creating the head of a chain that has none yet."""
+    locked = AuditChainHead.objects.select_for_update().filter(chain__in=chains).order_by("chain")
+    heads = {head.chain: head for head in locked}
+    missing = chains - heads.keys()
+    if missing:
+        AuditChainHead.objects.bulk_create(
+            [AuditChainHead(chain=chain, seq=0, hash=GENESIS_HASH) for chain in sorted(missing)],
+            ignore_conflicts=True,  # another writer may create the same head at the same moment
+        )
+        heads = {head.chain: head for head in locked.all()}
+    if heads.keys() != chains:
+        raise RuntimeError(f"Could not create the audit chain heads of {sorted(chains - heads.keys())}.")
+    return heads
 
 
 @transaction.atomic(savepoint=False)  # inside the caller's transaction when there is one; a failure fails it all
 def record_many(specs: Iterable[EventSpec]) -> list[AuditEvent]:
-    """Append several events under one lock of the chain head: how bulk intake stays one round trip.
+    """Append several events, locking each chain's head once: how bulk intake stays one round trip.
 
     The events' webhook deliveries are created alongside (one more query, to find the endpoints) and their
     jobs enqueued once the transaction commits.
     """
-    head = AuditChainHead.objects.select_for_update().get(pk=1)
+    specs = list(specs)
+    if not specs:
+        return []
+    heads = _lock_heads({spec.category_slug for spec in specs})
     now = timezone.now()
     events: list[AuditEvent] = []
     for spec in specs:
+        head = heads[spec.category_slug]
         actor = spec.actor
         event = AuditEvent(
             seq=head.seq + 1,
@@ -115,52 +164,211 @@ def record_many(specs: Iterable[EventSpec]) -> list[AuditEvent]:
         event.hash = compute_hash(head.hash, event)
         head.seq, head.hash = event.seq, event.hash
         events.append(event)
-    if events:
-        AuditEvent.objects.bulk_create(events)
-        AuditChainHead.objects.filter(pk=1).update(seq=head.seq, hash=head.hash)
-        # In the same transaction: a webhook delivery exists exactly when its event does.
-        webhooks.queue_deliveries(events)
+    AuditEvent.objects.bulk_create(events)
+    for head in heads.values():
+        AuditChainHead.objects.filter(pk=head.pk).update(seq=head.seq, hash=head.hash)
+    # In the same transaction: a webhook delivery exists exactly when its event does.
+    webhooks.queue_deliveries(events)
     return events
+
+
+# --- Bindings: rows of higher layers whose content an event vouches for ---
+
+
+@dataclass(frozen=True)
+class Binding:
+    """Rows of a higher layer bound to the events that recorded them.
+
+    The event carries the row's id under `payload_key` and `content_digest(content)` under `digest_key`;
+    `rows()` yields (id, content) for every such row, in the same form the digest was made from.
+    """
+
+    name: str
+    payload_key: str
+    digest_key: str
+    rows: Callable[[], Iterator[tuple[int, dict[str, Any]]]]
+
+
+_BINDINGS: dict[str, Binding] = {}
+
+
+def register_binding(binding: Binding) -> None:
+    """Called from a higher app's `ready()`: governance never imports the apps above it."""
+    _BINDINGS[binding.name] = binding
+
+
+# --- Verification ---
 
 
 @dataclass(frozen=True)
 class ChainProblem:
-    seq: int
+    chain: str
+    seq: int | None
     event_id: int | None
     message: str
 
+    def describe(self) -> str:
+        where = f"chain {self.chain!r}" if self.chain else "the global chain"
+        at = f" at seq {self.seq}" if self.seq is not None else ""
+        row = f" (event id {self.event_id})" if self.event_id is not None else ""
+        return f"{where}{at}{row}: {self.message}"
 
-def verify_chain(events: Iterator[AuditEvent] | None = None) -> tuple[int, ChainProblem | None]:
-    """Walk the chain in order; return how many rows were checked and the first problem, if any."""
-    if events is None:
-        events = AuditEvent.objects.order_by("seq").iterator(chunk_size=5000)
-    expected_prev = GENESIS_HASH
-    expected_seq = 1
-    checked = 0
-    for event in events:
+
+@dataclass
+class Verification:
+    checked: int = 0
+    chains: int = 0
+    anchors: int = 0
+    bound: int = 0
+    problem: ChainProblem | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _verify_one_chain(chain: str, head: AuditChainHead | None) -> tuple[int, ChainProblem | None]:
+    expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
+    rows = AuditEvent.objects.filter(category_slug=chain).order_by("seq").iterator(chunk_size=5000)
+    for event in rows:
         if event.seq != expected_seq:
             return checked, ChainProblem(
-                event.seq, event.pk, f"sequence jumps from {expected_seq - 1} to {event.seq}: rows are missing"
+                chain, event.seq, event.pk, f"sequence jumps from {expected_seq - 1} to {event.seq}: rows are missing"
             )
         if event.prev_hash != expected_prev:
-            return checked, ChainProblem(event.seq, event.pk, "prev_hash does not match the previous row's hash")
-        recomputed = compute_hash(event.prev_hash, event)
-        if recomputed != event.hash:
-            return checked, ChainProblem(event.seq, event.pk, "hash does not match the row's content: it was altered")
+            return checked, ChainProblem(chain, event.seq, event.pk, "prev_hash does not match the previous row's hash")
+        if not hmac.compare_digest(compute_hash(event.prev_hash, event), event.hash):
+            return checked, ChainProblem(
+                chain, event.seq, event.pk, "hash does not match the row's content under the audit key: it was altered"
+            )
         expected_prev = event.hash
         expected_seq += 1
         checked += 1
-    head = AuditChainHead.objects.filter(pk=1).first()
     if head is None:
-        return checked, ChainProblem(checked + 1, None, "the chain head row is missing: the chain cannot be anchored")
+        return checked, ChainProblem(chain, None, None, "the chain's head row is missing")
     if head.seq > checked:
         return checked, ChainProblem(
+            chain,
             checked + 1,
             None,
-            f"the chain head says {head.seq} rows but only {checked} exist: the last rows are missing",
+            f"the head says {head.seq} rows but only {checked} exist: the last rows are missing",
         )
     if head.seq < checked or head.hash != expected_prev:
         return checked, ChainProblem(
-            head.seq, None, f"the chain head ({head.seq} rows) does not match the last row ({checked}): it was altered"
+            chain, head.seq, None, f"the head ({head.seq} rows) does not match the last row ({checked}): it was altered"
         )
     return checked, None
+
+
+def read_anchors(path: Path | None = None) -> list[dict[str, Any]]:
+    """The anchors written so far (one JSON object a line: chain, seq, hash, at); unreadable lines are skipped."""
+    path = Path(settings.AUDIT_ANCHOR_FILE) if path is None else path
+    if not path.exists():
+        return []
+    anchors = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            anchor = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(anchor, dict) and isinstance(anchor.get("seq"), int) and isinstance(anchor.get("hash"), str):
+            anchors.append(anchor)
+    return anchors
+
+
+def _check_anchors(anchors: list[dict[str, Any]]) -> ChainProblem | None:
+    """Each anchored (chain, seq, hash) must still be in the database, with that hash."""
+    for anchor in anchors:
+        chain, seq = str(anchor.get("chain", "")), int(anchor["seq"])
+        if seq == 0:
+            continue
+        event = AuditEvent.objects.filter(category_slug=chain, seq=seq).only("pk", "hash").first()
+        if event is None:
+            return ChainProblem(
+                chain,
+                seq,
+                None,
+                f"the anchor of {anchor.get('at', '?')} holds this row (hash {anchor['hash'][:12]}...) but it is gone: "
+                "rows were deleted and the head rewound",
+            )
+        if event.hash != anchor["hash"]:
+            return ChainProblem(
+                chain,
+                seq,
+                event.pk,
+                f"the row's hash differs from the anchor of {anchor.get('at', '?')}: it was rewritten",
+            )
+    return None
+
+
+def _check_bindings() -> tuple[int, ChainProblem | None]:
+    bound = 0
+    for binding in _BINDINGS.values():
+        vouched: dict[int, tuple[str, AuditEvent]] = {}
+        events = AuditEvent.objects.filter(**{f"payload__{binding.payload_key}__isnull": False}).iterator(
+            chunk_size=5000
+        )
+        for event in events:
+            row_id = event.payload.get(binding.payload_key)
+            if isinstance(row_id, int):
+                vouched[row_id] = (str(event.payload.get(binding.digest_key, "")), event)
+        for row_id, content in binding.rows():
+            entry = vouched.pop(row_id, None)
+            if entry is None:
+                return bound, ChainProblem(
+                    "", None, None, f"{binding.name} {row_id} has no audit event: it was added behind the trail's back"
+                )
+            digest, event = entry
+            if not hmac.compare_digest(digest, content_digest(content)):
+                return bound, ChainProblem(
+                    event.category_slug,
+                    event.seq,
+                    event.pk,
+                    f"{binding.name} {row_id} no longer matches the content this event recorded: it was altered",
+                )
+            bound += 1
+        for row_id, (_, event) in vouched.items():
+            return bound, ChainProblem(
+                event.category_slug,
+                event.seq,
+                event.pk,
+                f"{binding.name} {row_id} recorded here is gone: it was deleted",
+            )
+    return bound, None
+
+
+def verify_chain(*, anchors: list[dict[str, Any]] | None = None) -> Verification:
+    """Walk every chain in order, then the anchors and the bindings; stop at the first problem.
+
+    `anchors` defaults to the anchor log (`settings.AUDIT_ANCHOR_FILE`).
+    """
+    result = Verification()
+    heads = {head.chain: head for head in AuditChainHead.objects.all()}
+    chains = set(heads) | set(AuditEvent.objects.order_by().values_list("category_slug", flat=True).distinct())
+    for chain in sorted(chains):
+        checked, problem = _verify_one_chain(chain, heads.get(chain))
+        result.checked += checked
+        result.chains += 1
+        if problem is not None:
+            result.problem = problem
+            return result
+    anchors = read_anchors() if anchors is None else anchors
+    result.anchors = len(anchors)
+    result.problem = _check_anchors(anchors)
+    if result.problem is None:
+        result.bound, result.problem = _check_bindings()
+    return result
+
+
+# --- Anchors ---
+
+
+def write_anchor_line(anchor: dict[str, Any]) -> None:
+    path = Path(settings.AUDIT_ANCHOR_FILE)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(anchor, sort_keys=True) + "\n")
+
+
+def current_heads() -> list[AuditChainHead]:
+    return list(AuditChainHead.objects.filter(seq__gt=0).order_by("chain"))

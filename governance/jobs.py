@@ -8,34 +8,36 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from governance import webhooks
+from governance import services, webhooks
 from governance.events import verify_chain
+from governance.history import system_user
 
 logger = logging.getLogger("hitl.jobs")
 
 
 def verify_audit_chain() -> dict[str, Any]:
-    """Walk the whole audit chain and report the first row that breaks it (hourly; read-only, so always safe).
+    """Walk every audit chain, the anchors and the bound rows, and report the first row that breaks them (hourly;
+    read-only, so always safe).
 
-    A broken chain is logged as an error naming the row, so it reaches whatever watches the worker's log; the
-    job itself succeeds either way, because the check ran: its result says whether the chain holds.
+    A broken trail is logged as an error naming the row, so it reaches whatever watches the worker's log; the
+    job itself succeeds either way, because the check ran: its result says whether the trail holds.
     """
-    checked, problem = verify_chain()
-    if problem is None:
-        logger.info("Audit chain OK: %d events", checked)
-        return {"ok": True, "checked": checked, "first_bad": None}
-    logger.error(
-        "Audit chain BROKEN at seq %s (id %s): %s; %d events before it are intact",
-        problem.seq,
-        problem.event_id,
-        problem.message,
-        checked,
-    )
+    result = verify_chain()
+    if result.problem is None:
+        logger.info("Audit trail OK: %d events in %d chains", result.checked, result.chains)
+        return {"ok": True, "checked": result.checked, "first_bad": None}
+    logger.error("Audit trail BROKEN in %s", result.problem.describe())
+    problem = result.problem
     return {
         "ok": False,
-        "checked": checked,
-        "first_bad": {"seq": problem.seq, "id": problem.event_id, "message": problem.message},
+        "checked": result.checked,
+        "first_bad": {"chain": problem.chain, "seq": problem.seq, "id": problem.event_id, "message": problem.message},
     }
+
+
+def audit_anchor() -> dict[str, Any]:
+    """Hourly: copy each audit chain's head outside the database (log, anchor file, stewards, webhooks)."""
+    return services.anchor_audit_chains(user=system_user())
 
 
 def deliver_webhook(delivery_id: int) -> dict[str, Any]:

@@ -241,19 +241,20 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
 
 
 class AuditEvent(models.Model):
-    """One row of the append-only, hash-chained audit log.
+    """One row of the append-only, hash-chained audit log (governance.events says what the chain proves).
 
-    `hash` is sha256(previous row's hash + this row's canonical JSON); the database refuses UPDATE and DELETE
-    (triggers created by migration). References are plain values, not foreign keys, so nothing elsewhere can
-    ever need to change or remove a row here.
+    Each category has its own chain (`category_slug`, "" for events of no category) numbered by `seq`;
+    `hash` is HMAC-SHA256(AUDIT_KEY, the chain's previous hash + this row's canonical JSON). The database refuses
+    UPDATE, DELETE and TRUNCATE (triggers created by migration). References are plain values, not foreign keys,
+    so nothing elsewhere can ever need to change or remove a row here.
     """
 
-    seq = models.PositiveBigIntegerField(unique=True, editable=False)
+    seq = models.PositiveBigIntegerField(editable=False, help_text="The row's place in its category's chain.")
     created_at = models.DateTimeField(editable=False)
     kind = models.CharField(max_length=40, choices=AuditKind.choices)
     actor_id = models.BigIntegerField(null=True, blank=True, help_text="The acting user's id; empty for the system.")
     actor_username = models.CharField(max_length=150, help_text="The acting user's name at the time, or 'system'.")
-    category_slug = models.CharField(max_length=64, blank=True, db_index=True)
+    category_slug = models.CharField(max_length=64, blank=True)
     case_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     payload = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
@@ -262,11 +263,14 @@ class AuditEvent(models.Model):
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
-        ordering = ["seq"]
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["category_slug", "seq"], name="%(app_label)s_%(class)s_chain_seq_unique")
+        ]
         indexes = [models.Index(fields=["kind", "created_at"], name="governance_audit_kind_created")]
 
     def __str__(self) -> str:
-        return f"#{self.seq} {self.kind}"
+        return f"{self.category_slug or '(global)'} #{self.seq} {self.kind}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if self.pk is not None:
@@ -278,8 +282,10 @@ class AuditEvent(models.Model):
 
 
 class AuditChainHead(models.Model):
-    """The single row that says where the chain ends; locking it serialises appends across processes."""
+    """Where one category's chain ends; locking it keeps that chain's appends in one line across processes, while
+    other categories' chains go on beside it. The database lets it move only forward."""
 
+    chain = models.CharField(max_length=64, unique=True, help_text="The category's slug; empty for the global chain.")
     seq = models.PositiveBigIntegerField(default=0)
     hash = models.CharField(max_length=64)
 
@@ -287,7 +293,7 @@ class AuditChainHead(models.Model):
         verbose_name = "audit chain head"
 
     def __str__(self) -> str:
-        return f"audit chain head at #{self.seq}"
+        return f"audit chain {self.chain or '(global)'} at #{self.seq}"
 
 
 class Notification(models.Model):

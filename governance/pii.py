@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from governance import jsonvalues
+
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
@@ -62,16 +64,20 @@ def redact(value: Any, *, pii_fields: Iterable[str] | None) -> Any:
     return _walk(value, fields)
 
 
-def _walk(value: Any, fields: frozenset[str]) -> Any:
+def _walk(value: Any, fields: frozenset[str], depth: int = 0) -> Any:
     if isinstance(value, str):
         return redact_text(value)
+    if isinstance(value, dict | list | tuple) and depth >= jsonvalues.max_depth():
+        # Intake refuses deeper JSON (governance.jsonvalues); anything deeper that got stored some other way is
+        # hidden whole rather than walked: the redacted view never fails and never shows what it did not check.
+        return REDACTED
     if isinstance(value, dict):
         return {
-            key: REDACTED if isinstance(key, str) and key.casefold() in fields else _walk(item, fields)
+            key: REDACTED if isinstance(key, str) and key.casefold() in fields else _walk(item, fields, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_walk(item, fields) for item in value]
+        return [_walk(item, fields, depth + 1) for item in value]
     return value
 
 

@@ -6,9 +6,11 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import HttpRequest, JsonResponse
+from django.urls import Resolver404, resolve
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotAuthenticated, ValidationError
+from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,13 +26,27 @@ class CreatedCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
 
+    def decode_cursor(self, request: Request) -> Any:
+        return _decode_or_400(super().decode_cursor, request)
+
 
 class SeqCursorPagination(CursorPagination):
-    """The audit trail in chain order."""
+    """The audit trail in the order it was written."""
 
-    ordering = ("seq",)
+    ordering = ("id",)
     page_size_query_param = "page_size"
     max_page_size = 1000
+
+    def decode_cursor(self, request: Request) -> Any:
+        return _decode_or_400(super().decode_cursor, request)
+
+
+def _decode_or_400(decode: Any, request: Request) -> Any:
+    """A cursor that is not one of ours is bad input naming `cursor` (400), not a missing page (DRF's 404)."""
+    try:
+        return decode(request)
+    except NotFound as exc:
+        raise ValidationError({"cursor": ["Not a cursor of this list: use the `next` or `previous` link."]}) from exc
 
 
 def django_errors_as_drf(exc: DjangoValidationError) -> ValidationError:
@@ -54,6 +70,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return drf_exception_handler(exc, context)
 
 
+def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
+    """Any path under /api/ that is not an endpoint: a JSON 404, as every other answer of the API."""
+    hint = "see /api/docs/"
+    if not request.path.endswith("/"):
+        try:
+            match = resolve(request.path + "/")
+        except Resolver404:
+            match = None
+        if match is not None and match.func is not api_not_found:
+            hint = f"did you mean {request.path}/ (with the trailing slash)?"
+    return JsonResponse({"detail": f"No API endpoint at {request.path}; {hint}"}, status=404)
+
+
 class ErrorSerializer(serializers.Serializer):
     """The body of a refusal: `detail` for 401/403/404/409/413; validation errors are {"field": ["message"]}."""
 
@@ -67,6 +96,7 @@ _ERROR_TEXT = {
     404: "Not found, or not visible to you.",
     409: "Conflicts with the current state (e.g. already paused, already registered). Nothing changed.",
     413: "The request body is over the size limit.",
+    429: "Too many requests (or failed authentications) in a short time: wait as `Retry-After` says.",
 }
 
 

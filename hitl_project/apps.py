@@ -7,12 +7,10 @@ from django.db.models.signals import post_migrate
 
 
 def _ensure_ground_rows(sender: AppConfig, **kwargs: Any) -> None:
-    """After migrate or flush: the role groups and the audit chain head exist (both idempotent)."""
-    from governance.events import ensure_chain_head
+    """After migrate or flush: the role groups exist (idempotent). Audit chain heads are made on first use."""
     from hitl_project.roles import ensure_roles
 
     ensure_roles()
-    ensure_chain_head()
 
 
 class HitlProjectConfig(AppConfig):

@@ -16,7 +16,7 @@ from rq import cron
 
 from cases.jobs import sla_sweep
 from cases.retention import retention_purge_job
-from governance.jobs import deliver_webhooks, verify_audit_chain
+from governance.jobs import audit_anchor, deliver_webhooks, verify_audit_chain
 from metrics.jobs import alert_check, pause_check
 
 QUEUE_NAME = "default"
@@ -44,6 +44,11 @@ JOBS: dict[str, PeriodicJob] = {
         func=alert_check,
         description="Evaluate the alert rules: override rate, escalation spike, resolution time, drift, rubber-stamps",
         cron="5 * * * *",
+    ),
+    "audit_anchor": PeriodicJob(
+        func=audit_anchor,
+        description="Copy each audit chain's head outside the database: anchor log, log, stewards, webhook",
+        cron="0 * * * *",
     ),
     "deliver_webhooks": PeriodicJob(
         func=deliver_webhooks,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, JsonResponse
 
 
 class RequestBodyLimitMiddleware:
@@ -30,4 +30,25 @@ class RequestBodyLimitMiddleware:
                 },
                 status=413,
             )
+        return self.get_response(request)
+
+
+class RejectNulInUrlMiddleware:
+    """A NUL character (%00) in the path or the query string is refused with 400 before any view reads it.
+
+    No URL of ours can mean anything with one, and PostgreSQL cannot compare text with it: every filter, lookup
+    and slug would otherwise fail on its own, as a 500.
+    """
+
+    MESSAGE = "The URL holds a NUL character (%00), which no path or parameter here accepts; remove it."
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        in_query = any("\x00" in key or any("\x00" in v for v in values) for key, values in request.GET.lists())
+        if "\x00" in request.path or in_query:
+            if request.path.startswith("/api/"):
+                return JsonResponse({"detail": self.MESSAGE}, status=400)
+            return HttpResponseBadRequest(self.MESSAGE, content_type="text/plain; charset=utf-8")
         return self.get_response(request)

@@ -6,6 +6,7 @@ both under `var/`. Production sets DATABASE_URL, REDIS_URL, SECRET_KEY, ALLOWED_
 
 from __future__ import annotations
 
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +36,24 @@ SECRET_KEY = env.str("SECRET_KEY", default=_DEV_SECRET_KEY)
 if not DEBUG and SECRET_KEY == _DEV_SECRET_KEY and env.bool("HITL_PRODUCTION", default=False):
     raise ImproperlyConfigured("SECRET_KEY must be set in production (HITL_PRODUCTION=true).")
 
+# --- The audit trail's key and anchors (governance.events): the key never enters the database ---
+AUDIT_KEY = env.str("AUDIT_KEY", default="")
+if not AUDIT_KEY:
+    if env.bool("HITL_PRODUCTION", default=False):
+        raise ImproperlyConfigured(
+            "AUDIT_KEY must be set in production (HITL_PRODUCTION=true): a long random secret, kept outside the "
+            "database, e.g. python -c 'import secrets; print(secrets.token_hex(32))'."
+        )
+    # A laptop or the tests: a key generated once and kept beside the embedded database, outside it.
+    _key_file = VAR_DIR / "audit.key"
+    if not _key_file.exists():
+        _key_file.touch(mode=0o600)
+        _key_file.write_text(secrets.token_hex(32))
+    AUDIT_KEY = _key_file.read_text().strip()
+if len(AUDIT_KEY) < 32:
+    raise ImproperlyConfigured("AUDIT_KEY must be at least 32 characters long.")
+AUDIT_ANCHOR_FILE = _project_path(env.str("AUDIT_ANCHOR_FILE", default=str(VAR_DIR / "audit-anchors.jsonl")))
+
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -53,6 +72,7 @@ INSTALLED_APPS = [
     "guardian",
     "simple_history",
     "django_rq",
+    "axes",
     # Our apps, lowest layer first: a layer only imports the ones above it in this list.
     "governance",
     "cases",
@@ -64,6 +84,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "hitl_project.middleware.RequestBodyLimitMiddleware",
+    "hitl_project.middleware.RejectNulInUrlMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -71,6 +92,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last, as django-axes asks: it turns a locked-out login into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "hitl_project.urls"
@@ -109,9 +132,19 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
+    # First: django-axes refuses a locked-out login before any password is checked.
+    "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
+# --- Repeated failed admin logins (django-axes): locked per username and address, for a cool-off period ---
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "admin/hitl/lockout.html"
+AXES_IPWARE_PROXY_COUNT = env.int("AXES_PROXY_COUNT", default=0) or None
+
 # No guardian "AnonymousUser" row: anonymous requests are simply refused.
 ANONYMOUS_USER_NAME = None
 GUARDIAN_MONKEY_PATCH_USER = False
@@ -137,6 +170,10 @@ LOGIN_URL = "admin:login"
 HITL_MAX_BODY_BYTES = env.int("HITL_MAX_BODY_BYTES", default=256 * 1024)
 HITL_MAX_BULK_BODY_BYTES = env.int("HITL_MAX_BULK_BODY_BYTES", default=8 * 1024 * 1024)
 HITL_MAX_BULK_ITEMS = 500
+# JSON nested deeper than this is refused before it is parsed (governance.jsonvalues).
+HITL_MAX_JSON_DEPTH = env.int("HITL_MAX_JSON_DEPTH", default=32)
+if not 2 <= HITL_MAX_JSON_DEPTH <= 200:
+    raise ImproperlyConfigured("HITL_MAX_JSON_DEPTH must be between 2 and 200.")
 DATA_UPLOAD_MAX_MEMORY_SIZE = HITL_MAX_BULK_BODY_BYTES
 
 HITL_CLAIM_MINUTES = env.int("HITL_CLAIM_MINUTES", default=15)
@@ -159,19 +196,33 @@ else:
 RQ_QUEUES = {
     "default": {**_rq_connection, "DEFAULT_TIMEOUT": 300},
 }
-RQ_SHOW_ADMIN_LINK = True
+# django-rq's admin registration opens its dashboard to every staff user; ours (/django-rq/) is for superusers.
+RQ_SHOW_ADMIN_LINK = False
 
 # --- Django REST framework and the OpenAPI schema ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "governance.api.auth.ThrottledTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: form and multipart bodies would silently drop nested objects such as a category's policy.
+    "DEFAULT_PARSER_CLASSES": ["governance.api.fields.DepthLimitedJSONParser"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.AnonRateThrottle",
+        "rest_framework.throttling.UserRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env.str("HITL_THROTTLE_ANON", default="60/minute"),
+        "user": env.str("HITL_THROTTLE_USER", default="6000/minute"),
+        # Failed token authentications per client address: a token cannot be guessed at speed.
+        "failed_auth": env.str("HITL_THROTTLE_FAILED_AUTH", default="20/minute"),
+    },
+    "NUM_PROXIES": env.int("HITL_NUM_PROXIES", default=0) or None,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "hitl_project.api.CreatedCursorPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "hitl_project.schema.HitlAutoSchema",
     "EXCEPTION_HANDLER": "hitl_project.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }

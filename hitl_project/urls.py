@@ -1,9 +1,25 @@
 """URL wiring: the admin, API v1 (one router per app), the OpenAPI schema and its offline docs."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth.decorators import user_passes_test
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
+from django_rq.urls import get_admin_urlpatterns
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from hitl_project.api import api_not_found
+
+
+def superusers_only(view: Callable[..., Any]) -> Callable[..., Any]:
+    """The RQ dashboard shows every job's arguments and can empty queues: superusers only, not every staff user."""
+    return user_passes_test(lambda user: user.is_active and user.is_superuser, login_url="admin:login")(view)
+
+
+# Only the dashboard's pages, each behind `superusers_only`; not its token-authenticated stats endpoints.
+rq_urlpatterns = (get_admin_urlpatterns(view_wrapper=superusers_only), "django_rq")
 
 urlpatterns = [
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
@@ -14,5 +30,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),
-    path("django-rq/", include("django_rq.urls")),
+    path("django-rq/", include(rq_urlpatterns)),
+    # Anything else under /api/ is a JSON 404, like every other API answer.
+    re_path(r"^api/", api_not_found),
 ]

@@ -59,3 +59,21 @@ class Decision(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise ValidationError("Decisions are append-only.")
+
+    def bound_content(self) -> dict[str, Any]:
+        """What the decision's audit event vouches for (its digest is in the event's payload; governance.events)."""
+        return {
+            "id": self.pk,
+            "case_id": self.case_id,
+            "actor_id": self.actor_id,
+            "action": self.action,
+            "output_before": self.output_before,
+            "output_after": self.output_after,
+            "reason_code": self.reason_code,
+            "notes": self.notes,
+            "seconds_spent": self.seconds_spent,
+            "batch_id": str(self.batch_id) if self.batch_id else None,
+            "model_version": self.model_version,
+            "policy_version": self.policy_version,
+            "created_at": self.created_at.isoformat(),
+        }

@@ -28,6 +28,7 @@ from governance.exceptions import Conflict
 from governance.history import save_with_reason
 from governance.permissions import worked_queue_ids
 from governance.queueing import enqueue_after_commit
+from reviews.apps import DECISION_DIGEST_KEY, DECISION_ID_KEY
 from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTIONS, Action, ReasonCode
 from reviews.models import Decision
 
@@ -74,12 +75,16 @@ def is_waiting(case: Case) -> bool:
 
 
 def _lock(case: Case | int) -> Case:
+    """Lock the case row, then read it with its relations: a read that sees what it locked.
+
+    Locking and joining in one statement is wrong on PostgreSQL: after waiting for another transaction's lock,
+    the re-check sees the case's new columns (a new `claimed_by_id`) but the joined rows of the old snapshot
+    (no such user). Taking the lock alone and reading afterwards sees one committed state.
+    """
     pk = case if isinstance(case, int) else case.pk
-    return (
-        Case.objects.select_for_update(of=("self",))
-        .select_related("category", "queue", "model_version", "claimed_by")
-        .get(pk=pk)
-    )
+    if not Case.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True):
+        raise Case.DoesNotExist(f"No case {pk}.")
+    return Case.objects.select_related("category", "queue", "model_version", "claimed_by").get(pk=pk)
 
 
 def _check_can_act(case: Case, user: User, now: datetime) -> None:
@@ -88,11 +93,9 @@ def _check_can_act(case: Case, user: User, now: datetime) -> None:
     if not may_work(user, case.queue):
         raise PermissionDenied(f"You may not work the queue {case.queue.slug if case.queue else '(none)'!r}.")
     if is_held_by_other(case, user, now):
-        assert case.claimed_by is not None and case.claimed_until is not None
-        raise Conflict(
-            f"Case {case.pk} is claimed by {case.claimed_by.get_username()} until "
-            f"{timezone.localtime(case.claimed_until):%H:%M}; nothing changed."
-        )
+        holder = case.claimed_by.get_username() if case.claimed_by is not None else "someone else"
+        until = f" until {timezone.localtime(case.claimed_until):%H:%M}" if case.claimed_until else ""
+        raise Conflict(f"Case {case.pk} is claimed by {holder}{until}; nothing changed.")
 
 
 def _set_claim(case: Case, user: User | None, now: datetime) -> None:
@@ -278,7 +281,8 @@ def decide(
         category_slug=case.category.slug,
         case_id=case.pk,
         payload={
-            "decision_id": decision.pk,
+            DECISION_ID_KEY: decision.pk,
+            DECISION_DIGEST_KEY: events.content_digest(decision.bound_content()),
             "action": verdict.action,
             "reason_code": reason_code,
             "from_queue": from_queue.slug,

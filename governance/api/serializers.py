@@ -5,6 +5,7 @@ from typing import Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from governance.api.fields import StorableModelSerializer
 from governance.choices import Consequence, ModelStatus, Pattern, Stage
 from governance.models import Category, ModelVersion, Policy
 from governance.services import POLICY_FIELDS
@@ -20,7 +21,7 @@ class StrictFloatField(serializers.FloatField):
         return super().to_internal_value(data)
 
 
-class PolicySerializer(serializers.ModelSerializer[Policy]):
+class PolicySerializer(StorableModelSerializer):
     auto_threshold = StrictFloatField(required=False, min_value=0, max_value=1)
     review_threshold = StrictFloatField(required=False, min_value=0, max_value=1)
     auto_share = StrictFloatField(required=False, min_value=0, max_value=100)
@@ -69,7 +70,7 @@ class PolicyChangeSerializer(PolicySerializer):
         return super().validate(attrs)
 
 
-class CategorySerializer(serializers.ModelSerializer[Category]):
+class CategorySerializer(StorableModelSerializer):
     policy = PolicySerializer(required=False)
     create_default_queues = serializers.BooleanField(default=True, write_only=True)
     pattern = serializers.ChoiceField(choices=Pattern.choices, default=Pattern.EXCEPTION)
@@ -110,12 +111,12 @@ class ReasonSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=1000)
 
 
-class ModelVersionSerializer(serializers.ModelSerializer[ModelVersion]):
+class ModelVersionSerializer(StorableModelSerializer):
     category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
     status = serializers.ChoiceField(choices=ModelStatus.choices, default=ModelStatus.REGISTERED)
     reason = serializers.CharField(max_length=1000, write_only=True, required=False, allow_blank=True)
     label = serializers.CharField(read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
 
     class Meta:
         model = ModelVersion

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
@@ -11,6 +12,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from cases.models import Case
+from cases.selectors import BLIND_NOTE, is_blind
 from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin
 from governance.permissions import has_global_category_view
 from reviews.models import Decision
@@ -22,6 +24,12 @@ if TYPE_CHECKING:
 
 class DecisionCategoryFilter(VisibleCategoryFilter):
     lookup = "case__category_id"
+
+
+def _output_html(decision: Decision, output: Any) -> SafeString:
+    if is_blind(decision.case):  # an escalated shadow case is still decided blind
+        return format_html('<p class="help">{}</p>', BLIND_NOTE)
+    return format_html("<pre>{}</pre>", json.dumps(output, indent=2, ensure_ascii=False, default=str))
 
 
 @admin.register(Decision)
@@ -51,8 +59,8 @@ class DecisionAdmin(VisibleToAdminMixin, admin.ModelAdmin):
         "case",
         "actor",
         "action",
-        "output_before",
-        "output_after",
+        "output_before_shown",
+        "output_after_shown",
         "reason_code",
         "notes",
         "seconds_spent",
@@ -76,6 +84,14 @@ class DecisionAdmin(VisibleToAdminMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Decision | None = None) -> bool:
         return False
+
+    @admin.display(description="output before")
+    def output_before_shown(self, obj: Decision) -> SafeString:
+        return _output_html(obj, obj.output_before)
+
+    @admin.display(description="output after")
+    def output_after_shown(self, obj: Decision) -> SafeString:
+        return _output_html(obj, obj.output_after)
 
     @admin.display(description="case", ordering="case_id")
     def case_link(self, obj: Decision) -> SafeString:

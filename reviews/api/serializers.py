@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from cases.api.serializers import JSONObjectField
+from governance.api.fields import JSONObjectField
 from reviews.choices import Action, ReasonCode
 
 

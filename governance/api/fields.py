@@ -1,0 +1,58 @@
+"""Serializer fields and the request parser shared by every app's API: JSON the database can store, and no more
+nesting than every reader can walk (`governance.jsonvalues` holds the rule)."""
+
+from __future__ import annotations
+
+import io
+from typing import IO, Any
+
+from django.db import models
+from rest_framework import serializers
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+from governance import jsonvalues
+
+
+class DepthLimitedJSONParser(JSONParser):
+    """The API's only parser: JSON, refused before parsing when it nests deeper than the limit (a body nested
+    10,000 deep would otherwise exhaust the parser's recursion)."""
+
+    def parse(self, stream: IO[Any] | None, media_type: str | None = None, parser_context: Any = None) -> Any:
+        raw = stream.read() if stream is not None else b""
+        if jsonvalues.exceeds_depth(raw):
+            raise ParseError(
+                f"JSON parse error - the body nests arrays and objects deeper than {jsonvalues.max_depth()} "
+                "levels; flatten it."
+            )
+        if not raw.strip():
+            raise ParseError("JSON parse error - the body is empty; send a JSON object.")
+        # The body, read once for the depth check, goes to DRF's parser as a stream again.
+        return super().parse(io.BytesIO(raw), media_type, parser_context)
+
+
+class StorableJSONField(serializers.JSONField):
+    """Any JSON value the database can store and read back: no NUL, no lone surrogate, bounded nesting."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        problem = jsonvalues.storage_problem(data)
+        if problem:
+            raise serializers.ValidationError(f"Cannot be stored: {problem}.")
+        return super().to_internal_value(data)
+
+
+class JSONObjectField(StorableJSONField):
+    """A JSON object (a dict), nothing else."""
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise serializers.ValidationError(f"Must be a JSON object, not {type(data).__name__}.")
+        result: dict[str, Any] = super().to_internal_value(data)
+        return result
+
+
+class StorableModelSerializer(serializers.ModelSerializer[Any]):
+    """A ModelSerializer whose model JSON fields are StorableJSONFields."""
+
+    serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping}
+    serializer_field_mapping[models.JSONField] = StorableJSONField

@@ -1,0 +1,33 @@
+"""Filters shared by every app's filtersets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import django_filters
+from django.core.exceptions import ValidationError
+from django_filters.fields import IsoDateTimeField
+
+
+class InRangeIsoDateTimeField(IsoDateTimeField):
+    """An ISO 8601 date-time, handed on in UTC.
+
+    Any offset Python accepts (up to a day) is fine here, but PostgreSQL takes offsets only up to 15:59, and
+    `9999-12-31T23:59-20:00` is no instant at all in UTC: both were 500s. In UTC, or refused as out of range.
+    """
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed: datetime | None = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError as exc:
+            raise ValidationError(
+                "This date and time with its offset falls outside the years 1 to 9999 in UTC.", code="invalid"
+            ) from exc
+
+
+class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = InRangeIsoDateTimeField

@@ -1,0 +1,93 @@
+"""The one rule for JSON that HITL Desk accepts from outside: what the database can store and every reader can walk.
+
+Two limits, both checked at the edge so that nothing is parsed, stored or half-written before they hold:
+
+- **Nesting:** at most `settings.HITL_MAX_JSON_DEPTH` levels of arrays and objects (32 by default). A request body
+  is measured on its raw text before it is parsed (`exceeds_depth`), so a body nested 10,000 deep never reaches the
+  recursive JSON parser; a value from elsewhere (a form, a job) is measured by `storage_problem`. Every recursive
+  reader of stored JSON (PII redaction, the admin) can then rely on the limit.
+- **Characters:** no NUL (`\\u0000`), which PostgreSQL cannot store in text or jsonb, and no lone surrogate
+  (`\\ud800`), which is not text at all and cannot be encoded as UTF-8. Both are refused in keys and values alike.
+
+`storage_problem` names the path of the offending value (`body.lines[3]`), so the error tells the client where to
+look.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+
+_OPENERS = frozenset(b"[{")
+_CLOSERS = frozenset(b"]}")
+_QUOTE = ord('"')
+_BACKSLASH = ord("\\")
+
+
+def max_depth() -> int:
+    return int(settings.HITL_MAX_JSON_DEPTH)
+
+
+def exceeds_depth(raw: bytes, limit: int | None = None) -> bool:
+    """Does this JSON text nest arrays and objects deeper than `limit`? A linear scan of the bytes, no parsing.
+
+    Brackets inside strings do not count; the scan does not check that the text is valid JSON (the parser does).
+    """
+    limit = max_depth() if limit is None else limit
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False  # the common case: too few brackets to nest that deep
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == _BACKSLASH:
+                escaped = True
+            elif byte == _QUOTE:
+                in_string = False
+        elif byte == _QUOTE:
+            in_string = True
+        elif byte in _OPENERS:
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in _CLOSERS:
+            depth -= 1
+    return False
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "holds a NUL character (\\u0000), which cannot be stored"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate (e.g. \\ud800), which is not valid text"
+    return None
+
+
+def storage_problem(value: Any, *, limit: int | None = None) -> str | None:
+    """What keeps this JSON value from being stored and read back, or None. Iterative: any depth is safe here."""
+    limit = max_depth() if limit is None else limit
+    stack: list[tuple[Any, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth >= limit:
+                return f"{path or 'the value'} is nested deeper than {limit} levels"
+            if isinstance(item, dict):
+                for key, child in item.items():
+                    key_text = str(key)
+                    problem = _text_problem(key_text)
+                    if problem:
+                        return f"the key {key_text[:40]!r}{' in ' + path if path else ''} {problem}"
+                    stack.append((child, f"{path}.{key_text}" if path else key_text, depth + 1))
+            else:
+                stack.extend((child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item))
+        elif isinstance(item, str):
+            problem = _text_problem(item)
+            if problem:
+                return f"{path or 'the value'} {problem}"
+    return None
