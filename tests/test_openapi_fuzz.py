@@ -4,12 +4,15 @@ run takes a minute or two; CI runs it on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import schemathesis
 from django.contrib.auth.models import User
 from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
 from drf_spectacular.generators import SchemaGenerator
 from hypothesis import HealthCheck, Phase, given, settings
 from rest_framework.authtoken.models import Token
@@ -24,7 +27,7 @@ from tests.factories import UserFactory, grant_queue, grant_submit, make_case, m
 
 pytestmark = pytest.mark.django_db
 
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 20
 
 # Responses must be server-error free and as the schema says; what is sent is the generator's business.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -49,6 +52,17 @@ def world() -> dict[str, User]:
         grant_queue(reviewer, queue)
     grant_submit(reviewer, category)
     return {"superuser": superuser, "reviewer": reviewer}
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection() -> Iterator[None]:
+    """The app runs in-process, in the test's transaction: as Django's test client does, it must not close the
+    database connection at the end of each request."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    yield
+    request_started.connect(close_old_connections)
+    request_finished.connect(close_old_connections)
 
 
 def fuzz(user: User) -> list[str]:
