@@ -32,6 +32,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy governance cases reviews metrics hitl_project
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* var/redis.*

@@ -1,5 +1,5 @@
 """The OpenAPI schema generator of the API (drf-spectacular), in its own module: the pagination and error helpers
-in hitl_project.api load while DRF's generics are still importing, this one after."""
+in governance.api.plumbing load while DRF's generics are still importing, this one after."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
 
-from hitl_project.api import error_responses
+from governance.api.plumbing import error_responses
 
 
 class HitlAutoSchema(AutoSchema):

@@ -220,10 +220,10 @@ REST_FRAMEWORK = {
     },
     "NUM_PROXIES": env.int("HITL_NUM_PROXIES", default=0) or None,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "hitl_project.api.CreatedCursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "governance.api.plumbing.CreatedCursorPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "hitl_project.schema.HitlAutoSchema",
-    "EXCEPTION_HANDLER": "hitl_project.api.exception_handler",
+    "EXCEPTION_HANDLER": "governance.api.plumbing.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

@@ -10,7 +10,7 @@ from django.views.generic import RedirectView
 from django_rq.urls import get_admin_urlpatterns
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from hitl_project.api import api_not_found
+from governance.api.plumbing import api_not_found
 
 
 def superusers_only(view: Callable[..., Any]) -> Callable[..., Any]:

@@ -31,8 +31,8 @@ from cases.filtersets import CaseFilterSet
 from cases.models import Case, Queue
 from cases.selectors import queue_stats
 from cases.services import IntakeItem, not_submittable_message, submit_cases, submittable_categories
+from governance.api.plumbing import SeqCursorPagination, acting_user, error_responses
 from governance.models import AuditEvent
-from hitl_project.api import SeqCursorPagination, acting_user, error_responses
 
 
 def _looks_like_slug(value: object) -> TypeGuard[str]:

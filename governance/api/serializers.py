@@ -6,10 +6,10 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
 from governance.api.fields import StorableModelSerializer
+from governance.api.plumbing import django_errors_as_drf
 from governance.choices import Consequence, ModelStatus, Pattern, Stage
 from governance.models import Category, ModelVersion, Policy
 from governance.services import POLICY_FIELDS
-from hitl_project.api import django_errors_as_drf
 
 
 class StrictFloatField(serializers.FloatField):

@@ -14,6 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from governance import services
+from governance.api.plumbing import acting_user, error_responses
 from governance.api.serializers import (
     CategoryPolicySerializer,
     CategorySerializer,
@@ -25,7 +26,6 @@ from governance.api.serializers import (
 from governance.filtersets import ModelVersionFilterSet
 from governance.models import Category, ModelVersion
 from governance.permissions import has_perm_on
-from hitl_project.api import acting_user, error_responses
 
 
 class CategoryViewSet(

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 
 from cases.api.serializers import CaseSerializer
 from cases.models import Case, Queue
-from hitl_project.api import acting_user, error_responses
+from governance.api.plumbing import acting_user, error_responses
 from reviews import services
 from reviews.api.serializers import BatchApproveSerializer, BatchResultSerializer, DecideSerializer, ReassignSerializer
 

@@ -1,4 +1,5 @@
-"""API plumbing shared by every app: pagination and the translation of service errors into HTTP answers."""
+"""API plumbing shared by every app (the ground layer, so every app may use it): pagination, the translation of
+service errors into HTTP answers, the documented refusals, and the JSON 404 under /api/."""
 
 from __future__ import annotations
 
