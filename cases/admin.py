@@ -139,33 +139,8 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
         ("Review", {"fields": ("claimed_by", "claimed_until", "final_output")}),
         ("Audit trail", {"fields": ("audit_events",)}),
     )
-    readonly_fields = (
-        "external_id",
-        "category",
-        "status",
-        "priority",
-        "customer_ref",
-        "created_at",
-        "decided_at",
-        "model_version",
-        "confidence",
-        "output_shown",
-        "input_shown",
-        "rules_fired",
-        "value",
-        "segment",
-        "route",
-        "route_reasons_list",
-        "policy_version",
-        "audit_sampled",
-        "audit_draw",
-        "queue",
-        "due_at",
-        "claimed_by",
-        "claimed_until",
-        "final_output",
-        "audit_events",
-    )
+    # Every field shown is read-only: cases change through intake and decisions only.
+    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
