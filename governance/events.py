@@ -30,6 +30,7 @@ import hashlib
 import hmac
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -51,7 +52,6 @@ logger = logging.getLogger("hitl.audit")
 
 GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "system"
-GLOBAL_CHAIN = ""
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,10 @@ class Verification:
         return self.problem is None
 
 
-def _verify_one_chain(chain: str, head: AuditChainHead | None) -> tuple[int, ChainProblem | None]:
+def _verify_one_chain(
+    chain: str, head: AuditChainHead | None, anchored: dict[int, dict[str, Any]]
+) -> tuple[int, ChainProblem | None]:
+    """Walk one chain in order; `anchored` holds its anchors by seq, each checked against its row on the way."""
     expected_prev, expected_seq, checked = GENESIS_HASH, 1, 0
     rows = AuditEvent.objects.filter(category_slug=chain).order_by("seq").iterator(chunk_size=5000)
     for event in rows:
@@ -241,9 +244,27 @@ def _verify_one_chain(chain: str, head: AuditChainHead | None) -> tuple[int, Cha
             return checked, ChainProblem(
                 chain, event.seq, event.pk, "hash does not match the row's content under the audit key: it was altered"
             )
+        anchor = anchored.get(event.seq)
+        if anchor is not None and anchor["hash"] != event.hash:
+            return checked, ChainProblem(
+                chain,
+                event.seq,
+                event.pk,
+                f"the row's hash differs from the anchor of {anchor.get('at', '?')}: it was rewritten",
+            )
         expected_prev = event.hash
         expected_seq += 1
         checked += 1
+    beyond = [seq for seq in anchored if seq > checked]
+    if beyond:
+        anchor = anchored[min(beyond)]
+        return checked, ChainProblem(
+            chain,
+            anchor["seq"],
+            None,
+            f"the anchor of {anchor.get('at', '?')} holds this row (hash {anchor['hash'][:12]}...) but it is gone: "
+            "rows were deleted and the head rewound",
+        )
     if head is None:
         return checked, ChainProblem(chain, None, None, "the chain's head row is missing")
     if head.seq > checked:
@@ -274,31 +295,6 @@ def read_anchors(path: Path | None = None) -> list[dict[str, Any]]:
         if isinstance(anchor, dict) and isinstance(anchor.get("seq"), int) and isinstance(anchor.get("hash"), str):
             anchors.append(anchor)
     return anchors
-
-
-def _check_anchors(anchors: list[dict[str, Any]]) -> ChainProblem | None:
-    """Each anchored (chain, seq, hash) must still be in the database, with that hash."""
-    for anchor in anchors:
-        chain, seq = str(anchor.get("chain", "")), int(anchor["seq"])
-        if seq == 0:
-            continue
-        event = AuditEvent.objects.filter(category_slug=chain, seq=seq).only("pk", "hash").first()
-        if event is None:
-            return ChainProblem(
-                chain,
-                seq,
-                None,
-                f"the anchor of {anchor.get('at', '?')} holds this row (hash {anchor['hash'][:12]}...) but it is gone: "
-                "rows were deleted and the head rewound",
-            )
-        if event.hash != anchor["hash"]:
-            return ChainProblem(
-                chain,
-                seq,
-                event.pk,
-                f"the row's hash differs from the anchor of {anchor.get('at', '?')}: it was rewritten",
-            )
-    return None
 
 
 def _check_bindings() -> tuple[int, ChainProblem | None]:
@@ -338,25 +334,29 @@ def _check_bindings() -> tuple[int, ChainProblem | None]:
 
 
 def verify_chain(*, anchors: list[dict[str, Any]] | None = None) -> Verification:
-    """Walk every chain in order, then the anchors and the bindings; stop at the first problem.
+    """Walk every chain in order, checking the anchors on the way, then the bindings; stop at the first problem.
 
-    `anchors` defaults to the anchor log (`settings.AUDIT_ANCHOR_FILE`).
+    `anchors` defaults to the anchor log (`settings.AUDIT_ANCHOR_FILE`). A chain that only an anchor still names
+    (its rows and head emptied) is walked too, so its loss shows.
     """
     result = Verification()
+    anchors = read_anchors() if anchors is None else anchors
+    result.anchors = len(anchors)
+    anchored: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for anchor in anchors:
+        if anchor["seq"] > 0:
+            anchored[str(anchor.get("chain", ""))][anchor["seq"]] = anchor
     heads = {head.chain: head for head in AuditChainHead.objects.all()}
-    chains = set(heads) | set(AuditEvent.objects.order_by().values_list("category_slug", flat=True).distinct())
+    chains = set(heads) | set(anchored)
+    chains |= set(AuditEvent.objects.order_by().values_list("category_slug", flat=True).distinct())
     for chain in sorted(chains):
-        checked, problem = _verify_one_chain(chain, heads.get(chain))
+        checked, problem = _verify_one_chain(chain, heads.get(chain), anchored.get(chain, {}))
         result.checked += checked
         result.chains += 1
         if problem is not None:
             result.problem = problem
             return result
-    anchors = read_anchors() if anchors is None else anchors
-    result.anchors = len(anchors)
-    result.problem = _check_anchors(anchors)
-    if result.problem is None:
-        result.bound, result.problem = _check_bindings()
+    result.bound, result.problem = _check_bindings()
     return result
 
 
