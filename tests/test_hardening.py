@@ -407,3 +407,29 @@ def test_any_json_in_decide_is_a_clean_answer(api: Any, output: Any, notes: str)
     else:
         assert response.status_code == 400
         assert not Decision.objects.filter(case=case).exists()
+
+
+def json_depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max((json_depth(v) for v in value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max((json_depth(v) for v in value), default=0)
+    return 0
+
+
+TRICKY_TEXT = st.text(alphabet=st.sampled_from(["[", "]", "{", "}", '"', "\\", "a", "é", "\n"]), max_size=12)
+TRICKY_JSON = st.recursive(
+    st.none() | st.integers() | TRICKY_TEXT,
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(TRICKY_TEXT, children, max_size=3),
+    max_leaves=30,
+)
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(value=TRICKY_JSON, limit=st.integers(1, 6), ascii_only=st.booleans())
+def test_the_depth_scan_agrees_with_the_parsed_depth(value: Any, limit: int, ascii_only: bool) -> None:
+    """Brackets, quotes and backslashes inside strings never count; the structure's own brackets always do."""
+    from governance.jsonvalues import exceeds_depth
+
+    raw = json.dumps(value, ensure_ascii=ascii_only).encode()
+    assert exceeds_depth(raw, limit) == (json_depth(value) > limit)
