@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -64,6 +64,14 @@ class Queue(models.Model):
 
 
 class CaseQuerySet(models.QuerySet["Case"]):
+    def held(self, now: datetime) -> CaseQuerySet:
+        """Cases someone holds right now: a claim is held while `claimed_until > now` (see `Case.holder_id_at`)."""
+        return self.filter(claimed_by__isnull=False, claimed_until__gt=now)
+
+    def unheld(self, now: datetime) -> CaseQuerySet:
+        """Cases nobody holds right now: never claimed, released, or a claim that has expired."""
+        return self.filter(Q(claimed_by__isnull=True) | Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+
     def waiting(self) -> CaseQuerySet:
         """Cases that wait for a person: open ones, and auto-approved ones drawn for audit not yet audited."""
         return self.filter(Q(status__in=OPEN_STATUSES) | Q(audit_status=AuditStatus.PENDING))
@@ -170,6 +178,17 @@ class Case(models.Model):
 
     def __str__(self) -> str:
         return f"Case {self.pk} ({self.external_id})"
+
+    def holder_id_at(self, now: datetime) -> int | None:
+        """The id of whoever holds the case at `now`, or None: the one rule of a claim, which `held`/`unheld`
+        say in SQL. An expired claim holds nothing, even before anyone clears it."""
+        if self.claimed_by_id is None or self.claimed_until is None or self.claimed_until <= now:
+            return None
+        return int(self.claimed_by_id)
+
+    def is_held_by_other(self, user: User, now: datetime) -> bool:
+        holder = self.holder_id_at(now)
+        return holder is not None and holder != user.pk
 
 
 class SlaBreach(models.Model):

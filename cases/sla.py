@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, Priority, QueueKind
@@ -90,12 +90,11 @@ def _warn(queues: dict[int, Queue], now: datetime) -> int:
 
 
 def _overdue(now: datetime) -> Any:
-    unclaimed = Q(claimed_by__isnull=True) | Q(claimed_until__lte=now)
     already_recorded = SlaBreach.objects.filter(case=OuterRef("pk"), due_at=OuterRef("due_at"))
     return (
         Case.objects.waiting()
         .filter(due_at__lt=now)
-        .filter(unclaimed)
+        .unheld(now)
         .exclude(Exists(already_recorded))
         .order_by("due_at", "id")
     )

@@ -14,9 +14,9 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, QueueKind, Route
@@ -33,7 +33,7 @@ from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTION
 from reviews.models import Decision
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser, User
+    from django.contrib.auth.models import AnonymousUser
 
 REASSIGN_PERM = "cases.change_case"
 
@@ -60,15 +60,6 @@ def may_work(user: User | AnonymousUser, queue: Queue | None) -> bool:
     return user.is_superuser or queue.pk in worked_queue_ids(user)
 
 
-def is_held_by_other(case: Case, user: User, now: datetime) -> bool:
-    return bool(
-        case.claimed_by_id
-        and case.claimed_by_id != user.pk
-        and case.claimed_until is not None
-        and case.claimed_until > now
-    )
-
-
 def is_waiting(case: Case) -> bool:
     """Does the case wait for a person (open, or auto-approved and waiting for its audit)?"""
     return case.status in OPEN_STATUSES or case.audit_status == AuditStatus.PENDING
@@ -92,7 +83,7 @@ def _check_can_act(case: Case, user: User, now: datetime) -> None:
         raise Conflict(f"Case {case.pk} is already decided ({case.get_status_display().lower()}); nothing changed.")
     if not may_work(user, case.queue):
         raise PermissionDenied(f"You may not work the queue {case.queue.slug if case.queue else '(none)'!r}.")
-    if is_held_by_other(case, user, now):
+    if case.is_held_by_other(user, now):
         holder = case.claimed_by.get_username() if case.claimed_by is not None else "someone else"
         until = f" until {timezone.localtime(case.claimed_until):%H:%M}" if case.claimed_until else ""
         raise Conflict(f"Case {case.pk} is claimed by {holder}{until}; nothing changed.")
@@ -123,7 +114,7 @@ def release(*, case: Case | int, user: User) -> Case:
     case = _lock(case)
     if not may_work(user, case.queue):
         raise PermissionDenied("You may not work this case's queue.")
-    if case.claimed_by_id != user.pk or case.claimed_until is None or case.claimed_until <= now:
+    if case.holder_id_at(now) != user.pk:
         raise Conflict(f"Case {case.pk} is not claimed by you; nothing to release.")
     _set_claim(case, None, now)
     save_with_reason(case, user=user, reason="Released")
@@ -132,8 +123,7 @@ def release(*, case: Case | int, user: User) -> Case:
 
 def claimable_in(queue: Queue, now: datetime) -> Any:
     """The queue's waiting cases nobody holds (or whose claim expired), most urgent first, then by due time."""
-    unclaimed = Q(claimed_by__isnull=True) | Q(claimed_until__lte=now)
-    return Case.objects.waiting_in(queue).filter(unclaimed).order_by("-priority", "due_at", "id")
+    return Case.objects.waiting_in(queue).unheld(now).order_by("-priority", "due_at", "id")
 
 
 @transaction.atomic
@@ -154,6 +144,25 @@ def claim_next(*, user: User, queue: Queue) -> Case | None:
     _set_claim(case, user, now)
     save_with_reason(case, user=user, reason="Claimed (next in queue)")
     return case
+
+
+def skip(*, case: Case | int, user: User) -> Case | None:
+    """Move on to the queue's next case without deciding this one: claim the next, then give this one back if the
+    user held it. Returns the case now claimed, or None when no other case waits.
+
+    Claiming first keeps claim-next from handing back the case being skipped (it is still held); when the skipped
+    case was unclaimed and the most urgent, claim-next takes it, so one more claim-next moves on.
+    """
+    pk = case if isinstance(case, int) else case.pk
+    current = Case.objects.select_related("queue").get(pk=pk)
+    if current.queue is None:
+        raise Conflict(f"Case {pk} is in no queue; there is no next case.")
+    nxt = claim_next(user=user, queue=current.queue)
+    if nxt is not None and nxt.pk == pk:
+        nxt = claim_next(user=user, queue=current.queue)
+    if Case.objects.filter(pk=pk, claimed_by=user).held(timezone.now()).exists():
+        release(case=pk, user=user)
+    return nxt
 
 
 @dataclass(frozen=True)
@@ -303,24 +312,36 @@ class BatchResult:
     skipped: list[tuple[int, str]] = field(default_factory=list)
 
 
-def batch_approve(*, user: User, queue: Queue, case_ids: list[int], seconds_spent: int | None = None) -> BatchResult:
-    """Approve several cases of a batch-enabled queue: one decision per case, one shared batch id.
-
-    Each case is decided in its own transaction under its own lock; a case that is not in this queue, already
-    decided, or held by someone else is skipped and reported, never overwritten.
-    """
+def check_may_batch(*, user: User, queue: Queue) -> None:
+    """Refuse a batch where it cannot happen: a queue the user does not work, or one that decides case by case."""
     if not may_work(user, queue):
         raise PermissionDenied(f"You may not work the queue {queue.slug!r}.")
     if not queue.allow_batch:
         raise Conflict(f"The queue {queue.slug!r} does not allow batch approval; decide its cases one by one.")
+
+
+def batch_approve(*, user: User, queue: Queue, case_ids: list[int], seconds_spent: int | None = None) -> BatchResult:
+    """Approve several cases of a batch-enabled queue: one decision per case, one shared batch id.
+
+    Each case is decided in its own transaction under its own lock; a case that is not in this queue, already
+    decided, or held by someone else is skipped and reported, never overwritten; one the user may not see is
+    "not found". The admin and the API call this alike.
+    """
+    check_may_batch(user=user, queue=queue)
     result = BatchResult(batch_id=uuid.uuid4())
     now = timezone.now()
-    in_queue = set(Case.objects.filter(pk__in=case_ids, queue=queue).values_list("pk", flat=True))
+    case_ids = list(dict.fromkeys(case_ids))  # in the order given, once each
+    visible = set(Case.objects.visible_to(user).filter(pk__in=case_ids).values_list("pk", flat=True))
+    in_queue = set(Case.objects.filter(pk__in=visible, queue=queue).values_list("pk", flat=True))
     # The batch's time is shared by the cases it can approve (waiting and not held by another), read up front.
     free = claimable_in(queue, now) | Case.objects.waiting_in(queue).filter(claimed_by=user)
     approvable = free.filter(pk__in=in_queue).count()
     per_case = seconds_spent // approvable if seconds_spent and approvable else None
-    for case_id in dict.fromkeys(case_ids):  # in the order given, once each
+    for case_id in case_ids:
+        if case_id not in visible:
+            # A case the user may not see is reported like a missing one, without saying it exists.
+            result.skipped.append((case_id, "not found"))
+            continue
         if case_id not in in_queue:
             result.skipped.append((case_id, "not in this queue"))
             continue
@@ -339,20 +360,38 @@ def batch_approve(*, user: User, queue: Queue, case_ids: list[int], seconds_spen
     return result
 
 
+def _queue_of_category(case: Case, slug: str) -> Queue:
+    queue = Queue.objects.filter(slug=slug, category_id=case.category_id).first()
+    if queue is None:
+        raise ValidationError({"queue": f"No queue {slug!r} in this case's category."})
+    return queue
+
+
+def _active_user(username: str) -> User:
+    found = User.objects.filter(username=username, is_active=True).first()
+    if found is None:
+        raise ValidationError({"assignee": f"No active user {username!r}."})
+    return found
+
+
 @transaction.atomic
 def reassign(
     *,
     case: Case | int,
     user: User,
     reason: str,
-    queue: Queue | None = None,
-    assignee: User | None = None,
+    queue: Queue | str | None = None,
+    assignee: User | str | None = None,
 ) -> Case:
     """An escalation manager moves a waiting case to another queue of its category, and/or hands it to a person
-    (a claim in their name). Needs `cases.change_case` and the right to work the case's queue."""
+    (a claim in their name). Needs `cases.change_case` and the right to work the case's queue.
+
+    `queue` may be given by slug (a queue of the case's category) and `assignee` by username (an active user), as
+    the admin's form and the API send them; an empty string means "not given"."""
     reason = (reason or "").strip()
     if not reason:
         raise ValidationError({"reason": "A reason is required to reassign a case."})
+    queue, assignee = queue or None, assignee or None
     if queue is None and assignee is None:
         raise ValidationError({"queue": "Name a queue to move the case to, an assignee, or both."})
     now = timezone.now()
@@ -361,6 +400,10 @@ def reassign(
         raise PermissionDenied("Reassigning needs cases.change_case and the right to work the case's queue.")
     if not is_waiting(case):
         raise Conflict(f"Case {case.pk} is already decided; nothing to reassign.")
+    if isinstance(queue, str):
+        queue = _queue_of_category(case, queue)
+    if isinstance(assignee, str):
+        assignee = _active_user(assignee)
     from_queue = case.queue
     assert from_queue is not None
     if queue is not None and queue.pk != from_queue.pk:

@@ -96,6 +96,6 @@ class Countdown:
 
 def claim_holder(case: Case, now: datetime) -> str:
     """Who holds the case now (an expired claim holds nothing), or an empty string."""
-    if case.claimed_by_id and case.claimed_until is not None and case.claimed_until > now and case.claimed_by:
-        return case.claimed_by.get_username()
-    return ""
+    if case.holder_id_at(now) is None or case.claimed_by is None:
+        return ""
+    return case.claimed_by.get_username()

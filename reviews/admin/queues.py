@@ -195,8 +195,10 @@ def batch_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Approve the selected cases together: a confirmation page with their summaries, then the batch service."""
     queue = workable_queue_or_404(request, slug)
     user = acting_user(request)
-    if not queue.allow_batch:
-        messages.error(request, f"The queue {queue.slug} does not allow batch approval; decide its cases one by one.")
+    try:
+        services.check_may_batch(user=user, queue=queue)
+    except REFUSALS as exc:
+        refuse(request, exc)
         return HttpResponseRedirect(work_list_url(queue))
     ids = _selected_ids(request)
     if not ids:
@@ -205,19 +207,16 @@ def batch_view(request: HttpRequest, slug: str) -> HttpResponse:
     visible = workable_cases(user).filter(pk__in=ids)
     if request.POST.get("post") != "yes":
         return _batch_confirmation(request, queue, visible, ids)
-    visible_ids = set(visible.values_list("pk", flat=True))
     try:
         result = services.batch_approve(
             user=user,
             queue=queue,
-            case_ids=[pk for pk in ids if pk in visible_ids],
+            case_ids=ids,
             seconds_spent=seconds_since(request.POST.get("opened", ""), batch_scope(queue)),
         )
     except REFUSALS as exc:
         refuse(request, exc)
         return HttpResponseRedirect(work_list_url(queue))
-    # A case the user may not see is reported like a missing one, without saying it exists.
-    result.skipped.extend((pk, "not found") for pk in ids if pk not in visible_ids)
     verb = "Confirmed" if queue.kind == QueueKind.AUDIT else "Approved"
     if result.approved:
         listed = ", ".join(f"#{pk}" for pk in result.approved)

@@ -79,7 +79,7 @@ class ReviewState:
         holder = claim_holder(case, now)
         return cls(
             waiting=waiting,
-            can_act=waiting and not services.is_held_by_other(case, user, now),
+            can_act=waiting and not case.is_held_by_other(user, now),
             mine=holder == user.get_username(),
             holder=holder,
             claim=Countdown.until(case.claimed_until, now) if holder else None,
@@ -263,21 +263,11 @@ def _release(request: HttpRequest, case: Case) -> HttpResponse:
 
 
 def _skip(request: HttpRequest, case: Case) -> HttpResponse:
-    """Next case without deciding this one: claim the next, then give this one back if the user held it.
-
-    Claiming first keeps claim-next from handing back the case being skipped (it is still held); when the
-    skipped case was unclaimed and the most urgent, claim-next takes it, so one more claim-next moves on.
-    """
-    user = acting_user(request)
+    """Next case without deciding this one (`services.skip`)."""
     queue = case.queue
     assert queue is not None
     try:
-        nxt = services.claim_next(user=user, queue=queue)
-        if nxt is not None and nxt.pk == case.pk:
-            nxt = services.claim_next(user=user, queue=queue)
-        now = timezone.now()
-        if Case.objects.filter(pk=case.pk, claimed_by=user, claimed_until__gt=now).exists():
-            services.release(case=case, user=user)
+        nxt = services.skip(case=case, user=acting_user(request))
     except REFUSALS as exc:
         refuse(request, exc)
         return HttpResponseRedirect(review_url(case))
@@ -293,10 +283,6 @@ def _reassign(request: HttpRequest, case: Case) -> HttpResponse:
         messages.error(request, _form_errors(form))
         return HttpResponseRedirect(review_url(case))
     username = form.cleaned_data["assignee"].strip()
-    assignee = User.objects.filter(username=username, is_active=True).first() if username else None
-    if username and assignee is None:
-        messages.error(request, f"No active user {username!r}; nothing changed.")
-        return HttpResponseRedirect(review_url(case))
     from_queue = case.queue
     assert from_queue is not None
     try:
@@ -305,12 +291,12 @@ def _reassign(request: HttpRequest, case: Case) -> HttpResponse:
             user=acting_user(request),
             reason=form.cleaned_data["reason"],
             queue=form.cleaned_data["queue"],
-            assignee=assignee,
+            assignee=username,
         )
     except REFUSALS as exc:
         refuse(request, exc)
         return HttpResponseRedirect(review_url(case))
-    holder = f", held by {assignee.get_username()}" if assignee else ""
+    holder = f", held by {username}" if username else ""
     messages.success(request, f"Case #{case.pk} reassigned to {case.queue}{holder}.")
     return HttpResponseRedirect(work_list_url(from_queue))
 

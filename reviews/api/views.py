@@ -7,12 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -71,16 +69,13 @@ class CaseWorkViewSet(viewsets.GenericViewSet[Case]):
         serializer = ReassignSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        queue = assignee = None
-        if "queue" in data:
-            queue = Queue.objects.filter(slug=data["queue"], category_id=case.category_id).first()
-            if queue is None:
-                raise ValidationError({"queue": [f"No queue {data['queue']!r} in this case's category."]})
-        if "assignee" in data:
-            assignee = User.objects.filter(username=data["assignee"], is_active=True).first()
-            if assignee is None:
-                raise ValidationError({"assignee": [f"No active user {data['assignee']!r}."]})
-        services.reassign(case=case, user=acting_user(request), reason=data["reason"], queue=queue, assignee=assignee)
+        services.reassign(
+            case=case,
+            user=acting_user(request),
+            reason=data["reason"],
+            queue=data.get("queue"),
+            assignee=data.get("assignee"),
+        )
         return _case_response(case, request)
 
 
@@ -120,13 +115,7 @@ class QueueWorkViewSet(viewsets.GenericViewSet[Queue]):
         serializer = BatchApproveSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data: dict[str, Any] = serializer.validated_data
-        visible = set(Case.objects.visible_to(request.user).filter(pk__in=data["cases"]).values_list("pk", flat=True))
         result = services.batch_approve(
-            user=acting_user(request),
-            queue=queue,
-            case_ids=[pk for pk in data["cases"] if pk in visible],
-            seconds_spent=data.get("seconds_spent"),
+            user=acting_user(request), queue=queue, case_ids=data["cases"], seconds_spent=data.get("seconds_spent")
         )
-        # Cases the user may not see are reported like missing ones, without saying they exist.
-        result.skipped.extend((pk, "not found") for pk in data["cases"] if pk not in visible)
         return Response(BatchResultSerializer(result).data)
