@@ -1,20 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 from django.apps import AppConfig
 
 # The payload keys of a decision's audit event that bind the decision to it.
 DECISION_ID_KEY = "decision_id"
 DECISION_DIGEST_KEY = "decision_digest"
-
-
-def decision_contents() -> Iterator[tuple[int, dict[str, Any]]]:
-    from reviews.models import Decision  # the models are ready only once the app registry is
-
-    for decision in Decision.objects.order_by("pk").iterator(chunk_size=5000):
-        yield decision.pk, decision.bound_content()
 
 
 class ReviewsConfig(AppConfig):
@@ -24,12 +14,29 @@ class ReviewsConfig(AppConfig):
     verbose_name = "Reviews"
 
     def ready(self) -> None:
+        # What reviews adds to the layers below it, registered from here (the models are ready now, not at import).
+        from django.db.models import Prefetch
+
+        from cases.api.serializers import CaseSection, register_case_section
         from governance import events
+        from reviews.api.serializers import CaseDecisionSerializer
+        from reviews.models import Decision
 
         # Every decision is bound to the audit event that recorded it: `verify_audit` names one that was altered,
         # deleted, or added without an event.
         events.register_binding(
             events.Binding(
-                name="decision", payload_key=DECISION_ID_KEY, digest_key=DECISION_DIGEST_KEY, rows=decision_contents
+                name="decision",
+                payload_key=DECISION_ID_KEY,
+                digest_key=DECISION_DIGEST_KEY,
+                rows=Decision.objects.bound_contents,
+            )
+        )
+        # A case's representation in the API carries its human decisions, oldest first.
+        register_case_section(
+            CaseSection(
+                key="decisions",
+                field=lambda: CaseDecisionSerializer(many=True, read_only=True),
+                prefetch=lambda: Prefetch("decisions", queryset=Decision.objects.select_related("actor")),
             )
         )

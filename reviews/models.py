@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -10,6 +11,13 @@ from django.db.models.fields.json import KeyTransform
 
 from cases.models import Case
 from reviews.choices import ACTIONS_NEEDING_REASON, Action, ReasonCode
+
+
+class DecisionQuerySet(models.QuerySet["Decision"]):
+    def bound_contents(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Every decision's id and what its audit event vouches for, in id order (`verify_audit` reads these)."""
+        for decision in self.order_by("pk").iterator(chunk_size=5000):
+            yield decision.pk, decision.bound_content()
 
 
 class Decision(models.Model):
@@ -29,6 +37,8 @@ class Decision(models.Model):
     model_version = models.CharField(max_length=201, help_text="name@version of the model that produced the output.")
     policy_version = models.PositiveIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DecisionQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]

@@ -1,17 +1,32 @@
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeGuard
 
+from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import slug_re
+from django.db.models import Prefetch
 from rest_framework import serializers
 
 from cases.choices import Priority
 from cases.models import Case, Queue
 from cases.selectors import is_blind
-from cases.services import IntakeItem, not_submittable_message
+from cases.services import IntakeItem, not_submittable_message, submittable_categories
 from governance.api.fields import JSONObjectField
 from governance.api.serializers import StrictFloatField
 from governance.models import AuditEvent, Category
 from governance.pii import shown_input
+from governance.services import parse_model_label
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
+
+def looks_like_slug(value: object) -> TypeGuard[str]:
+    """A well-formed slug: one that names a category or not. Anything else is a 400 from the serializer."""
+    return isinstance(value, str) and len(value) <= 64 and slug_re.fullmatch(value) is not None
 
 
 class CaseIntakeSerializer(serializers.Serializer):
@@ -45,13 +60,49 @@ class CaseIntakeSerializer(serializers.Serializer):
         return output
 
     def validate_model_version(self, label: str) -> str:
-        name, sep, version = label.partition("@")
-        if not sep or not name.strip() or not version.strip() or "@" in version:
-            raise serializers.ValidationError(f"{label!r} is not of the form 'name@version'.")
+        try:
+            parse_model_label(label)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["model_version"]) from exc
         return label
 
     def to_item(self) -> IntakeItem:
         return IntakeItem(**self.validated_data)
+
+
+@dataclass(frozen=True)
+class CaseSection:
+    """A key of a case's representation owned by a layer above cases, which registers it (reviews adds the case's
+    `decisions`): cases never names what sits above it, yet a case reads whole in one place.
+
+    `field` makes the read-only serializer field; `prefetch` lets a page of cases read the section in one query.
+    """
+
+    key: str
+    field: Callable[[], serializers.Field]
+    prefetch: Callable[[], Prefetch[Any]]
+
+
+CASE_SECTIONS: dict[str, CaseSection] = {}
+
+
+def register_case_section(section: CaseSection) -> None:
+    """Called from a higher app's `ready()`; registering the same key again replaces it (a reload is harmless)."""
+    CASE_SECTIONS[section.key] = section
+
+
+def case_prefetches() -> list[Prefetch[Any]]:
+    """What a queryset of cases prefetches so that every registered section costs one query per page."""
+    return [section.prefetch() for section in CASE_SECTIONS.values()]
+
+
+def mark_sections_empty(case: Case) -> None:
+    """A case created a moment ago has nothing in any section yet: answer without asking the database."""
+    cache: dict[str, Any] = case.__dict__.setdefault("_prefetched_objects_cache", {})
+    for section in CASE_SECTIONS.values():
+        prefetch = section.prefetch()
+        assert prefetch.queryset is not None
+        cache[prefetch.prefetch_to] = prefetch.queryset.none()
 
 
 class CaseSerializer(serializers.ModelSerializer[Case]):
@@ -60,7 +111,6 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
     model_version = serializers.CharField(source="model_version.label", read_only=True)
     model_version_status = serializers.CharField(source="model_version.status", read_only=True)
     claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
-    decisions = serializers.SerializerMethodField()
 
     class Meta:
         model = Case
@@ -90,7 +140,6 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
             "claimed_until",
             "created_at",
             "decided_at",
-            "decisions",
         ]
         read_only_fields = fields
         extra_kwargs = {
@@ -112,29 +161,90 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
             data["output"] = None
         return data
 
-    def get_decisions(self, case: Case) -> list[dict[str, Any]]:
-        """The human decisions on the case, oldest first (read through the reverse relation: reviews sits above).
-        While the case is blind (an escalated shadow case), the outputs they saw stay hidden too."""
-        blind = is_blind(case)
-        return [
-            {
-                "id": d.pk,
-                "action": d.action,
-                "actor": d.actor.get_username() if d.actor else "system",
-                "reason_code": d.reason_code,
-                "notes": d.notes,
-                "output_before": None if blind else d.output_before,
-                "output_after": None if blind else d.output_after,
-                "seconds_spent": d.seconds_spent,
-                "batch_id": str(d.batch_id) if d.batch_id else None,
-                "created_at": d.created_at.isoformat(),
-            }
-            for d in case.decisions.all()  # type: ignore[attr-defined]
-        ]
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields: dict[str, serializers.Field] = super().get_fields()
+        for section in CASE_SECTIONS.values():
+            fields[section.key] = section.field()
+        return fields
 
 
 class BulkIntakeSerializer(serializers.Serializer):
-    cases = serializers.ListField(child=serializers.JSONField(), min_length=1, max_length=500)
+    """The envelope of a bulk submission: `{"cases": [...]}`, or the bare list (see `bulk_envelope`)."""
+
+    cases = serializers.ListField(
+        child=serializers.JSONField(),
+        max_length=settings.HITL_MAX_BULK_ITEMS,
+        error_messages={
+            kind: "Send a JSON list of cases, or an object with a `cases` list."
+            for kind in ("not_a_list", "null", "required")
+        },
+    )
+
+    def validate_cases(self, raw: list[Any]) -> list[Any]:
+        if not raw:
+            raise serializers.ValidationError("The list is empty: send at least one case.")
+        return raw
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        # A bare list is the envelope's `cases`; anything else that is not an object lacks `cases`.
+        if isinstance(data, list):
+            data = {"cases": data}
+        elif not isinstance(data, dict):
+            data = {}
+        return super().run_validation(data)
+
+    def to_internal_value(self, data: Any) -> Any:
+        cases = data.get("cases") if isinstance(data, dict) else None
+        if isinstance(cases, list) and len(cases) > settings.HITL_MAX_BULK_ITEMS:
+            limit = settings.HITL_MAX_BULK_ITEMS
+            raise serializers.ValidationError(
+                {"cases": [f"At most {limit} cases per request; got {len(cases)}. Split it."]}
+            )
+        return super().to_internal_value(data)
+
+
+@dataclass
+class BulkIntake:
+    """A bulk submission read item by item: the valid ones as intake items, each other one with its errors.
+
+    Every item is checked on its own (shape, fields, the user's grant on its category), so one bad item never
+    stops the others."""
+
+    size: int
+    items: list[tuple[int, IntakeItem]] = field(default_factory=list)
+    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, raw: list[Any], *, user: User) -> BulkIntake:
+        bulk = cls(size=len(raw))
+        slugs = [data.get("category") for data in raw if isinstance(data, dict)]
+        context = {"categories": submittable_categories(user=user, slugs=slugs)}
+        for index, data in enumerate(raw):
+            if not isinstance(data, dict):
+                bulk.errors[index] = {"non_field_errors": ["Each case must be a JSON object."]}
+                continue
+            slug = data.get("category")
+            if looks_like_slug(slug) and slug not in context["categories"]:
+                # Only the grant is reported: an item for a category one may not submit to is not inspected.
+                bulk.errors[index] = {"category": [not_submittable_message(slug)]}
+                continue
+            intake = CaseIntakeSerializer(data=data, context=context)
+            if intake.is_valid():
+                bulk.items.append((index, intake.to_item()))
+            else:
+                bulk.errors[index] = dict(intake.errors)
+        return bulk
+
+    def results(self, stored: list[tuple[Case, bool]], serialized: list[Any]) -> dict[str, Any]:
+        """The response: one result per item, in the order sent, with counts of each kind."""
+        results: list[dict[str, Any]] = [
+            {"index": i, "result": "invalid", "errors": self.errors[i]} if i in self.errors else {"index": i}
+            for i in range(self.size)
+        ]
+        for (index, _), (case, created), data in zip(self.items, stored, serialized, strict=True):
+            results[index].update(result="created" if created else "existing", id=case.pk, case=data)
+        counts = {name: sum(1 for r in results if r["result"] == name) for name in ("created", "existing", "invalid")}
+        return {**counts, "results": results}
 
 
 class BulkResultSerializer(serializers.Serializer):

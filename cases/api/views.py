@@ -5,12 +5,9 @@ Thin: serializers validate, `cases.services` writes, `visible_to(user)` narrows 
 
 from __future__ import annotations
 
-from typing import Any, TypeGuard
+from typing import Any
 
-from django.apps import apps
-from django.conf import settings
-from django.core.validators import slug_re
-from django.db.models import Prefetch, QuerySet, prefetch_related_objects
+from django.db.models import QuerySet, prefetch_related_objects
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -21,23 +18,22 @@ from rest_framework.response import Response
 
 from cases.api.serializers import (
     AuditEventSerializer,
+    BulkIntake,
     BulkIntakeSerializer,
     BulkResponseSerializer,
     CaseIntakeSerializer,
     CaseSerializer,
     QueueSerializer,
+    case_prefetches,
+    looks_like_slug,
+    mark_sections_empty,
 )
 from cases.filtersets import CaseFilterSet
 from cases.models import Case, Queue
 from cases.selectors import queue_stats
-from cases.services import IntakeItem, not_submittable_message, submit_cases, submittable_categories
+from cases.services import not_submittable_message, submit_cases, submittable_categories
 from governance.api.plumbing import SeqCursorPagination, acting_user, error_responses
 from governance.models import AuditEvent
-
-
-def _looks_like_slug(value: object) -> TypeGuard[str]:
-    """A well-formed slug: one that names a category or not. Anything else is a 400 from the serializer."""
-    return isinstance(value, str) and len(value) <= 64 and slug_re.fullmatch(value) is not None
 
 
 class CaseViewSet(
@@ -52,13 +48,8 @@ class CaseViewSet(
         return (
             Case.objects.visible_to(self.request.user)
             .select_related("category", "queue", "model_version", "claimed_by")
-            .prefetch_related(Prefetch("decisions", queryset=self._decisions()))
+            .prefetch_related(*case_prefetches())
         )
-
-    @staticmethod
-    def _decisions() -> QuerySet[Any]:
-        # Looked up by name: the reviews layer sits above cases, which never imports it.
-        return apps.get_model("reviews", "Decision").objects.select_related("actor")
 
     @extend_schema(
         request=CaseIntakeSerializer,
@@ -73,14 +64,13 @@ class CaseViewSet(
         user = acting_user(request)
         slug = request.data.get("category") if isinstance(request.data, dict) else None
         categories = submittable_categories(user=user, slugs=[slug])
-        if _looks_like_slug(slug) and slug not in categories:
+        if looks_like_slug(slug) and slug not in categories:
             raise PermissionDenied(not_submittable_message(slug))
         intake = CaseIntakeSerializer(data=request.data, context={"categories": categories})
         intake.is_valid(raise_exception=True)
         case, created = submit_cases(user=user, items=[intake.to_item()])[0]
         if created:
-            # A case created a moment ago has no decisions yet: answer without asking the database.
-            case._prefetched_objects_cache = {"decisions": self._decisions().none()}  # type: ignore[attr-defined]
+            mark_sections_empty(case)
         data = CaseSerializer(case, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
@@ -90,47 +80,17 @@ class CaseViewSet(
     )
     @action(detail=False, methods=["post"])
     def bulk(self, request: Request) -> Response:
-        """Submit up to 500 cases as `{"cases": [...]}` (or a bare list). One result per item, in order; the
-        valid ones are stored even if others are invalid."""
-        raw = request.data.get("cases") if isinstance(request.data, dict) else request.data
-        if not isinstance(raw, list):
-            raise ValidationError({"cases": ["Send a JSON list of cases, or an object with a `cases` list."]})
-        if not raw:
-            raise ValidationError({"cases": ["The list is empty: send at least one case."]})
-        if len(raw) > settings.HITL_MAX_BULK_ITEMS:
-            raise ValidationError(
-                {"cases": [f"At most {settings.HITL_MAX_BULK_ITEMS} cases per request; got {len(raw)}. Split it."]}
-            )
+        """Submit up to HITL_MAX_BULK_ITEMS (500) cases as `{"cases": [...]}` (or a bare list). One result per
+        item, in order; the valid ones are stored even if others are invalid."""
         user = acting_user(request)
-        results: list[dict[str, Any]] = [{"index": i} for i in range(len(raw))]
-        valid: list[tuple[int, IntakeItem]] = []
-        categories = submittable_categories(
-            user=user, slugs=[data.get("category") for data in raw if isinstance(data, dict)]
-        )
-        context = {"categories": categories}
-        for index, data in enumerate(raw):
-            if not isinstance(data, dict):
-                results[index].update(
-                    result="invalid", errors={"non_field_errors": ["Each case must be a JSON object."]}
-                )
-                continue
-            slug = data.get("category")
-            if _looks_like_slug(slug) and slug not in categories:
-                results[index].update(result="invalid", errors={"category": [not_submittable_message(slug)]})
-                continue
-            intake = CaseIntakeSerializer(data=data, context=context)
-            if intake.is_valid():
-                valid.append((index, intake.to_item()))
-            else:
-                results[index].update(result="invalid", errors=intake.errors)
-        stored = submit_cases(user=user, items=[item for _, item in valid])
+        envelope = BulkIntakeSerializer(data=request.data)
+        envelope.is_valid(raise_exception=True)
+        bulk = BulkIntake.read(envelope.validated_data["cases"], user=user)
+        stored = submit_cases(user=user, items=[item for _, item in bulk.items])
         cases = [case for case, _ in stored]
-        prefetch_related_objects(cases, Prefetch("decisions", queryset=self._decisions()))
+        prefetch_related_objects(cases, *case_prefetches())
         serialized = CaseSerializer(cases, many=True, context={"request": request}).data
-        for (index, _), (case, created), data in zip(valid, stored, serialized, strict=True):
-            results[index].update(result="created" if created else "existing", id=case.pk, case=data)
-        counts = {name: sum(1 for r in results if r["result"] == name) for name in ("created", "existing", "invalid")}
-        return Response({**counts, "results": results})
+        return Response(bulk.results(stored, serialized))
 
     @extend_schema(responses={200: CaseSerializer, **error_responses(401, 404)})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:

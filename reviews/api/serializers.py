@@ -4,8 +4,42 @@ from typing import Any
 
 from rest_framework import serializers
 
+from cases.selectors import is_blind
 from governance.api.fields import JSONObjectField
 from reviews.choices import Action, ReasonCode
+from reviews.models import Decision
+
+
+class CaseDecisionSerializer(serializers.ModelSerializer[Decision]):
+    """A human decision as the case's `decisions` show it (registered into the case's representation by
+    `reviews.apps`). While the case is blind (an escalated shadow case), the outputs it saw stay hidden too."""
+
+    actor = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Decision
+        fields = [
+            "id",
+            "action",
+            "actor",
+            "reason_code",
+            "notes",
+            "output_before",
+            "output_after",
+            "seconds_spent",
+            "batch_id",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def get_actor(self, decision: Decision) -> str:
+        return decision.actor.get_username() if decision.actor else "system"
+
+    def to_representation(self, instance: Decision) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if is_blind(instance.case):
+            data["output_before"] = data["output_after"] = None
+        return data
 
 
 class DecideSerializer(serializers.Serializer):
