@@ -80,7 +80,7 @@ from common import (
 )
 
 if TYPE_CHECKING:
-    from cases.services import IntakeItem
+    from cases.services.intake import IntakeItem
     from governance.models import Category
 
 VENV_BIN = Path(sys.executable).parent
@@ -201,7 +201,7 @@ def case_body(rng: random.Random, external_id: str) -> dict[str, Any]:
 
 def intake_item(body: dict[str, Any], category: Category) -> IntakeItem:
     """The IntakeItem the API's serializer would build from this body."""
-    from cases.services import IntakeItem
+    from cases.services.intake import IntakeItem
 
     value = body.get("value")
     return IntakeItem(
@@ -417,7 +417,7 @@ def run_bulk_api(client: Client, batches: list[list[dict[str, Any]]], quiet: boo
 def run_submit_cases(fixture: Fixture, batches: list[list[dict[str, Any]]], quiet: bool) -> dict[str, Any]:
     from django.contrib.auth.models import User
 
-    from cases.services import submit_cases
+    from cases.services.intake import submit_cases
     from governance.models import Category
 
     category = Category.objects.get(pk=fixture.category_id)
@@ -445,7 +445,7 @@ def run_bulk_create(
     from django.utils import timezone
 
     from cases.models import Case, Queue
-    from cases.services import segment_key
+    from cases.services.intake import segment_key
     from governance.models import AuditEvent, Category, ModelVersion
 
     category = Category.objects.get(pk=fixture.category_id)
@@ -566,7 +566,7 @@ def run_diagnostics(fixture: Fixture, rng: random.Random, *, profile: bool) -> d
     from django.contrib.auth.models import User
     from django.test import Client as DjangoClient
 
-    from cases.services import submit_cases
+    from cases.services.intake import submit_cases
     from governance.models import Category
 
     client = DjangoClient(HTTP_AUTHORIZATION=f"Token {fixture.token}", HTTP_HOST="127.0.0.1")

@@ -1,4 +1,4 @@
-"""SLA sweep benchmark: one ``cases.sla.sweep()`` over 1,000,000 open cases of which 10,000 are overdue.
+"""SLA sweep benchmark: one ``cases.services.sla.sweep()`` over 1,000,000 open cases of which 10,000 are overdue.
 
 Against DESIGN.md "Budgets": "the SLA sweep over 1,000,000 open cases with 10,000 overdue under 2 s".
 
@@ -26,7 +26,7 @@ It creates a scratch PostgreSQL database (``--db-name``, never ``test``), migrat
    transaction rolled back (this also warms the cache, as a sweep every minute would). Then, right before
    timing, the warnings "the previous sweep, a minute ago" would have made (plain SQL), so the timed sweep warns
    about one minute's worth of cases, as in production where it runs every minute.
-3. One ``cases.sla.sweep()`` in this process, timed, with an execute wrapper recording every statement (start,
+3. One ``cases.services.sla.sweep()`` in this process, timed, with an execute wrapper recording every statement (start,
    duration): seconds, warned/moved/breached, the statement count, the time in SQL and in Python, the time by
    phase (each statement's Python lead-in is counted with it: building 10,000 audit events falls under "audit
    events"), and the slowest statements. Then checks: the breaches, history rows and ``case.sla_breached`` audit
@@ -604,7 +604,7 @@ def explain_before(fx: Fixture) -> list[dict[str, str]]:
     from django.utils import timezone
 
     from cases.models import Case, Queue
-    from cases.sla import WARN_AT_SHARE, _overdue
+    from cases.services.sla import WARN_AT_SHARE, _overdue
 
     now = timezone.now()
     plans = []
@@ -650,7 +650,7 @@ def rehearsal(profile_top: int) -> dict[str, Any]:
 
     from django.db import connection, transaction
 
-    from cases.sla import sweep
+    from cases.services.sla import sweep
 
     profiler = cProfile.Profile()
     log = Timeline()
@@ -732,7 +732,7 @@ def timed_sweep() -> tuple[Any, float, Timeline, dict[str, int]]:
     other sessions' writes count too, so it is an upper bound on a shared server)."""
     from django.db import connection
 
-    from cases.sla import sweep
+    from cases.services.sla import sweep
 
     log = Timeline()
     wal = wal_stats()
@@ -829,12 +829,12 @@ def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
         raise BenchError(
             f"{drift} passed since the data's anchor: cases meant not to be overdue are. Generation too slow?"
         )
-    print(f"Sweep 1: cases.sla.sweep() over {mix.open:,} open cases, {mix.overdue:,} overdue ...", flush=True)
+    print(f"Sweep 1: cases.services.sla.sweep() over {mix.open:,} open cases, {mix.overdue:,} overdue ...", flush=True)
     first, seconds, log, wal = timed_sweep()
     print(f"  {seconds:.3f} s: {first.as_dict()}; {len(log.entries)} statements", flush=True)
     checks = verify(fx, mix, anchor, since, head, first)
     print(f"  checks {'passed' if checks['ok'] else 'FAILED'}: {checks}", flush=True)
-    print("Sweep 2: cases.sla.sweep() again ...", flush=True)
+    print("Sweep 2: cases.services.sla.sweep() again ...", flush=True)
     second, seconds2, log2, wal2 = timed_sweep()
     print(f"  {seconds2:.3f} s: {second.as_dict()}; {len(log2.entries)} statements", flush=True)
     return {
@@ -1037,8 +1037,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print_rows(rows)
         print_breakdown(sweeps["first"])
         print(
-            f"\nOne process, {os.cpu_count()} cores; the timed call is cases.sla.sweep() in this process, with an "
-            "execute wrapper timing each statement (its overhead is in the figure). A statement's SQL time is the\n"
+            f"\nOne process, {os.cpu_count()} cores; the timed call is cases.services.sla.sweep() in this process, "
+            "with an execute wrapper timing each statement (its overhead is in the figure). "
+            "A statement's SQL time is the\n"
             "whole execute call: the server's work and psycopg adapting the parameters (client-side binding quotes "
             "them in Python: a\nlarge part of a 10,000-row bulk INSERT). Total run time "
             f"{results['total_seconds']:.0f} s."

@@ -8,7 +8,6 @@ choices come from the small category and queue tables), and shows only what `vis
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -21,8 +20,8 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from cases.models import Case, Queue
-from cases.retention import purge_expired_inputs
 from cases.selectors import BLIND_NOTE, is_blind
+from cases.services.retention import purge_expired_inputs, purge_preview
 from governance.admin_mixins import (
     GuardedHitlModelAdmin,
     HitlModelAdmin,
@@ -31,7 +30,7 @@ from governance.admin_mixins import (
     acting_user,
     offered_value,
 )
-from governance.models import AuditEvent, Category
+from governance.models import AuditEvent
 from governance.permissions import may_purge_data
 from governance.pii import redact, shown_input
 
@@ -205,11 +204,7 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
             message = f"Purged the input of {result['purged']} case(s)" + (f" ({done})." if done else ".")
             self.message_user(request, message, messages.SUCCESS)
             return HttpResponseRedirect(changelist_url)
-        now = timezone.now()
-        rows = []
-        for category in Category.objects.order_by("slug").only("slug", "name", "retention_days"):
-            cutoff = now - timedelta(days=category.retention_days)
-            rows.append((category, cutoff, Case.objects.filter(category=category, created_at__lt=cutoff).count()))
+        rows = purge_preview(timezone.now())
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

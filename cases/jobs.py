@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from cases.sla import sweep
+from cases.services.retention import purge_expired_inputs
+from cases.services.sla import sweep
 
 logger = logging.getLogger("hitl.jobs")
 
@@ -15,4 +16,12 @@ def sla_sweep() -> dict[str, Any]:
     result = sweep().as_dict()
     if result["moved"] or result["breached"] or result["warned"]:
         logger.info("SLA sweep: %s", result)
+    return result
+
+
+def retention_purge() -> dict[str, Any]:
+    """Nightly: purge the inputs that passed their category's retention; idempotent."""
+    result = purge_expired_inputs()
+    if result["purged"]:
+        logger.info("Retention purge: %d input(s) redacted", result["purged"])
     return result

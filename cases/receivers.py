@@ -6,7 +6,7 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from cases.services import create_default_queues
+from cases.services.queues import create_default_queues
 from governance.models import Category
 from governance.signals import category_created
 

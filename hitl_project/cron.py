@@ -14,8 +14,7 @@ from typing import Any
 
 from rq import cron
 
-from cases.jobs import sla_sweep
-from cases.retention import retention_purge_job
+from cases.jobs import retention_purge, sla_sweep
 from governance.jobs import audit_anchor, deliver_webhooks, verify_audit_chain
 from metrics.jobs import alert_check, pause_check
 
@@ -61,7 +60,7 @@ JOBS: dict[str, PeriodicJob] = {
         interval=10 * 60,
     ),
     "retention_purge": PeriodicJob(
-        func=retention_purge_job,
+        func=retention_purge,
         description="Replace the raw input of cases past their category's retention with its redacted form",
         cron="17 3 * * *",  # nightly, off the hour
         timeout=60 * 60,

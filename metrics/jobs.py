@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from metrics.alerts import check_all as check_alert_rules
-from metrics.pause import check_all, check_category
+from metrics.services.alerts import check_all as check_alert_rules
+from metrics.services.pause import check_all, check_category
 
 logger = logging.getLogger("hitl.jobs")
 

@@ -8,7 +8,7 @@ from django.dispatch import receiver
 
 from governance.models import Category
 from governance.signals import category_created
-from metrics.alerts import create_default_rules
+from metrics.services.alerts import create_default_rules
 
 
 @receiver(category_created, sender=Category, dispatch_uid="metrics.default_alert_rules")

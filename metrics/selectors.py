@@ -9,9 +9,8 @@ from django.db.models.functions import Coalesce
 
 from cases.choices import AuditStatus, Route
 from governance.models import ModelVersion
-from metrics.pause import NOT_AS_PROPOSED, VERDICTS
 from metrics.stats import wilson_interval
-from reviews.choices import Action
+from reviews.choices import OVERRIDE_ACTIONS, VERDICT_ACTIONS, Action
 from reviews.models import Decision
 
 
@@ -33,8 +32,8 @@ def with_kpis(queryset: QuerySet[ModelVersion]) -> QuerySet[ModelVersion]:
         kpi_auto=Count("cases", filter=Q(cases__route=Route.AUTO), distinct=True),
         kpi_audited=Count("cases", filter=Q(cases__audit_status__in=[AuditStatus.CONFIRMED, AuditStatus.FLAGGED])),
         kpi_flagged=Count("cases", filter=Q(cases__audit_status=AuditStatus.FLAGGED)),
-        kpi_reviewed=_decision_count(Q(action__in=VERDICTS) & ~Q(case__route=Route.SHADOW)),
-        kpi_overridden=_decision_count(Q(action__in=NOT_AS_PROPOSED) & ~Q(case__route=Route.SHADOW)),
+        kpi_reviewed=_decision_count(Q(action__in=sorted(VERDICT_ACTIONS)) & ~Q(case__route=Route.SHADOW)),
+        kpi_overridden=_decision_count(Q(action__in=sorted(OVERRIDE_ACTIONS)) & ~Q(case__route=Route.SHADOW)),
         kpi_shadow_agree=_decision_count(Q(case__route=Route.SHADOW, action=Action.APPROVE)),
         kpi_shadow_total=_decision_count(Q(case__route=Route.SHADOW, action__in=[Action.APPROVE, Action.CORRECT])),
     )

@@ -18,8 +18,10 @@ class ReviewsConfig(AppConfig):
         from django.db.models import Prefetch
 
         from cases.api.serializers import CaseSection, register_case_section
+        from cases.links import register_queue_work_page
         from governance import events
         from reviews.api.serializers import CaseDecisionSerializer
+        from reviews.links import work_list_url
         from reviews.models import Decision
 
         # Every decision is bound to the audit event that recorded it: `verify_audit` names one that was altered,
@@ -40,3 +42,5 @@ class ReviewsConfig(AppConfig):
                 prefetch=lambda: Prefetch("decisions", queryset=Decision.objects.select_related("actor")),
             )
         )
+        # Notifications about a queue (an SLA warning, cases moved in) link to its work list.
+        register_queue_work_page(work_list_url)

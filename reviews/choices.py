@@ -15,6 +15,10 @@ class Action(models.TextChoices):
 
 REVIEW_ACTIONS = frozenset({Action.APPROVE, Action.CORRECT, Action.REJECT, Action.ESCALATE})
 AUDIT_ACTIONS = frozenset({Action.CONFIRM, Action.FLAG})
+# Decisions that judge a model output, and those that judge it wrong: an override (corrected, rejected, or flagged
+# by an audit). Escalations judge nothing yet. The pause rule, the override-rate alert and the KPIs all count these.
+VERDICT_ACTIONS = frozenset({Action.APPROVE, Action.CORRECT, Action.REJECT, Action.CONFIRM, Action.FLAG})
+OVERRIDE_ACTIONS = frozenset({Action.CORRECT, Action.REJECT, Action.FLAG})
 # Actions that need a reason code.
 ACTIONS_NEEDING_REASON = frozenset({Action.REJECT, Action.ESCALATE, Action.FLAG})
 

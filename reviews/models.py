@@ -6,14 +6,22 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Q
+from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTransform
 
 from cases.models import Case
-from reviews.choices import ACTIONS_NEEDING_REASON, Action, ReasonCode
+from reviews.choices import ACTIONS_NEEDING_REASON, OVERRIDE_ACTIONS, VERDICT_ACTIONS, Action, ReasonCode
 
 
 class DecisionQuerySet(models.QuerySet["Decision"]):
+    def override_counts(self) -> dict[str, int]:
+        """How many of these decisions judged a model output (`reviewed`), and how many judged it wrong
+        (`overridden`): the one definition of an override, in one query."""
+        return self.aggregate(
+            reviewed=Count("id", filter=Q(action__in=sorted(VERDICT_ACTIONS))),
+            overridden=Count("id", filter=Q(action__in=sorted(OVERRIDE_ACTIONS))),
+        )
+
     def bound_contents(self) -> Iterator[tuple[int, dict[str, Any]]]:
         """Every decision's id and what its audit event vouches for, in id order (`verify_audit` reads these)."""
         for decision in self.order_by("pk").iterator(chunk_size=5000):

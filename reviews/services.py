@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, QueueKind, Route
 from cases.models import Case, Queue
-from cases.sla import waiting_status_for
+from cases.services.sla import waiting_status_for
 from governance import events
 from governance.choices import AuditKind
 from governance.exceptions import Conflict

@@ -11,7 +11,7 @@ from django.contrib.auth.models import Group, User
 from guardian.shortcuts import assign_perm
 
 from cases.models import Case, Queue
-from cases.services import IntakeItem, submit_case
+from cases.services.intake import IntakeItem, submit_case
 from governance.choices import ModelStatus
 from governance.models import Category, ModelVersion
 from governance.services import create_category, register_model_version

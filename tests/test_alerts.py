@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from cases.models import Case, Queue
 from governance.models import Category, Incident, Notification
-from metrics.alerts import evaluate
 from metrics.models import Alert, AlertRule
+from metrics.services.alerts import evaluate
 from metrics.stats import psi, wilson_interval
 from reviews import services as review
 from tests.factories import grant_queue, make_case, make_category

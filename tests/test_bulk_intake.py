@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from cases.models import Case
-from cases.services import IntakeItem, submit_case, submit_cases
+from cases.services.intake import IntakeItem, submit_case, submit_cases
 from governance.models import AuditEvent
 from tests.factories import grant_submit, make_category
 

@@ -9,8 +9,8 @@ from cases.models import Queue
 from governance.incidents import advance_incident, open_incident
 from governance.models import AuditEvent, Incident, Notification
 from governance.notifications import notify
-from metrics.alerts import evaluate
 from metrics.models import AlertRule
+from metrics.services.alerts import evaluate
 from reviews import services as review
 from tests.factories import grant_queue, make_case, make_category
 

@@ -15,7 +15,7 @@ from governance import events
 from governance.models import AuditEvent, Category, Incident, Notification
 from governance.services import pause_category, resume_category
 from metrics.jobs import pause_check
-from metrics.pause import check_category
+from metrics.services.pause import check_category
 from reviews import services as review
 from tests.factories import grant_queue, make_case, make_category
 

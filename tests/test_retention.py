@@ -16,7 +16,7 @@ from django.test import Client
 from django.urls import reverse
 
 from cases.models import Case, Queue
-from cases.retention import purge_expired_inputs
+from cases.services.retention import purge_expired_inputs
 from governance.choices import AuditKind
 from governance.events import verify_chain
 from governance.history import SYSTEM_USERNAME

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from cases.models import Case, Queue, SlaBreach
-from cases.sla import sweep
+from cases.services.sla import sweep
 from governance import events
 from governance.models import AuditEvent, Notification
 from reviews import services as review

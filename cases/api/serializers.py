@@ -13,7 +13,7 @@ from rest_framework import serializers
 from cases.choices import Priority
 from cases.models import Case, Queue
 from cases.selectors import is_blind
-from cases.services import IntakeItem, not_submittable_message, submittable_categories
+from cases.services.intake import IntakeItem, not_submittable_message, submittable_categories
 from governance.api.fields import JSONObjectField
 from governance.api.serializers import StrictFloatField
 from governance.models import AuditEvent, Category

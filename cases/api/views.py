@@ -1,6 +1,6 @@
 """Case intake and reading, queues, and the audit trail of what you may see.
 
-Thin: serializers validate, `cases.services` writes, `visible_to(user)` narrows every queryset before lookup
+Thin: serializers validate, `cases.services.intake` writes, `visible_to(user)` narrows every queryset before lookup
 (an object you may not see is a 404)."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from cases.api.serializers import (
 from cases.filtersets import CaseFilterSet
 from cases.models import Case, Queue
 from cases.selectors import queue_stats
-from cases.services import not_submittable_message, submit_cases, submittable_categories
+from cases.services.intake import not_submittable_message, submit_cases, submittable_categories
 from governance.api.plumbing import SeqCursorPagination, acting_user, error_responses
 from governance.models import AuditEvent
 

@@ -2,7 +2,7 @@
 
 from django.db import migrations
 
-from metrics.alerts import DEFAULT_RULES
+from metrics.services.alerts import DEFAULT_RULES
 
 
 def create_defaults(apps, schema_editor):

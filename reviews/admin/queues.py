@@ -15,7 +15,6 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
@@ -36,19 +35,12 @@ from reviews.admin.common import (
     workable_queue_or_404,
 )
 from reviews.admin.forms import opened_stamp, seconds_since
+from reviews.links import review_url, work_list_url
 from reviews.selectors import WorkListFilters, work_list, workable_cases, workable_queues
 
 PAGE_SIZE = 50
 # The order a reviewer thinks of queues in: the everyday ones first, then the ones work goes up to.
 KIND_ORDER = {kind: index for index, kind in enumerate(QueueKind.values)}
-
-
-def work_list_url(queue: Queue) -> str:
-    return reverse("admin:reviews_work_queue", args=[queue.slug])
-
-
-def review_url(case: Case | int) -> str:
-    return reverse("admin:reviews_work_case", args=[case if isinstance(case, int) else case.pk])
 
 
 def batch_scope(queue: Queue) -> str:

@@ -29,8 +29,8 @@ from governance.permissions import worked_queue_ids
 from reviews import services
 from reviews.admin.common import REFUSALS, Countdown, claim_holder, refuse, render, workable_case_or_404
 from reviews.admin.forms import DecideForm, ReassignForm, opened_stamp, reason_choices, seconds_since
-from reviews.admin.queues import review_url, work_list_url
 from reviews.choices import Action
+from reviews.links import review_url, work_list_url
 from reviews.models import Decision
 from reviews.selectors import (
     case_decisions,

@@ -19,7 +19,7 @@ from rest_framework.authtoken.models import Token
 
 from cases.choices import QueueKind
 from cases.models import Queue
-from cases.services import IntakeItem, submit_cases
+from cases.services.intake import IntakeItem, submit_cases
 from governance.choices import ModelStatus, Pattern, Stage
 from governance.models import Category, ModelVersion
 from governance.permissions import DATA_CURATOR, ESCALATION_MANAGER, MODEL_STEWARD, PRODUCT_OWNER, REVIEWER

@@ -1,4 +1,4 @@
-"""Every write to cases and queues: intake (one and bulk) and the default queues of a new category.
+"""Intake: one case or many, validated items in, routed cases out.
 
 Intake is idempotent on (category, external_id), also when two requests with the same id race: the database's
 unique constraint decides, the loser gets the winner's case back. The admin, the API, the demo seed and
@@ -15,7 +15,6 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -41,15 +40,6 @@ if TYPE_CHECKING:
 NEW_SEGMENT_DAYS = 30
 TOP_DECILE_SAMPLE = 1000
 TOP_DECILE_CACHE_SECONDS = 300
-
-# The five queues every new category gets (DESIGN.md, REST API v1): kind -> (allow batch, overflow kind).
-DEFAULT_QUEUES: dict[str, tuple[bool, str | None]] = {
-    QueueKind.QUICK: (True, QueueKind.ESCALATION),
-    QueueKind.FULL: (False, QueueKind.ESCALATION),
-    QueueKind.ESCALATION: (False, None),
-    QueueKind.EXPERT: (False, None),
-    QueueKind.AUDIT: (False, None),
-}
 
 
 @dataclass(frozen=True)
@@ -85,31 +75,6 @@ def submittable_categories(*, user: User, slugs: Iterable[object]) -> dict[str, 
         return {}
     found = Category.objects.filter(slug__in=wanted).select_related("policy")
     return {category.slug: category for category in found if has_perm_on(user, SUBMIT_PERM, category)}
-
-
-@transaction.atomic
-def create_default_queues(*, category: Category, user: User | None) -> list[Queue]:
-    """The category's quick, full, escalation, expert and audit queues; quick and full overflow to escalation."""
-    slas: dict[str, timedelta] = settings.HITL_DEFAULT_QUEUE_SLAS
-    queues: dict[str, Queue] = {}
-    for kind, (allow_batch, _) in DEFAULT_QUEUES.items():
-        queue = Queue(
-            slug=f"{category.slug}-{kind}",
-            name=f"{category.name}: {QueueKind(kind).label}",
-            category=category,
-            kind=kind,
-            sla=slas[kind],
-            allow_batch=allow_batch,
-        )
-        save_with_reason(queue, user=user, reason="Default queue of a new category")
-        queues[kind] = queue
-    for kind, (_, overflow) in DEFAULT_QUEUES.items():
-        if overflow:
-            queues[kind].next_queue = queues[overflow]
-            save_with_reason(
-                queues[kind], user=user, reason="Overflow of a default queue", update_fields=["next_queue"]
-            )
-    return list(queues.values())
 
 
 def segment_key(segment: dict[str, Any]) -> str:

@@ -20,21 +20,19 @@ from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from cases.models import Case
 from governance.exceptions import Conflict
-from governance.history import system_user
-from governance.incidents import open_incident
 from governance.models import Category
 from governance.notifications import notify, users_in_role
 from governance.permissions import MODEL_STEWARD
-from governance.services import pause_category
 from metrics.choices import AlertAction, AlertKind
 from metrics.models import Alert, AlertRule
-from metrics.pause import NOT_AS_PROPOSED, VERDICTS
+from metrics.services.pause import pause_automation
 from metrics.stats import median, psi
-from reviews.choices import Action
+from reviews.choices import VERDICT_ACTIONS, Action
 from reviews.models import Decision
 
 BASELINE = timedelta(hours=24)
@@ -73,11 +71,9 @@ def _decisions(category: Category, start: datetime, end: datetime) -> Any:
 
 
 def _override_rate(rule: AlertRule, start: datetime, now: datetime) -> Iterator[Finding]:
-    counts = _decisions(rule.category, start, now).aggregate(
-        reviewed=Count("id", filter=Q(action__in=VERDICTS)), refused=Count("id", filter=Q(action__in=NOT_AS_PROPOSED))
-    )
+    counts = _decisions(rule.category, start, now).override_counts()
     if counts["reviewed"] >= rule.min_count:
-        rate = counts["refused"] / counts["reviewed"]
+        rate = counts["overridden"] / counts["reviewed"]
         if rate >= rule.threshold:
             yield Finding(rate, details=counts)
 
@@ -129,7 +125,7 @@ def _confidence_drift(rule: AlertRule, start: datetime, now: datetime) -> Iterat
 
 def _rubber_stamping(rule: AlertRule, start: datetime, now: datetime) -> Iterator[Finding]:
     by_reviewer: dict[str, list[tuple[str, int | None, int]]] = defaultdict(list)
-    rows = _decisions(rule.category, start, now).filter(actor__isnull=False, action__in=VERDICTS)
+    rows = _decisions(rule.category, start, now).filter(actor__isnull=False, action__in=sorted(VERDICT_ACTIONS))
     for username, action, seconds, floor in rows.values_list(
         "actor__username", "action", "seconds_spent", "case__queue__review_floor_seconds"
     ):
@@ -188,25 +184,26 @@ def _fire(rule: AlertRule, finding: Finding, now: datetime) -> Alert:
     )
     if rule.action == AlertAction.PAUSE and not category.paused:
         try:
-            actor = system_user()
-            pause_category(category=category, user=actor, reason=f"Alert: {text}")
-            alert.incident = open_incident(
-                category=category,
-                title=f"Alert: {text}",
-                user=actor,
-                trigger="alert",
-                evidence={"alert_id": alert.pk, "value": finding.value, **(finding.details or {})},
-                contained_by="automation paused by an alert rule",
-            )
+            with transaction.atomic():
+                alert.incident = pause_automation(
+                    category=category,
+                    reason=f"Alert: {text}",
+                    title=f"Alert: {text}",
+                    trigger="alert",
+                    evidence={"alert_id": alert.pk, "value": finding.value, **(finding.details or {})},
+                    contained_by="automation paused by an alert rule",
+                    notify_subject=f"{category.slug} paused by an alert: {text}",
+                )
             alert.save(update_fields=["incident"])
         except Conflict:
             pass  # paused meanwhile: the alert stands, the pause already happened
+    link = reverse("admin:metrics_alert_change", args=[alert.pk])
     transaction.on_commit(
         lambda: notify(
             users_in_role(MODEL_STEWARD),
             subject=text,
             body=f"Details: {finding.details or {}}",
-            link=f"/admin/metrics/alert/{alert.pk}/change/",
+            link=link,
             kind=f"alert.{rule.kind}",
             category_slug=category.slug,
         )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.utils import timezone
 from simple_history.utils import bulk_update_with_history
@@ -28,6 +29,7 @@ from governance import events
 from governance.choices import AuditKind
 from governance.history import short_reason, system_user
 from governance.models import Category
+from governance.permissions import may_purge_data
 from governance.pii import redact
 
 if TYPE_CHECKING:
@@ -63,14 +65,30 @@ class CategoryPurge:
         }
 
 
+def retention_cutoff(category: Category, now: datetime) -> datetime:
+    """Cases created before this instant are past the category's retention."""
+    return now - timedelta(days=category.retention_days)
+
+
+def purge_preview(now: datetime) -> list[tuple[Category, datetime, int]]:
+    """Each category with its cutoff and how many of its cases were created before it (what a purge looks at)."""
+    return [
+        (category, cutoff, Case.objects.filter(category=category, created_at__lt=cutoff).count())
+        for category in Category.objects.order_by("slug").only("slug", "name", "retention_days")
+        for cutoff in [retention_cutoff(category, now)]
+    ]
+
+
 def purge_expired_inputs(
     *, now: datetime | None = None, batch_size: int = DEFAULT_BATCH_SIZE, user: User | None = None
 ) -> dict[str, Any]:
     """Replace the raw input of every case past its category's retention by its redacted form.
 
-    `user` is whoever runs it by hand (a data curator or a superuser: the caller checks); None for the nightly
-    job, whose history rows name the system user. Returns a summary per category and in total.
+    `user` is whoever runs it by hand, who must be a data curator or a superuser; None for the nightly job, whose
+    history rows name the system user. Returns a summary per category and in total.
     """
+    if user is not None and not may_purge_data(user):
+        raise PermissionDenied("Only data curators and superusers may purge case inputs.")
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     now = now or timezone.now()
@@ -93,7 +111,7 @@ def _purge_category(
     category: Category, *, now: datetime, batch_size: int, user: User | None, history_user: User
 ) -> CategoryPurge:
     """One category in one transaction: its cases, their history and its audit event commit together or not at all."""
-    cutoff = now - timedelta(days=category.retention_days)
+    cutoff = retention_cutoff(category, now)
     reason = purge_reason(category.retention_days)
     expired = Case.objects.filter(category_id=category.pk, created_at__lt=cutoff).order_by("pk")
     purged: list[int] = []
@@ -171,11 +189,3 @@ def _redact_past_versions(case_ids: list[int], *, pii_fields: list[str]) -> None
             version.input = redacted
             stale.append(version)
     historical.objects.bulk_update(stale, ["input"], batch_size=DEFAULT_BATCH_SIZE)
-
-
-def retention_purge_job() -> dict[str, Any]:
-    """Nightly (`retention_purge`): purge the inputs that passed their category's retention; idempotent."""
-    result = purge_expired_inputs()
-    if result["purged"]:
-        logger.info("Retention purge: %d input(s) redacted", result["purged"])
-    return result

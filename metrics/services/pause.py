@@ -15,22 +15,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.urls import reverse
 from django.utils import timezone
 
 from governance.exceptions import Conflict
 from governance.history import system_user
 from governance.incidents import open_incident
-from governance.models import Category
+from governance.models import Category, Incident
 from governance.notifications import notify, users_in_role
 from governance.permissions import MODEL_STEWARD
 from governance.services import pause_category
-from reviews.choices import Action
+from reviews.choices import OVERRIDE_ACTIONS
 from reviews.models import Decision
-
-# Decisions that judge a model output, and those that judge it wrong (escalations judge nothing yet).
-VERDICTS = (Action.APPROVE, Action.CORRECT, Action.REJECT, Action.CONFIRM, Action.FLAG)
-NOT_AS_PROPOSED = (Action.CORRECT, Action.REJECT, Action.FLAG)
 
 
 @dataclass(frozen=True)
@@ -66,12 +62,12 @@ def evidence_for(category: Category, now: datetime) -> PauseEvidence:
     if category.resumed_at and category.resumed_at > window_start:
         window_start = category.resumed_at  # a resume is a fresh start, not a re-pause on old evidence
     counts = Decision.objects.filter(
-        case__category=category, created_at__gte=window_start, created_at__lte=now, action__in=VERDICTS
-    ).aggregate(reviewed=Count("id"), refused=Count("id", filter=Q(action__in=NOT_AS_PROPOSED)))
+        case__category=category, created_at__gte=window_start, created_at__lte=now
+    ).override_counts()
     return PauseEvidence(
         window_start=window_start,
         reviewed=counts["reviewed"],
-        not_as_proposed=counts["refused"],
+        not_as_proposed=counts["overridden"],
         threshold=policy.pause_rejection_rate,
         min_reviews=policy.pause_min_reviews,
     )
@@ -91,39 +87,67 @@ def check_category(category_id: int, *, now: datetime | None = None) -> dict[str
         f"({evidence.rate:.1%}) were not approved as proposed since {evidence.window_start:%Y-%m-%d %H:%M} UTC; "
         f"the limit is {evidence.threshold:.1%} over at least {evidence.min_reviews} reviews."
     )
+    affected = (
+        Decision.objects.filter(
+            case__category=category, created_at__gte=evidence.window_start, action__in=sorted(OVERRIDE_ACTIONS)
+        )
+        .order_by("-created_at")
+        .values_list("case_id", flat=True)[:200]
+    )
     try:
-        with transaction.atomic():
-            actor = system_user()  # jobs act as the system user in history and the audit trail
-            pause_category(category=category, user=actor, reason=reason)
-            affected = list(
-                Decision.objects.filter(
-                    case__category=category, created_at__gte=evidence.window_start, action__in=NOT_AS_PROPOSED
-                )
-                .order_by("-created_at")
-                .values_list("case_id", flat=True)[:200]
-            )
-            incident = open_incident(
-                category=category,
-                title=f"{category.slug}: automation paused, {evidence.rate:.1%} of reviewed outputs refused",
-                user=actor,
-                trigger="pause_rule",
-                evidence=evidence.as_dict(),
-                affected_case_ids=affected,
-                contained_by="automation paused (human-first) by the pause rule",
-            )
+        incident = pause_automation(
+            category=category,
+            reason=reason,
+            title=f"{category.slug}: automation paused, {evidence.rate:.1%} of reviewed outputs refused",
+            trigger="pause_rule",
+            evidence=evidence.as_dict(),
+            affected_case_ids=list(affected),
+            contained_by="automation paused (human-first) by the pause rule",
+            notify_subject=f"{category.slug} paused: {evidence.rate:.1%} of reviewed outputs refused",
+        )
     except Conflict:
         return {"category": category.slug, "paused": False, "reason": "paused meanwhile by another check"}
+    return {"category": category.slug, "paused": True, "incident_id": incident.pk, **evidence.as_dict()}
+
+
+@transaction.atomic
+def pause_automation(
+    *,
+    category: Category,
+    reason: str,
+    title: str,
+    trigger: str,
+    evidence: dict[str, Any],
+    contained_by: str,
+    notify_subject: str,
+    affected_case_ids: list[int] | None = None,
+) -> Incident:
+    """Stop a category's automation because the system saw something wrong: pause it (as the system user),
+    open an incident already contained, and tell the model stewards once this commits. The pause trigger and the
+    alert rules both call this; a category already paused raises `Conflict` and nothing is written."""
+    actor = system_user()  # jobs act as the system user in history and the audit trail
+    pause_category(category=category, user=actor, reason=reason)
+    incident = open_incident(
+        category=category,
+        title=title,
+        user=actor,
+        trigger=trigger,
+        evidence=evidence,
+        affected_case_ids=affected_case_ids or [],
+        contained_by=contained_by,
+    )
+    link = reverse("admin:governance_incident_change", args=[incident.pk])
     transaction.on_commit(
         lambda: notify(
             users_in_role(MODEL_STEWARD),
-            subject=f"{category.slug} paused: {evidence.rate:.1%} of reviewed outputs refused",
+            subject=notify_subject,
             body=reason + " Every case now goes to a person first. Investigate, then resume with a reason.",
-            link=f"/admin/governance/incident/{incident.pk}/change/",
+            link=link,
             kind="category.paused",
             category_slug=category.slug,
         )
     )
-    return {"category": category.slug, "paused": True, "incident_id": incident.pk, **evidence.as_dict()}
+    return incident
 
 
 def check_all(*, now: datetime | None = None) -> list[dict[str, Any]]:

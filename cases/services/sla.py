@@ -23,6 +23,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, Priority, QueueKind
+from cases.links import queue_work_link
 from cases.models import Case, Queue, SlaBreach
 from governance import events
 from governance.choices import AuditKind
@@ -82,7 +83,7 @@ def _warn(queues: dict[int, Queue], now: datetime) -> int:
                 users_who_work(queue),
                 subject=f"{warned} case(s) in {queue.slug} will breach their SLA soon",
                 body=f"80 % of the {queue.sla} SLA has passed for {warned} case(s) waiting in {queue.name}.",
-                link=f"/admin/reviews/work/queue/{queue.slug}/",
+                link=queue_work_link(queue),
                 kind="sla.warning",
                 category_slug=queue.category.slug,
             )
@@ -181,7 +182,7 @@ def _tell_next_queue(source: Queue, count: int) -> None:
         users_who_work(target),
         subject=f"{count} overdue case(s) moved from {source.slug} to {target.slug}",
         body=f"They breached the {source.sla} SLA of {source.name} and are now urgent in {target.name}.",
-        link=f"/admin/reviews/work/queue/{target.slug}/",
+        link=queue_work_link(target),
         kind="sla.breach",
         category_slug=target.category.slug,
     )
