@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin
+from governance.admin_mixins import HitlModelAdmin, VisibleCategoryFilter, VisibleToAdminMixin, acting_user
 from governance.models import Category
 from governance.permissions import has_perm_on
 from metrics.models import Alert, AlertRule, ModelVersionPerformance
 from metrics.selectors import rate_with_interval, with_kpis
+from metrics.services.alerts import EDITABLE_RULE_FIELDS, update_alert_rule
 
 
 class _CategoryScoped(VisibleToAdminMixin):
@@ -22,15 +24,32 @@ class _CategoryScoped(VisibleToAdminMixin):
         return queryset.filter(category__in=Category.objects.visible_to(user))
 
 
-@admin.register(AlertRule)
-class AlertRuleAdmin(_CategoryScoped, admin.ModelAdmin):
-    """Thresholds are tuned per category by whoever may change the category (product owners)."""
+class AlertRuleForm(forms.ModelForm):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), help_text="Why the rule changes: kept in its history."
+    )
 
+    class Meta:
+        model = AlertRule
+        fields = EDITABLE_RULE_FIELDS
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin):
+    """Thresholds are tuned per category by whoever may change the category (product owners), one rule at a time
+    with a reason, through `update_alert_rule`; the history says who changed what and why."""
+
+    form = AlertRuleForm
     list_display = ("category", "kind", "threshold", "window_hours", "min_count", "action", "active")
-    list_editable = ("threshold", "window_hours", "min_count", "action", "active")
     list_filter = (VisibleCategoryFilter, "kind", "action", "active")
     list_select_related = ("category",)
     readonly_fields = ("category", "kind")
+    fields = ("category", "kind", *EDITABLE_RULE_FIELDS, "reason")
+
+    def save_model(self, request: HttpRequest, obj: AlertRule, form: forms.ModelForm, change: bool) -> None:
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_RULE_FIELDS}
+        update_alert_rule(rule=obj, user=acting_user(request), changes=changes, reason=form.cleaned_data["reason"])
+        obj.refresh_from_db()
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # every category gets one rule of each kind

@@ -1,9 +1,15 @@
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
 
 from governance.models import Category, Incident, ModelVersion
 from metrics.choices import AlertAction, AlertKind
+
+# Kinds whose threshold is a share of decisions (0 to 1); the others are ratios or an index.
+SHARE_KINDS = frozenset({AlertKind.OVERRIDE_RATE, AlertKind.RUBBER_STAMPING})
 
 
 class AlertRule(models.Model):
@@ -17,14 +23,26 @@ class AlertRule(models.Model):
     action = models.CharField(max_length=8, choices=AlertAction.choices, default=AlertAction.NOTIFY)
     active = models.BooleanField(default=True)
 
+    history = HistoricalRecords()
+
     class Meta:
         ordering = ["category__slug", "kind"]
         constraints = [
             models.UniqueConstraint(fields=["category", "kind"], name="%(app_label)s_%(class)s_one_per_kind"),
+            models.CheckConstraint(condition=Q(threshold__gt=0), name="%(app_label)s_%(class)s_threshold_positive"),
+            models.CheckConstraint(condition=Q(window_hours__gte=1), name="%(app_label)s_%(class)s_window_positive"),
         ]
 
     def __str__(self) -> str:
         return f"{self.category_id}:{self.kind}"
+
+    def clean(self) -> None:
+        if self.threshold is None or self.threshold <= 0:
+            raise ValidationError({"threshold": "Must be greater than 0."})
+        if self.kind in SHARE_KINDS and self.threshold > 1:
+            raise ValidationError({"threshold": "This kind compares a share: give a number from 0 to 1, e.g. 0.3."})
+        if not self.window_hours or self.window_hours < 1:
+            raise ValidationError({"window_hours": "Must be at least 1 hour."})
 
 
 class Alert(models.Model):

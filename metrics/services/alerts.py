@@ -16,8 +16,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, Q
 from django.urls import reverse
@@ -25,15 +26,19 @@ from django.utils import timezone
 
 from cases.models import Case
 from governance.exceptions import Conflict
+from governance.history import save_with_reason
 from governance.models import Category
 from governance.notifications import notify, users_in_role
-from governance.permissions import MODEL_STEWARD
+from governance.permissions import MODEL_STEWARD, has_perm_on
 from metrics.choices import AlertAction, AlertKind
 from metrics.models import Alert, AlertRule
 from metrics.services.pause import pause_automation
 from metrics.stats import median, psi
 from reviews.choices import VERDICT_ACTIONS, Action
 from reviews.models import Decision
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 BASELINE = timedelta(hours=24)
 DRIFT_REFERENCE = timedelta(days=7)
@@ -57,6 +62,32 @@ def create_default_rules(category: Category) -> list[AlertRule]:
         )[0]
         for kind, (threshold, hours, minimum) in DEFAULT_RULES.items()
     ]
+
+
+# What may change on a rule; its category and kind are what it is.
+EDITABLE_RULE_FIELDS = ("threshold", "window_hours", "min_count", "action", "active")
+
+
+@transaction.atomic
+def update_alert_rule(*, rule: AlertRule, user: User, changes: dict[str, Any], reason: str) -> AlertRule:
+    """Change a rule's threshold, window, minimum, action or activity, with a reason in its history. Needs
+    `governance.change_category` on the rule's category (globally or on it)."""
+    if not has_perm_on(user, "governance.change_category", rule.category):
+        raise PermissionDenied(f"Changing the alert rules of {rule.category.slug!r} needs governance.change_category.")
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the rule changes: it goes into the rule's history."})
+    unknown = sorted(set(changes) - set(EDITABLE_RULE_FIELDS))
+    if unknown:
+        raise ValidationError(
+            {unknown[0]: f"Not editable; an alert rule's editable fields are {EDITABLE_RULE_FIELDS}."}
+        )
+    rule = AlertRule.objects.select_for_update().select_related("category").get(pk=rule.pk)
+    for name, value in changes.items():
+        setattr(rule, name, value)
+    rule.full_clean(exclude=["category"], validate_unique=False)
+    save_with_reason(rule, user=user, reason=reason)
+    return rule
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,123 @@
+"""A claim is held while `claimed_until > now`: one rule (`Case.holder_id_at`, `Case.objects.held/unheld`), read
+alike by the SLA sweep, the services, the admin and the API. An expired claim holds nothing anywhere, even before
+anyone clears it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import time_machine
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from cases.models import Case, Queue
+from cases.services.sla import sweep
+from governance.exceptions import Conflict
+from reviews import services
+from tests.factories import grant_queue, make_case, make_category
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def setup(make_user: Any) -> tuple[Queue, User, User]:
+    category = make_category("cat")
+    quick = Queue.objects.get(slug="cat-quick")
+    first = make_user("first", roles=["Reviewer"], is_staff=True)
+    second = make_user("second", roles=["Reviewer"], is_staff=True)
+    for user in (first, second):
+        grant_queue(user, quick)
+    return quick, first, second
+
+
+def _expired_claim(queue: Queue, holder: User) -> Case:
+    """A case `holder` claimed, whose claim has run out but was never cleared."""
+    case = make_case(queue.category, confidence=0.8)
+    services.claim(case=case, user=holder)
+    Case.objects.filter(pk=case.pk).update(claimed_until=timezone.now() - timedelta(seconds=1))
+    case.refresh_from_db()
+    assert case.claimed_by_id == holder.pk  # still recorded, no longer held
+    return case
+
+
+def test_held_and_unheld_split_cases_at_now(setup: tuple[Queue, User, User]) -> None:
+    queue, first, _ = setup
+    now = timezone.now()
+    held = make_case(queue.category, confidence=0.8)
+    services.claim(case=held, user=first)
+    expired = _expired_claim(queue, first)
+    free = make_case(queue.category, confidence=0.8)
+    assert set(Case.objects.held(now).values_list("pk", flat=True)) == {held.pk}
+    assert set(Case.objects.unheld(now).values_list("pk", flat=True)) == {expired.pk, free.pk}
+    held.refresh_from_db()
+    assert held.holder_id_at(now) == first.pk
+    assert expired.holder_id_at(now) is None and free.holder_id_at(now) is None
+    assert held.holder_id_at(held.claimed_until) is None  # at the instant it runs out, it is free
+
+
+def test_an_expired_claim_is_free_to_claim_and_to_claim_next(setup: tuple[Queue, User, User]) -> None:
+    queue, first, second = setup
+    case = _expired_claim(queue, first)
+    assert services.claim_next(user=second, queue=queue) == case
+    case.refresh_from_db()
+    assert case.claimed_by == second
+
+
+def test_an_expired_claim_cannot_be_released_by_its_old_holder(setup: tuple[Queue, User, User]) -> None:
+    queue, first, _ = setup
+    case = _expired_claim(queue, first)
+    with pytest.raises(Conflict, match="not claimed by you"):
+        services.release(case=case, user=first)
+
+
+def test_another_reviewer_may_decide_a_case_whose_claim_expired(setup: tuple[Queue, User, User]) -> None:
+    queue, first, second = setup
+    case = _expired_claim(queue, first)
+    services.decide(case=case, user=second, action="approve")
+    case.refresh_from_db()
+    assert case.status == "approved"
+
+
+def test_the_sweep_moves_an_overdue_case_whose_claim_expired_but_not_one_still_held(
+    setup: tuple[Queue, User, User],
+) -> None:
+    queue, first, second = setup
+    expired = _expired_claim(queue, first)
+    held = make_case(queue.category, confidence=0.8)
+    with time_machine.travel(timezone.now() + queue.sla + timedelta(minutes=1), tick=False):
+        services.claim(case=held, user=second)  # a fresh claim, taken once both are overdue
+        result = sweep()
+    expired.refresh_from_db()
+    held.refresh_from_db()
+    assert result.moved == 1
+    assert expired.queue.kind == "escalation"
+    assert held.queue == queue and held.claimed_by == second
+
+
+def test_the_admin_review_page_shows_an_expired_claim_as_free(setup: tuple[Queue, User, User]) -> None:
+    queue, first, second = setup
+    case = _expired_claim(queue, first)
+    client = Client()
+    client.force_login(second)
+    page = client.get(f"/admin/reviews/work/case/{case.pk}/")
+    assert page.status_code == 200
+    assert page.context["state"].holder == ""
+    assert page.context["state"].can_act is True
+    work_list = client.get(f"/admin/reviews/work/queue/{queue.slug}/")
+    row = next(row for row in work_list.context["rows"] if row.case.pk == case.pk)
+    assert row.holder == ""
+
+
+def test_the_api_lets_another_reviewer_claim_a_case_whose_claim_expired(
+    setup: tuple[Queue, User, User], api: Any
+) -> None:
+    queue, first, second = setup
+    case = _expired_claim(queue, first)
+    response = api(second).post(f"/api/v1/cases/{case.pk}/claim/")
+    assert response.status_code == 200, response.content
+    assert response.json()["claimed_by"] == "second"
+    # ... while a claim still held is refused to anyone else.
+    assert api(first).post(f"/api/v1/cases/{case.pk}/claim/").status_code == 409
