@@ -24,7 +24,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def setup(make_user: Any) -> tuple[Queue, User, User]:
-    category = make_category("cat")
+    make_category("cat")
     quick = Queue.objects.get(slug="cat-quick")
     first = make_user("first", roles=["Reviewer"], is_staff=True)
     second = make_user("second", roles=["Reviewer"], is_staff=True)

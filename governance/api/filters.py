@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import django_filters
+from django import forms
 from django.core.exceptions import ValidationError
 from django_filters.fields import IsoDateTimeField
 
@@ -31,3 +32,19 @@ class InRangeIsoDateTimeField(IsoDateTimeField):
 
 class IsoDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = InRangeIsoDateTimeField
+
+
+class IdField(forms.IntegerField):
+    """A row id: a whole number a database column can hold (a bigger one was an overflow in the driver)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 2**63 - 1)
+        kwargs.setdefault("error_messages", {"invalid": "Must be an id (a whole number)."})
+        super().__init__(*args, **kwargs)
+
+
+class IdFilter(django_filters.NumberFilter):
+    """Filter on an id column (`category_id`, `queue_id`, `case`...)."""
+
+    field_class = IdField

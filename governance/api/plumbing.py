@@ -20,6 +20,18 @@ from rest_framework.views import exception_handler as drf_exception_handler
 from governance.exceptions import Conflict
 
 
+class VisibleToUserMixin:
+    """Visibility applied once per viewset, before any filter or lookup (NetBox's `restrict` in its base viewset):
+    the declared `queryset` is narrowed by its model's `visible_to(user)`, so an object the user may not see is a
+    404, never a 403 that says it exists. A viewset declares `queryset` and never narrows it by hand."""
+
+    request: Request
+
+    def get_queryset(self) -> Any:
+        queryset = super().get_queryset()  # type: ignore[misc]
+        return queryset.visible_to(self.request.user)
+
+
 class CreatedCursorPagination(CursorPagination):
     """Stable pages over data that grows while someone pages through it."""
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -16,7 +15,7 @@ from rest_framework.response import Response
 
 from cases.api.serializers import CaseSerializer
 from cases.models import Case, Queue
-from governance.api.plumbing import acting_user, error_responses
+from governance.api.plumbing import VisibleToUserMixin, acting_user, error_responses
 from reviews import services
 from reviews.api.serializers import BatchApproveSerializer, BatchResultSerializer, DecideSerializer, ReassignSerializer
 
@@ -26,13 +25,11 @@ def _case_response(case: Case, request: Request) -> Response:
     return Response(CaseSerializer(fresh, context={"request": request}).data)
 
 
-class CaseWorkViewSet(viewsets.GenericViewSet[Case]):
+class CaseWorkViewSet(VisibleToUserMixin, viewsets.GenericViewSet[Case]):
     """Work one case: claim it, release it, decide it, or (escalation managers) reassign it."""
 
+    queryset = Case.objects.all()
     serializer_class = CaseSerializer
-
-    def get_queryset(self) -> QuerySet[Case]:
-        return Case.objects.visible_to(self.request.user)
 
     @extend_schema(request=None, responses={200: CaseSerializer, **error_responses(401, 403, 404, 409)})
     @action(detail=True, methods=["post"])
@@ -79,14 +76,12 @@ class CaseWorkViewSet(viewsets.GenericViewSet[Case]):
         return _case_response(case, request)
 
 
-class QueueWorkViewSet(viewsets.GenericViewSet[Queue]):
+class QueueWorkViewSet(VisibleToUserMixin, viewsets.GenericViewSet[Queue]):
     """Work a queue: claim its next case, or approve several at once where the queue allows it."""
 
+    queryset = Queue.objects.all()
     serializer_class = CaseSerializer  # type: ignore[assignment]  # what these verbs answer with: a case
     lookup_field = "slug"
-
-    def get_queryset(self) -> QuerySet[Queue]:
-        return Queue.objects.visible_to(self.request.user)
 
     @extend_schema(
         request=None,
