@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -44,16 +46,36 @@ def queue() -> Queue:
     return Queue(QUEUE_NAME, connection=_connection())
 
 
-def enqueue_now(func_path: str, *args: Any, **kwargs: Any) -> bool:
-    """Put `func_path(*args, **kwargs)` on the queue; False (logged) if Redis could not take it."""
+def _offer(what: str, catch_up: str, put: Callable[[Queue], object]) -> bool:
+    """The one rule for a Redis that is down: log it and carry on (False), never raise into a request or a job.
+    Everything enqueued has a periodic job that catches up on what missed its own job (`catch_up` names it)."""
     try:
-        queue().enqueue(func_path, *args, **kwargs)
+        put(queue())
     except (RedisError, OSError) as exc:
-        logger.warning(
-            "Could not enqueue %s%r (Redis unreachable: %s); the periodic jobs will catch up.", func_path, args, exc
-        )
+        logger.warning("Could not enqueue %s (Redis unreachable: %s); %s will catch up.", what, exc, catch_up)
         return False
     return True
+
+
+def enqueue_now(func_path: str, *args: Any, **kwargs: Any) -> bool:
+    """Put `func_path(*args, **kwargs)` on the queue; False (logged) if Redis could not take it."""
+    return _offer(f"{func_path}{args!r}", "the periodic jobs", lambda q: q.enqueue(func_path, *args, **kwargs))
+
+
+def enqueue_many_now(func_path: str, arg_lists: Sequence[tuple[Any, ...]], *, catch_up: str) -> bool:
+    """One job per argument tuple, in one round trip to Redis (one failed connection, not one per job)."""
+    if not arg_lists:
+        return True
+    return _offer(
+        f"{len(arg_lists)} x {func_path}",
+        catch_up,
+        lambda q: q.enqueue_many([Queue.prepare_data(func_path, args=args) for args in arg_lists]),
+    )
+
+
+def enqueue_later(delay: timedelta, func_path: str, *args: Any, catch_up: str) -> bool:
+    """Run `func_path(*args)` after `delay` (RQ's scheduler); False (logged) if Redis could not take it."""
+    return _offer(f"{func_path}{args!r} in {delay}", catch_up, lambda q: q.enqueue_in(delay, func_path, *args))
 
 
 def enqueue_after_commit(func_path: str, *args: Any, **kwargs: Any) -> None:

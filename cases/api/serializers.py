@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeGuard
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import slug_re
-from django.db.models import Prefetch
+from django.db.models import Prefetch, prefetch_related_objects
 from rest_framework import serializers
 
 from cases.choices import Priority
@@ -235,8 +235,12 @@ class BulkIntake:
                 bulk.errors[index] = dict(intake.errors)
         return bulk
 
-    def results(self, stored: list[tuple[Case, bool]], serialized: list[Any]) -> dict[str, Any]:
-        """The response: one result per item, in the order sent, with counts of each kind."""
+    def results(self, stored: list[tuple[Case, bool]], *, context: dict[str, Any]) -> dict[str, Any]:
+        """The response: one result per item, in the order sent, with counts of each kind; the stored cases are
+        read whole in one query per registered section."""
+        cases = [case for case, _ in stored]
+        prefetch_related_objects(cases, *case_prefetches())
+        serialized = CaseSerializer(cases, many=True, context=context).data
         results: list[dict[str, Any]] = [
             {"index": i, "result": "invalid", "errors": self.errors[i]} if i in self.errors else {"index": i}
             for i in range(self.size)

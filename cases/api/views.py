@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet, prefetch_related_objects
+from django.db.models import QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -90,10 +90,7 @@ class CaseViewSet(
         envelope.is_valid(raise_exception=True)
         bulk = BulkIntake.read(envelope.validated_data["cases"], user=user)
         stored = submit_cases(user=user, items=[item for _, item in bulk.items])
-        cases = [case for case, _ in stored]
-        prefetch_related_objects(cases, *case_prefetches())
-        serialized = CaseSerializer(cases, many=True, context={"request": request}).data
-        return Response(bulk.results(stored, serialized))
+        return Response(bulk.results(stored, context={"request": request}))
 
     @extend_schema(responses={200: CaseSerializer, **error_responses(401, 404)})
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:

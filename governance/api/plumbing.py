@@ -3,7 +3,7 @@ service errors into HTTP answers, the documented refusals, and the JSON 404 unde
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -19,17 +19,23 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from governance.exceptions import Conflict
 
+if TYPE_CHECKING:
+    # Typing only: importing DRF's generics here at run time would import this module's pagination (DRF's
+    # default pagination class) while this module is still loading.
+    from rest_framework.generics import GenericAPIView
 
-class VisibleToUserMixin:
+    _ViewBase = GenericAPIView[Any]
+else:
+    _ViewBase = object  # a mixin: its super() reaches the viewset's GenericAPIView
+
+
+class VisibleToUserMixin(_ViewBase):
     """Visibility applied once per viewset, before any filter or lookup (NetBox's `restrict` in its base viewset):
     the declared `queryset` is narrowed by its model's `visible_to(user)`, so an object the user may not see is a
     404, never a 403 that says it exists. A viewset declares `queryset` and never narrows it by hand."""
 
-    request: Request
-
     def get_queryset(self) -> Any:
-        queryset = super().get_queryset()  # type: ignore[misc]
-        return queryset.visible_to(self.request.user)
+        return super().get_queryset().visible_to(self.request.user)  # type: ignore[attr-defined]
 
 
 class CreatedCursorPagination(CursorPagination):
