@@ -604,11 +604,11 @@ def explain_before(fx: Fixture) -> list[dict[str, str]]:
     from django.utils import timezone
 
     from cases.models import Case, Queue
-    from cases.services.sla import WARN_AT_SHARE, _overdue
+    from cases.services.sla import overdue_unheld
 
     now = timezone.now()
     plans = []
-    overdue = _overdue(now).select_for_update(skip_locked=True, of=("self",))
+    overdue = overdue_unheld(now).select_for_update(skip_locked=True, of=("self",))
     overdue = overdue.values("id", "queue_id", "due_at", "status", "audit_status")
     with transaction.atomic():  # Django compiles FOR UPDATE only inside one
         sql, params = overdue.query.sql_with_params()
@@ -616,7 +616,7 @@ def explain_before(fx: Fixture) -> list[dict[str, str]]:
         {"name": "overdue selection", "sql": connection.ops.compose_sql(sql, params), "plan": explain(sql, params)}
     )
     biggest = Queue.objects.get(pk=fx.queues["quick"][0])
-    threshold = now + biggest.sla * (1 - WARN_AT_SHARE)
+    threshold = biggest.near_breach_after(now)
     warn = Case.objects.waiting_in(biggest).filter(sla_warned_at__isnull=True, due_at__gte=now, due_at__lte=threshold)
     sql, params = warn.values("id").query.sql_with_params()
     plans.append(

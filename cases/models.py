@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
 
+# The share of a queue's SLA after which a waiting case is "near breach" (DESIGN.md, Time: warn at 80 %).
+SLA_WARN_SHARE = 0.8
+
+
 class QueueQuerySet(models.QuerySet["Queue"]):
     def visible_to(self, user: User | AnonymousUser) -> QueueQuerySet:
         """Queues the user works, plus every queue of the categories they have full access to."""
@@ -61,6 +65,12 @@ class Queue(models.Model):
 
     def __str__(self) -> str:
         return self.slug
+
+    def near_breach_after(self, now: datetime) -> datetime:
+        """A case waiting here is near its breach once 80 % of the SLA has passed (`SLA_WARN_SHARE`), that is
+        once its due time is at most this instant. The SLA sweep warns from here; the queue stats count from here.
+        """
+        return now + self.sla * (1 - SLA_WARN_SHARE)
 
 
 class CaseQuerySet(models.QuerySet["Case"]):

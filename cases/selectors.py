@@ -22,10 +22,6 @@ def is_blind(case: Case) -> bool:
     return case.route == Route.SHADOW and case.status in OPEN_STATUSES
 
 
-# A case is "near breach" once 80 % of its queue's SLA has passed (the SLA sweep warns at the same point).
-NEAR_BREACH_SHARE = 0.2
-
-
 @dataclass(frozen=True)
 class QueueStats:
     depth: int = 0
@@ -46,7 +42,7 @@ def queue_stats(queues: Iterable[Queue], now: datetime) -> dict[int, QueueStats]
             depth=Count("id"), oldest=Min("created_at"), overdue=Count("id", filter=Q(due_at__lt=now))
         )
     }
-    near_filter = reduce(or_, (Q(queue_id=q.pk, due_at__lt=now + q.sla * NEAR_BREACH_SHARE) for q in queues))
+    near_filter = reduce(or_, (Q(queue_id=q.pk, due_at__lte=q.near_breach_after(now)) for q in queues))
     near = {
         row["queue_id"]: row["n"] for row in open_cases.filter(near_filter).values("queue_id").annotate(n=Count("id"))
     }

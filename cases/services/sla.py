@@ -24,14 +24,12 @@ from django.utils import timezone
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, Priority, QueueKind
 from cases.links import queue_work_link
-from cases.models import Case, Queue, SlaBreach
+from cases.models import SLA_WARN_SHARE, Case, Queue, SlaBreach
 from governance import events
 from governance.choices import AuditKind
 from governance.history import system_user
 from governance.notifications import notify, users_who_work
 
-# The sweep warns once this share of the SLA has passed (the queues API counts "near breach" from the same point).
-WARN_AT_SHARE = 0.8
 JOB_REASON = "SLA sweep"
 
 
@@ -70,7 +68,7 @@ def _warn(queues: dict[int, Queue], now: datetime) -> int:
     """Mark cases past 80 % of their SLA (once per due time) and tell each queue's people how many."""
     warned_total = 0
     for queue in queues.values():
-        threshold = now + queue.sla * (1 - WARN_AT_SHARE)
+        threshold = queue.near_breach_after(now)
         # A conditional UPDATE: two workers at once warn each case once, and only the one that marked it notifies.
         warned = (
             Case.objects.waiting_in(queue)
@@ -82,7 +80,10 @@ def _warn(queues: dict[int, Queue], now: datetime) -> int:
             notify(
                 users_who_work(queue),
                 subject=f"{warned} case(s) in {queue.slug} will breach their SLA soon",
-                body=f"80 % of the {queue.sla} SLA has passed for {warned} case(s) waiting in {queue.name}.",
+                body=(
+                    f"{SLA_WARN_SHARE:.0%} of the {queue.sla} SLA has passed for {warned} case(s) waiting in "
+                    f"{queue.name}."
+                ),
                 link=queue_work_link(queue),
                 kind="sla.warning",
                 category_slug=queue.category.slug,
@@ -90,7 +91,8 @@ def _warn(queues: dict[int, Queue], now: datetime) -> int:
     return warned_total
 
 
-def _overdue(now: datetime) -> Any:
+def overdue_unheld(now: datetime) -> Any:
+    """Waiting cases past their due time that nobody holds and whose breach is not recorded yet: what a sweep moves."""
     already_recorded = SlaBreach.objects.filter(case=OuterRef("pk"), due_at=OuterRef("due_at"))
     return (
         Case.objects.waiting()
@@ -104,7 +106,7 @@ def _overdue(now: datetime) -> Any:
 @transaction.atomic
 def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult) -> None:
     rows = list(
-        _overdue(now)
+        overdue_unheld(now)
         .select_for_update(skip_locked=True, of=("self",))
         .values("id", "queue_id", "due_at", "status", "audit_status")
     )
