@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import unicodedata
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -190,19 +190,11 @@ LEAD_SOURCES = ["website", "webinar", "referral", "trade-fair", "outbound"]
 
 @dataclass(frozen=True)
 class DemoCase:
-    """One case as the integration would submit it (the category by slug)."""
+    """One case as the integration would submit it: its category by slug, and the fields of a
+    `cases.services.intake.IntakeItem` (external_id, input, output, confidence, model_version, ...)."""
 
     category_slug: str
-    external_id: str
-    input: dict[str, Any]
-    output: dict[str, Any]
-    confidence: float
-    model_version: str
-    rules_fired: list[str] = field(default_factory=list)
-    value: Decimal | None = None
-    segment: dict[str, str] = field(default_factory=dict)
-    priority: str = "normal"
-    customer_ref: str = ""
+    fields: dict[str, Any]
 
 
 def _ascii(name: str) -> str:
@@ -264,25 +256,27 @@ def _support_case(rng: random.Random, number: int) -> DemoCase:
         output["text"] = drafts[0].format(**fill)
     customer_ref = _customer(rng, "CUST", 400)
     return DemoCase(
-        category_slug=SUPPORT,
-        external_id=f"TCK-{100000 + number}",
-        input={
-            "subject": subject,
-            "body": body,
-            "from": f"{person.first} {person.last} <{person.email}>",
-            "language": "en",
-        },
-        output=output,
-        confidence=confidence,
-        model_version=CANARY_MODELS[SUPPORT] if canary else ACTIVE_MODELS[SUPPORT],
-        rules_fired=["repeat_contact"] if rng.random() < 0.2 else [],
-        segment={
-            "channel": rng.choice(["email", "email", "chat", "phone"]),
-            "region": rng.choice(REGIONS),
-            "tier": rng.choice(TIERS),
-        },
-        priority="urgent" if urgent else "normal",
-        customer_ref=customer_ref,
+        SUPPORT,
+        dict(
+            external_id=f"TCK-{100000 + number}",
+            input={
+                "subject": subject,
+                "body": body,
+                "from": f"{person.first} {person.last} <{person.email}>",
+                "language": "en",
+            },
+            output=output,
+            confidence=confidence,
+            model_version=CANARY_MODELS[SUPPORT] if canary else ACTIVE_MODELS[SUPPORT],
+            rules_fired=["repeat_contact"] if rng.random() < 0.2 else [],
+            segment={
+                "channel": rng.choice(["email", "email", "chat", "phone"]),
+                "region": rng.choice(REGIONS),
+                "tier": rng.choice(TIERS),
+            },
+            priority="urgent" if urgent else "normal",
+            customer_ref=customer_ref,
+        ),
     )
 
 
@@ -319,30 +313,32 @@ def _refund_case(rng: random.Random, number: int) -> DemoCase:
         rules.append("outside_return_window")
     urgent = truth == "legal" or rng.random() < 0.03
     return DemoCase(
-        category_slug=REFUNDS,
-        external_id=f"RR-{500000 + number}",
-        input={
-            "order_id": order,
-            "amount": str(amount),
-            "currency": currency,
-            "reason": reason,
-            "days_since_delivery": days,
-            "customer_email": person.email,
-            "customer_name": f"{person.first} {person.last}",
-            "payment_method": rng.choice(["card", "card", "paypal", "invoice"]),
-        },
-        output=output,
-        confidence=confidence,
-        model_version=ACTIVE_MODELS[REFUNDS],
-        rules_fired=rules,
-        value=amount,
-        segment={
-            "channel": rng.choice(["web", "web", "email", "app"]),
-            "region": rng.choice(REGIONS),
-            "tier": rng.choice(TIERS),
-        },
-        priority="urgent" if urgent else "normal",
-        customer_ref=_customer(rng, "CUST", 400),
+        REFUNDS,
+        dict(
+            external_id=f"RR-{500000 + number}",
+            input={
+                "order_id": order,
+                "amount": str(amount),
+                "currency": currency,
+                "reason": reason,
+                "days_since_delivery": days,
+                "customer_email": person.email,
+                "customer_name": f"{person.first} {person.last}",
+                "payment_method": rng.choice(["card", "card", "paypal", "invoice"]),
+            },
+            output=output,
+            confidence=confidence,
+            model_version=ACTIVE_MODELS[REFUNDS],
+            rules_fired=rules,
+            value=amount,
+            segment={
+                "channel": rng.choice(["web", "web", "email", "app"]),
+                "region": rng.choice(REGIONS),
+                "tier": rng.choice(TIERS),
+            },
+            priority="urgent" if urgent else "normal",
+            customer_ref=_customer(rng, "CUST", 400),
+        ),
     )
 
 
@@ -368,26 +364,28 @@ def _lead_case(rng: random.Random, number: int) -> DemoCase:
         output["text"] = f"Hi {person.first}, thanks for reaching out about {company}. Would a 30-minute call work?"
     size = "enterprise" if employees >= 150 else "midmarket" if employees >= 40 else "smb"
     return DemoCase(
-        category_slug=LEADS,
-        external_id=f"LEAD-{700000 + number}",
-        input={
-            "company": company,
-            "industry": industry,
-            "employees": employees,
-            "contact": f"{person.first} {person.last}",
-            "email": person.email,
-            "phone": person.phone,
-            "message": message,
-            "source": source,
-        },
-        output=output,
-        confidence=confidence,
-        model_version=UNREGISTERED_MODEL[LEADS] if unregistered else ACTIVE_MODELS[LEADS],
-        value=value,
-        segment={"channel": source, "region": rng.choice(REGIONS), "tier": size},
-        priority="urgent" if truth == "hot" and employees >= 150 else "normal",
-        # The account is the company: every lead from one company shares it.
-        customer_ref=f"ACC-{1001 + COMPANIES.index((company, industry))}",
+        LEADS,
+        dict(
+            external_id=f"LEAD-{700000 + number}",
+            input={
+                "company": company,
+                "industry": industry,
+                "employees": employees,
+                "contact": f"{person.first} {person.last}",
+                "email": person.email,
+                "phone": person.phone,
+                "message": message,
+                "source": source,
+            },
+            output=output,
+            confidence=confidence,
+            model_version=UNREGISTERED_MODEL[LEADS] if unregistered else ACTIVE_MODELS[LEADS],
+            value=value,
+            segment={"channel": source, "region": rng.choice(REGIONS), "tier": size},
+            priority="urgent" if truth == "hot" and employees >= 150 else "normal",
+            # The account is the company: every lead from one company shares it.
+            customer_ref=f"ACC-{1001 + COMPANIES.index((company, industry))}",
+        ),
     )
 
 

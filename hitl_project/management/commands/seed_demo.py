@@ -7,7 +7,7 @@ services the admin and the API use, so the demo data is routed, versioned and au
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -214,8 +214,7 @@ class Command(BaseCommand):
         batch: list[IntakeItem] = []
         done = 0
         for demo in demo_cases(count):
-            fields = asdict(demo)
-            batch.append(IntakeItem(category=categories[fields.pop("category_slug")], **fields))
+            batch.append(IntakeItem(category=categories[demo.category_slug], **demo.fields))
             if len(batch) == BATCH_SIZE:
                 created_count += self._submit(integration, batch)
                 done += len(batch)
