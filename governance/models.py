@@ -22,7 +22,7 @@ from governance.choices import (
     Stage,
     WebhookEvent,
 )
-from governance.permissions import has_global_category_view, object_ids_with_perms, visible_category_ids
+from governance.permissions import changeable_category_ids, has_global_category_view, visible_category_ids
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -373,20 +373,11 @@ def generate_webhook_secret() -> str:
     return secrets.token_hex(32)
 
 
-def manageable_category_ids(user: User | AnonymousUser) -> set[int] | None:
-    """Categories whose integration settings the user may manage (`change_category`); None: every category."""
-    if not user.is_authenticated:
-        return set()
-    if user.is_superuser or user.has_perm("governance.change_category"):
-        return None
-    return object_ids_with_perms(user, "governance", "category", ("change_category",))
-
-
 class WebhookEndpointQuerySet(models.QuerySet["WebhookEndpoint"]):
     def visible_to(self, user: User | AnonymousUser) -> WebhookEndpointQuerySet:
         """Endpoints of the categories the user may change: a URL and its secret are the category owner's
         settings, so seeing a category's cases is not enough."""
-        category_ids = manageable_category_ids(user)
+        category_ids = changeable_category_ids(user)
         return self.all() if category_ids is None else self.filter(category_id__in=category_ids)
 
 
@@ -452,7 +443,7 @@ def validate_webhook_events(value: Any) -> None:
 
 class WebhookDeliveryQuerySet(models.QuerySet["WebhookDelivery"]):
     def visible_to(self, user: User | AnonymousUser) -> WebhookDeliveryQuerySet:
-        category_ids = manageable_category_ids(user)
+        category_ids = changeable_category_ids(user)
         return self.all() if category_ids is None else self.filter(endpoint__category_id__in=category_ids)
 
     def due(self, now: Any) -> WebhookDeliveryQuerySet:

@@ -17,6 +17,8 @@ from guardian.models import GroupObjectPermission, UserObjectPermission
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
+    from governance.models import Category
+
     AnyUser = User | AnonymousUser
 
 REVIEWER = "Reviewer"
@@ -30,6 +32,8 @@ ROLE_NAMES = (REVIEWER, ESCALATION_MANAGER, PRODUCT_OWNER, MODEL_STEWARD, DATA_C
 CATEGORY_ACCESS_PERMS = ("view_category", "change_category", "submit_case")
 # The global permission that opens every category (model stewards and data curators work across categories).
 GLOBAL_CATEGORY_VIEW = "governance.view_category"
+# May edit a category's policy, pause and resume it, and manage what hangs off it (webhooks, alert rules).
+CHANGE_CATEGORY = "governance.change_category"
 
 
 def object_ids_with_perms(user: AnyUser, app_label: str, model: str, codenames: tuple[str, ...]) -> set[int]:
@@ -86,6 +90,30 @@ def visible_category_ids(user: AnyUser) -> set[int]:
         queue_model.objects.filter(pk__in=worked_queue_ids(user)).values_list("category_id", flat=True)
     )
     return full_access_category_ids(user) | queue_category_ids
+
+
+def changeable_category_ids(user: AnyUser) -> set[int] | None:
+    """The categories the user may change (`governance.change_category` granted on them, to the user or a group);
+    None: every category (a global grant, or a superuser). For narrowing querysets; `can_change_category` asks
+    the same question of one category."""
+    if not user.is_authenticated:
+        return set()
+    if user.is_superuser or user.has_perm(CHANGE_CATEGORY):
+        return None
+    return object_ids_with_perms(user, "governance", "category", ("change_category",))
+
+
+def can_change_category(user: AnyUser, category: Category | None = None) -> bool:
+    """May the user change this category: edit its policy, pause and resume it, manage its webhooks and alert rules?
+
+    The one statement of the rule, for the admin, the API and every app above alike: a superuser, a global
+    `governance.change_category`, or that permission granted on this category. With no category: on at least one
+    (whether a list or an "add" page should offer changing at all).
+    """
+    category_ids = changeable_category_ids(user)
+    if category_ids is None:
+        return True
+    return bool(category_ids) if category is None else category.pk in category_ids
 
 
 def may_purge_data(user: AnyUser) -> bool:

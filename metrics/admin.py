@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin
 from governance.models import Category
-from governance.permissions import has_perm_on
+from governance.permissions import can_change_category
 from metrics.models import Alert, AlertRule, ModelVersionPerformance
 from metrics.selectors import rate_with_interval, with_kpis
 
@@ -41,7 +41,7 @@ class AlertRuleAdmin(_CategoryScoped, admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: AlertRule | None = None) -> bool:
         if obj is None:
             return bool(request.user.is_superuser or request.user.has_perm("metrics.change_alertrule"))
-        return has_perm_on(request.user, "governance.change_category", obj.category)
+        return can_change_category(request.user, obj.category)
 
 
 @admin.register(Alert)
