@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from cases.models import Case, Queue
+from cases.permissions import shown_input
 from cases.retention import purge_expired_inputs
 from cases.selectors import BLIND_NOTE, is_blind
 from governance.admin_mixins import (
@@ -33,7 +34,7 @@ from governance.admin_mixins import (
 )
 from governance.models import AuditEvent, Category
 from governance.permissions import may_purge_data
-from governance.pii import redact, shown_input
+from governance.pii import redact
 
 if TYPE_CHECKING:
     from django.urls import URLPattern

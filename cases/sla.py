@@ -24,10 +24,11 @@ from django.utils import timezone
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, Priority, QueueKind
 from cases.models import Case, Queue, SlaBreach
+from cases.permissions import users_who_work
 from governance import events
 from governance.choices import AuditKind
 from governance.history import system_user
-from governance.notifications import notify, users_who_work
+from governance.notifications import notify
 
 # The sweep warns once this share of the SLA has passed (the queues API counts "near breach" from the same point).
 WARN_AT_SHARE = 0.8

@@ -4,7 +4,6 @@ import secrets
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, URLValidator
@@ -22,7 +21,12 @@ from governance.choices import (
     Stage,
     WebhookEvent,
 )
-from governance.permissions import changeable_category_ids, has_global_category_view, visible_category_ids
+from governance.permissions import (
+    changeable_category_ids,
+    has_global_category_view,
+    visible_case_ids,
+    visible_category_ids,
+)
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -233,9 +237,12 @@ class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
             return self.none()
         if has_global_category_view(user):
             return self.all()
-        case_model = apps.get_model("cases", "Case")  # by name: governance sits below cases and never imports it
+        # Which cases the user sees is the cases layer's rule, registered from above (governance.permissions).
+        of_visible_cases = Q()
+        for case_ids in visible_case_ids(user):
+            of_visible_cases |= Q(case_id__in=case_ids)
         return self.filter(
-            Q(case_id__in=case_model.objects.visible_to(user).values("pk"))
+            of_visible_cases
             | Q(case_id__isnull=True, category_slug__in=Category.objects.visible_to(user).values("slug"))
         )
 

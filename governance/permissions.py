@@ -2,16 +2,20 @@
 
 Roles (groups) give the kind of work; object permissions say where. Visibility is computed here once and used
 by every queryset's `visible_to(user)`, so the admin, the API and exports draw the same boundary.
+
+Grants on the objects of higher layers widen it too (whoever works a queue sees its category), but governance
+never names those layers: each registers what it adds (`register_visible_category_ids`,
+`register_visible_case_ids`) from its AppConfig.ready(), as reviews registers its audit binding.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
-from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, Q
+from django.db.models import Model, Q, QuerySet
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 if TYPE_CHECKING:
@@ -78,18 +82,38 @@ def full_access_category_ids(user: AnyUser) -> set[int]:
     return object_ids_with_perms(user, "governance", "category", CATEGORY_ACCESS_PERMS)
 
 
-def worked_queue_ids(user: AnyUser) -> set[int]:
-    """Queues the user may work (`cases.work_queue`, per user or through a group)."""
-    return object_ids_with_perms(user, "cases", "queue", ("work_queue",))
+# --- Visibility that the layers above add (registered from their AppConfig.ready()) ---
+
+CategoryIdsProvider = Callable[["AnyUser"], Iterable[int]]
+CaseIdsProvider = Callable[["AnyUser"], "QuerySet[Any]"]
+
+_VISIBLE_CATEGORY_IDS: dict[str, CategoryIdsProvider] = {}
+_VISIBLE_CASE_IDS: dict[str, CaseIdsProvider] = {}
+
+
+def register_visible_category_ids(name: str, provider: CategoryIdsProvider) -> None:
+    """Add the categories a user sees through grants of a higher layer (cases: the categories of the queues they
+    work). Called from that app's `ready()`; registering a name again replaces it."""
+    _VISIBLE_CATEGORY_IDS[name] = provider
+
+
+def register_visible_case_ids(name: str, provider: CaseIdsProvider) -> None:
+    """Say which cases a user may see, as a queryset of their pks (cases registers `Case.objects.visible_to`), so
+    the audit events of those cases are visible too. Until one is registered, no case's events are."""
+    _VISIBLE_CASE_IDS[name] = provider
 
 
 def visible_category_ids(user: AnyUser) -> set[int]:
-    """Categories the user may see: full-access grants plus the categories of the queues they work."""
-    queue_model = apps.get_model("cases", "Queue")  # by name: governance sits below cases and never imports it
-    queue_category_ids = set(
-        queue_model.objects.filter(pk__in=worked_queue_ids(user)).values_list("category_id", flat=True)
-    )
-    return full_access_category_ids(user) | queue_category_ids
+    """Categories the user may see: full-access grants plus whatever the layers above registered."""
+    category_ids = set(full_access_category_ids(user))  # a copy: the grants are cached on the user
+    for provider in _VISIBLE_CATEGORY_IDS.values():
+        category_ids.update(provider(user))
+    return category_ids
+
+
+def visible_case_ids(user: AnyUser) -> list[QuerySet[Any]]:
+    """The case pks the user may see, one queryset per registered provider (to use as `case_id__in=`)."""
+    return [provider(user) for provider in _VISIBLE_CASE_IDS.values()]
 
 
 def changeable_category_ids(user: AnyUser) -> set[int] | None:

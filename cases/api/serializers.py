@@ -6,12 +6,12 @@ from rest_framework import serializers
 
 from cases.choices import Priority
 from cases.models import Case, Queue
+from cases.permissions import shown_input
 from cases.selectors import is_blind
 from cases.services import IntakeItem, not_submittable_message
 from governance.api.fields import JSONObjectField
 from governance.api.serializers import StrictFloatField
 from governance.models import AuditEvent, Category
-from governance.pii import shown_input
 
 
 class CaseIntakeSerializer(serializers.Serializer):
