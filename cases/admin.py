@@ -24,6 +24,7 @@ from cases.models import Case, Queue
 from cases.permissions import shown_input
 from cases.retention import purge_expired_inputs
 from cases.selectors import BLIND_NOTE, is_blind
+from governance.admin.incidents import register_incident_panel
 from governance.admin_mixins import (
     GuardedHitlModelAdmin,
     HitlModelAdmin,
@@ -32,7 +33,7 @@ from governance.admin_mixins import (
     acting_user,
     offered_value,
 )
-from governance.models import AuditEvent, Category
+from governance.models import AuditEvent, Category, Incident
 from governance.permissions import may_purge_data
 from governance.pii import redact
 
@@ -249,3 +250,16 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
             "</tr></thead><tbody>{}</tbody></table>",
             rows,
         )
+
+
+@admin.display(description="affected cases")
+def affected_cases(incident: Incident) -> str:
+    """The incident page's links to the cases it affected (the first 50, and how many in all)."""
+    ids = incident.affected_case_ids or []
+    links = format_html_join(
+        ", ", '<a href="{}">{}</a>', ((reverse("admin:cases_case_change", args=[pk]), pk) for pk in ids[:50])
+    )
+    return format_html("{} ({} in all)", links, len(ids)) if ids else "-"
+
+
+register_incident_panel(affected_cases)

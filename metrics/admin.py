@@ -7,9 +7,12 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html_join
 
+from governance.admin.incidents import register_incident_panel
 from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin
-from governance.models import Category
+from governance.models import Category, Incident
 from governance.permissions import can_change_category
 from metrics.models import Alert, AlertRule, ModelVersionPerformance
 from metrics.selectors import rate_with_interval, with_kpis
@@ -123,3 +126,18 @@ def _share(successes: int, total: int) -> str:
         return "-"
     stats = rate_with_interval(successes, total)
     return f"{stats['rate']:.0%} ({stats['low']:.0%}-{stats['high']:.0%}, n={total})"
+
+
+@admin.display(description="alerts")
+def alerts_fired(incident: Incident) -> str:
+    """The incident page's links to the alerts that fired into it."""
+    alerts = Alert.objects.filter(incident=incident).select_related("rule")
+    links = format_html_join(
+        ", ",
+        '<a href="{}">{}</a>',
+        ((reverse("admin:metrics_alert_change", args=[a.pk]), f"{a.rule.kind} {a.value:.3g}") for a in alerts),
+    )
+    return links or "-"
+
+
+register_incident_panel(alerts_fired)
