@@ -10,7 +10,7 @@ from cases.permissions import shown_input
 from cases.selectors import is_blind
 from cases.services import IntakeItem, not_submittable_message
 from governance.api.fields import JSONObjectField
-from governance.api.serializers import StrictFloatField
+from governance.api.serializers import CategoryField, StrictFloatField
 from governance.models import AuditEvent, Category
 
 
@@ -213,3 +213,11 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
             "prev_hash",
             "hash",
         ]
+
+
+# The slugs of a category's queues, in the categories API (registered from CasesConfig.ready()).
+CATEGORY_QUEUES = CategoryField(
+    name="queues",
+    make=lambda: serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug"),
+    prefetch="queues",
+)

@@ -22,6 +22,7 @@ from governance.api.serializers import (
     PolicyChangeSerializer,
     PromoteSerializer,
     ReasonSerializer,
+    category_prefetches,
 )
 from governance.filtersets import ModelVersionFilterSet
 from governance.models import Category, ModelVersion
@@ -39,7 +40,8 @@ class CategoryViewSet(
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Category]:
-        return Category.objects.visible_to(self.request.user).select_related("policy").prefetch_related("queues")
+        categories = Category.objects.visible_to(self.request.user).select_related("policy")
+        return categories.prefetch_related(*category_prefetches())
 
     def _require_change(self, category: Category) -> None:
         if not can_change_category(self.request.user, category):
