@@ -20,8 +20,10 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from cases.models import Case, Queue
+from cases.permissions import shown_input
 from cases.selectors import BLIND_NOTE, is_blind
 from cases.services.retention import purge_expired_inputs, purge_preview
+from governance.admin.incidents import register_incident_panel
 from governance.admin_mixins import (
     GuardedHitlModelAdmin,
     HitlModelAdmin,
@@ -30,9 +32,9 @@ from governance.admin_mixins import (
     acting_user,
     offered_value,
 )
-from governance.models import AuditEvent
+from governance.models import AuditEvent, Incident
 from governance.permissions import may_purge_data
-from governance.pii import redact, shown_input
+from governance.pii import redact
 
 if TYPE_CHECKING:
     from django.urls import URLPattern
@@ -243,3 +245,16 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
             "</tr></thead><tbody>{}</tbody></table>",
             rows,
         )
+
+
+@admin.display(description="affected cases")
+def affected_cases(incident: Incident) -> str:
+    """The incident page's links to the cases it affected (the first 50, and how many in all)."""
+    ids = incident.affected_case_ids or []
+    links = format_html_join(
+        ", ", '<a href="{}">{}</a>', ((reverse("admin:cases_case_change", args=[pk]), pk) for pk in ids[:50])
+    )
+    return format_html("{} ({} in all)", links, len(ids)) if ids else "-"
+
+
+register_incident_panel(affected_cases)

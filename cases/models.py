@@ -10,8 +10,9 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, Priority, QueueKind, Route
+from cases.permissions import worked_queue_ids
 from governance.models import Category, ModelVersion
-from governance.permissions import full_access_category_ids, has_global_category_view, worked_queue_ids
+from governance.permissions import full_access_category_ids, has_global_category_view
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -29,6 +30,11 @@ class QueueQuerySet(models.QuerySet["Queue"]):
         if has_global_category_view(user):
             return self.all()
         return self.filter(Q(pk__in=worked_queue_ids(user)) | Q(category_id__in=full_access_category_ids(user)))
+
+    def category_ids_worked_by(self, user: User | AnonymousUser) -> set[int]:
+        """The categories of the queues the user works: whoever works a queue sees its category (registered into
+        governance's category visibility from CasesConfig.ready())."""
+        return set(self.filter(pk__in=worked_queue_ids(user)).values_list("category_id", flat=True))
 
 
 class Queue(models.Model):

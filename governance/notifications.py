@@ -1,8 +1,8 @@
 """Telling people: an in-admin notice per person and an e-mail (console by default, SMTP from EMAIL_URL).
 
-Recipients are found from the grants: the people who work a queue (`cases.work_queue`, directly or through a
-group) or the members of a role. Mail failures are logged, never raised: a notice must not undo the work that
-caused it.
+Recipients are the members of a role, or whoever the caller names (the people who work a queue are found by the
+layer that owns queues and their grant). Mail failures are logged, never raised: a notice must not undo the work
+that caused it.
 """
 
 from __future__ import annotations
@@ -14,18 +14,10 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.mail import send_mass_mail
-from django.db.models import Model
-from guardian.shortcuts import get_users_with_perms
 
 from governance.models import Notification
 
 logger = logging.getLogger("hitl.notifications")
-
-
-def users_who_work(queue: Model) -> list[User]:
-    """Active people granted `cases.work_queue` on the queue, directly or through a group."""
-    users = get_users_with_perms(queue, only_with_perms_in=["work_queue"], with_group_users=True)
-    return [u for u in users if isinstance(u, User) and u.is_active]
 
 
 def users_in_role(role: str) -> list[User]:

@@ -2,20 +2,26 @@
 
 Roles (groups) give the kind of work; object permissions say where. Visibility is computed here once and used
 by every queryset's `visible_to(user)`, so the admin, the API and exports draw the same boundary.
+
+Grants on the objects of higher layers widen it too (whoever works a queue sees its category), but governance
+never names those layers: each registers what it adds (`register_visible_category_ids`,
+`register_visible_case_ids`) from its AppConfig.ready(), as reviews registers its audit binding.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, cast
 
-from django.apps import apps
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Model, Q
+from django.db.models import Model, Q, QuerySet
 from guardian.models import GroupObjectPermission, UserObjectPermission
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
+
+    from governance.models import Category
 
     AnyUser = User | AnonymousUser
 
@@ -30,6 +36,8 @@ ROLE_NAMES = (REVIEWER, ESCALATION_MANAGER, PRODUCT_OWNER, MODEL_STEWARD, DATA_C
 CATEGORY_ACCESS_PERMS = ("view_category", "change_category", "submit_case")
 # The global permission that opens every category (model stewards and data curators work across categories).
 GLOBAL_CATEGORY_VIEW = "governance.view_category"
+# May edit a category's policy, pause and resume it, and manage what hangs off it (webhooks, alert rules).
+CHANGE_CATEGORY = "governance.change_category"
 
 
 def object_ids_with_perms(user: AnyUser, app_label: str, model: str, codenames: tuple[str, ...]) -> set[int]:
@@ -74,18 +82,62 @@ def full_access_category_ids(user: AnyUser) -> set[int]:
     return object_ids_with_perms(user, "governance", "category", CATEGORY_ACCESS_PERMS)
 
 
-def worked_queue_ids(user: AnyUser) -> set[int]:
-    """Queues the user may work (`cases.work_queue`, per user or through a group)."""
-    return object_ids_with_perms(user, "cases", "queue", ("work_queue",))
+# --- Visibility that the layers above add (registered from their AppConfig.ready()) ---
+
+CategoryIdsProvider = Callable[["AnyUser"], Iterable[int]]
+CaseIdsProvider = Callable[["AnyUser"], "QuerySet[Any]"]
+
+_VISIBLE_CATEGORY_IDS: dict[str, CategoryIdsProvider] = {}
+_VISIBLE_CASE_IDS: dict[str, CaseIdsProvider] = {}
+
+
+def register_visible_category_ids(name: str, provider: CategoryIdsProvider) -> None:
+    """Add the categories a user sees through grants of a higher layer (cases: the categories of the queues they
+    work). Called from that app's `ready()`; registering a name again replaces it."""
+    _VISIBLE_CATEGORY_IDS[name] = provider
+
+
+def register_visible_case_ids(name: str, provider: CaseIdsProvider) -> None:
+    """Say which cases a user may see, as a queryset of their pks (cases registers `Case.objects.visible_to`), so
+    the audit events of those cases are visible too. Until one is registered, no case's events are."""
+    _VISIBLE_CASE_IDS[name] = provider
 
 
 def visible_category_ids(user: AnyUser) -> set[int]:
-    """Categories the user may see: full-access grants plus the categories of the queues they work."""
-    queue_model = apps.get_model("cases", "Queue")  # by name: governance sits below cases and never imports it
-    queue_category_ids = set(
-        queue_model.objects.filter(pk__in=worked_queue_ids(user)).values_list("category_id", flat=True)
-    )
-    return full_access_category_ids(user) | queue_category_ids
+    """Categories the user may see: full-access grants plus whatever the layers above registered."""
+    category_ids = set(full_access_category_ids(user))  # a copy: the grants are cached on the user
+    for provider in _VISIBLE_CATEGORY_IDS.values():
+        category_ids.update(provider(user))
+    return category_ids
+
+
+def visible_case_ids(user: AnyUser) -> list[QuerySet[Any]]:
+    """The case pks the user may see, one queryset per registered provider (to use as `case_id__in=`)."""
+    return [provider(user) for provider in _VISIBLE_CASE_IDS.values()]
+
+
+def changeable_category_ids(user: AnyUser) -> set[int] | None:
+    """The categories the user may change (`governance.change_category` granted on them, to the user or a group);
+    None: every category (a global grant, or a superuser). For narrowing querysets; `can_change_category` asks
+    the same question of one category."""
+    if not user.is_authenticated:
+        return set()
+    if user.is_superuser or user.has_perm(CHANGE_CATEGORY):
+        return None
+    return object_ids_with_perms(user, "governance", "category", ("change_category",))
+
+
+def can_change_category(user: AnyUser, category: Category | None = None) -> bool:
+    """May the user change this category: edit its policy, pause and resume it, manage its webhooks and alert rules?
+
+    The one statement of the rule, for the admin, the API and every app above alike: a superuser, a global
+    `governance.change_category`, or that permission granted on this category. With no category: on at least one
+    (whether a list or an "add" page should offer changing at all).
+    """
+    category_ids = changeable_category_ids(user)
+    if category_ids is None:
+        return True
+    return bool(category_ids) if category is None else category.pk in category_ids
 
 
 def may_purge_data(user: AnyUser) -> bool:

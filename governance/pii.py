@@ -1,4 +1,7 @@
-"""Personal data in case inputs: the redacted view, and who may see past it (DESIGN.md, Audit and privacy).
+"""Personal data in case inputs: the redacted view (DESIGN.md, Audit and privacy).
+
+Who may see past it is the cases layer's to say (it declares and checks `cases.view_pii`); this module only
+knows how to redact.
 
 `redact` is pure: it walks a JSON value and returns a new one in which
 
@@ -22,16 +25,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from governance import jsonvalues
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser, User
-
-# The permission that lets a user see inputs as they were submitted (declared on cases.Case; looked up by name
-# here because governance sits below cases).
-VIEW_PII_PERM = "cases.view_pii"
 
 REDACTED = "[redacted]"
 EMAIL = "[email]"
@@ -45,16 +41,6 @@ _NOT_AFTER_WORD = r"(?<![A-Za-z0-9+#])(?<![A-Za-z0-9][-.,/])"
 _NOT_BEFORE_WORD = r"(?![A-Za-z0-9])(?![.,][0-9])"
 _ENDS_HERE = re.compile(_NOT_BEFORE_WORD)
 _ANY_DIGIT = re.compile(r"[0-9]")
-
-
-def may_view_pii(user: User | AnonymousUser | None) -> bool:
-    """Superusers and holders of `cases.view_pii` (through a role or by hand) see raw inputs; nobody else."""
-    return bool(user is not None and user.is_authenticated and user.has_perm(VIEW_PII_PERM))
-
-
-def shown_input(value: Any, *, pii_fields: Iterable[str] | None, user: User | AnonymousUser | None) -> Any:
-    """A case input as this user may see it: raw with `view_pii`, otherwise redacted. No user: redacted."""
-    return value if may_view_pii(user) else redact(value, pii_fields=pii_fields)
 
 
 def redact(value: Any, *, pii_fields: Iterable[str] | None) -> Any:

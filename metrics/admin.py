@@ -8,10 +8,13 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html_join
 
+from governance.admin.incidents import register_incident_panel
 from governance.admin_mixins import HitlModelAdmin, VisibleCategoryFilter, VisibleToAdminMixin, acting_user
-from governance.models import Category
-from governance.permissions import has_perm_on
+from governance.models import Category, Incident
+from governance.permissions import can_change_category
 from metrics.models import Alert, AlertRule, ModelVersionPerformance
 from metrics.selectors import rate_with_interval, with_kpis
 from metrics.services.alerts import EDITABLE_RULE_FIELDS, update_alert_rule
@@ -60,7 +63,7 @@ class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: AlertRule | None = None) -> bool:
         if obj is None:
             return bool(request.user.is_superuser or request.user.has_perm("metrics.change_alertrule"))
-        return has_perm_on(request.user, "governance.change_category", obj.category)
+        return can_change_category(request.user, obj.category)
 
 
 @admin.register(Alert)
@@ -142,3 +145,18 @@ def _share(successes: int, total: int) -> str:
         return "-"
     stats = rate_with_interval(successes, total)
     return f"{stats['rate']:.0%} ({stats['low']:.0%}-{stats['high']:.0%}, n={total})"
+
+
+@admin.display(description="alerts")
+def alerts_fired(incident: Incident) -> str:
+    """The incident page's links to the alerts that fired into it."""
+    alerts = Alert.objects.filter(incident=incident).select_related("rule")
+    links = format_html_join(
+        ", ",
+        '<a href="{}">{}</a>',
+        ((reverse("admin:metrics_alert_change", args=[a.pk]), f"{a.rule.kind} {a.value:.3g}") for a in alerts),
+    )
+    return links or "-"
+
+
+register_incident_panel(alerts_fired)

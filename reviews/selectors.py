@@ -15,11 +15,11 @@ from django.db.models import QuerySet
 
 from cases.choices import FINAL_STATUSES, Priority, Route
 from cases.models import Case, Queue
+from cases.permissions import shown_input, worked_queue_ids
 from cases.selectors import is_blind
 from governance.choices import AuditKind
 from governance.models import AuditEvent
-from governance.permissions import has_global_category_view, worked_queue_ids
-from governance.pii import shown_input
+from governance.permissions import has_global_category_view
 from reviews.choices import Action
 from reviews.models import Decision
 from reviews.services import REASSIGN_PERM

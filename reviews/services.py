@@ -21,12 +21,12 @@ from django.utils import timezone
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, QueueKind, Route
 from cases.models import Case, Queue
+from cases.permissions import worked_queue_ids
 from cases.services.sla import waiting_status_for
 from governance import events
 from governance.choices import AuditKind
 from governance.exceptions import Conflict
 from governance.history import save_with_reason
-from governance.permissions import worked_queue_ids
 from governance.queueing import enqueue_after_commit
 from reviews.apps import DECISION_DIGEST_KEY, DECISION_ID_KEY
 from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTIONS, Action, ReasonCode

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from cases.models import Queue
 from governance.incidents import advance_incident, open_incident
 from governance.models import AuditEvent, Incident, Notification
 from governance.notifications import notify
-from metrics.models import AlertRule
+from metrics.models import Alert, AlertRule
 from metrics.services.alerts import evaluate
 from reviews import services as review
 from tests.factories import grant_queue, make_case, make_category
@@ -96,3 +97,24 @@ def test_an_incident_opened_by_an_alert_links_to_it(client, superuser, make_user
     client.force_login(superuser)
     page = client.get(f"/admin/governance/incident/{alert.incident_id}/change/").content.decode()
     assert f"/admin/metrics/alert/{alert.pk}/change/" in page
+
+
+def test_the_incident_page_shows_the_affected_cases_and_the_alerts_after_the_evidence(client, superuser):
+    """Both rows come from the layers above (panels registered by cases' and metrics' admins), in layer order."""
+    category = make_category("cat")
+    case = make_case(category)
+    incident = open_incident(
+        category=category, title="Overrides", user=None, evidence={"rate": 0.3}, affected_case_ids=[case.pk]
+    )
+    rule = AlertRule.objects.get(category=category, kind="override_rate")
+    alert = Alert.objects.create(
+        rule=rule, category=category, fired_at=timezone.now(), value=0.3, threshold=0.2, incident=incident
+    )
+
+    client.force_login(superuser)
+    page = client.get(f"/admin/governance/incident/{incident.pk}/change/").content.decode()
+
+    assert f'<a href="/admin/cases/case/{case.pk}/change/">{case.pk}</a> (1 in all)' in page
+    assert f'<a href="/admin/metrics/alert/{alert.pk}/change/">override_rate 0.3</a>' in page
+    rows = ["field-evidence", "field-affected_cases", "field-alerts_fired", "field-root_cause"]
+    assert [page.index(row) for row in rows] == sorted(page.index(row) for row in rows)

@@ -327,7 +327,7 @@ def test_a_delivery_being_sent_by_one_worker_is_skipped_by_another(receiver: Rec
     endpoint = endpoint_for(category, receiver)
     make_case(category)
     delivery = only_delivery(endpoint=endpoint)
-    claimed = webhooks._claim(delivery.pk, timezone.now())  # a worker holds it, mid-send
+    claimed = webhooks.delivery._claim(delivery.pk, timezone.now())  # a worker holds it, mid-send
     assert claimed is not None
 
     assert webhooks.deliver(delivery.pk) == "skipped"

@@ -12,12 +12,12 @@ from rest_framework import serializers
 
 from cases.choices import Priority
 from cases.models import Case, Queue
+from cases.permissions import shown_input
 from cases.selectors import is_blind
 from cases.services.intake import IntakeItem, not_submittable_message, submittable_categories
 from governance.api.fields import JSONObjectField
-from governance.api.serializers import StrictFloatField
+from governance.api.serializers import CategoryField, StrictFloatField
 from governance.models import AuditEvent, Category
-from governance.pii import shown_input
 from governance.services import parse_model_label
 
 if TYPE_CHECKING:
@@ -327,3 +327,11 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
             "prev_hash",
             "hash",
         ]
+
+
+# The slugs of a category's queues, in the categories API (registered from CasesConfig.ready()).
+CATEGORY_QUEUES = CategoryField(
+    name="queues",
+    make=lambda: serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug"),
+    prefetch="queues",
+)

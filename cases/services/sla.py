@@ -25,10 +25,11 @@ from django.utils import timezone
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, Priority, QueueKind
 from cases.links import queue_work_link
 from cases.models import SLA_WARN_SHARE, Case, Queue, SlaBreach
+from cases.permissions import users_who_work
 from governance import events
 from governance.choices import AuditKind
 from governance.history import system_user
-from governance.notifications import notify, users_who_work
+from governance.notifications import notify
 
 JOB_REASON = "SLA sweep"
 

@@ -7,7 +7,7 @@ the admin only collects the input and the reason. Visibility comes from `governa
 from django.contrib import admin
 
 from governance.admin.audit import AuditEventAdmin
-from governance.admin.categories import CategoryAdmin, PolicyAdmin, may_change_category
+from governance.admin.categories import CategoryAdmin, PolicyAdmin
 from governance.admin.incidents import IncidentAdmin, NotificationAdmin
 from governance.admin.model_versions import ModelVersionAdmin
 from governance.admin.webhooks import WebhookDeliveryAdmin, WebhookEndpointAdmin
@@ -25,5 +25,4 @@ __all__ = [
     "PolicyAdmin",
     "WebhookDeliveryAdmin",
     "WebhookEndpointAdmin",
-    "may_change_category",
 ]

@@ -25,7 +25,7 @@ from governance.admin_mixins import (
     confirm_with_reason,
 )
 from governance.models import Category, Policy
-from governance.permissions import has_perm_on, object_ids_with_perms
+from governance.permissions import can_change_category
 from governance.services import (
     POLICY_FIELDS,
     create_category,
@@ -50,15 +50,6 @@ CATEGORY_FIELDS = (
     "baseline_minutes_per_case",
 )
 PAUSE_FIELDS = ("paused", "paused_at", "paused_by", "paused_reason", "resumed_at")
-
-
-def may_change_category(user: User | AnonymousUser, category: Category | None = None) -> bool:
-    """`governance.change_category`, globally or on this category (None: on at least one category)."""
-    if user.has_perm("governance.change_category"):
-        return True
-    if category is None:
-        return bool(object_ids_with_perms(user, "governance", "category", ("change_category",)))
-    return has_perm_on(user, "governance.change_category", category)
 
 
 def _policy_field(name: str) -> forms.Field:
@@ -136,7 +127,7 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin):
     actions = ("pause_selected", "resume_selected")
 
     def has_change_permission(self, request: HttpRequest, obj: Category | None = None) -> bool:
-        return may_change_category(request.user, obj)
+        return can_change_category(request.user, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Category | None = None) -> bool:
         return False
@@ -244,7 +235,7 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin):
         service = pause_category if pause else resume_category
 
         def apply(category: Category, data: dict[str, Any]) -> None:
-            if not may_change_category(request.user, category):
+            if not can_change_category(request.user, category):
                 raise PermissionDenied("you may not pause or resume this category.")
             service(category=category, user=acting_user(request), reason=data["reason"])
 
@@ -310,7 +301,7 @@ class PolicyAdmin(VisibleToAdminMixin, HitlModelAdmin):
         return False
 
     def get_object_tools(self, request: HttpRequest, obj: Policy) -> list[tuple[str, str]]:
-        if may_change_category(request.user, obj.category):
+        if can_change_category(request.user, obj.category):
             return [
                 ("Change on the category page", reverse("admin:governance_category_change", args=[obj.category_id]))
             ]

@@ -2,10 +2,14 @@
 
 An incident is opened here by hand (or by the pause rule and alerts) and moved forward with a note by the
 `advance_incident` service; its timeline is read-only. Notices are each person's own list of what they were told.
+
+What an incident touched in the layers above (the cases it affected, the alerts that opened it) is shown by
+panels those layers register from their admin modules (`register_incident_panel`): governance never names them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -22,6 +26,20 @@ from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin, 
 from governance.choices import IncidentStage
 from governance.incidents import STAGE_ORDER, advance_incident, open_incident
 from governance.models import Category, Incident, Notification
+
+# A read-only row of the incident page, filled in by a higher layer: an `@admin.display` function of the incident
+# returning HTML (its __name__ names the row; its description labels it).
+IncidentPanel = Callable[[Incident], str]
+
+_INCIDENT_PANELS: dict[str, IncidentPanel] = {}
+
+
+def register_incident_panel(panel: IncidentPanel) -> None:
+    """Show `panel` on every incident's page, after the evidence, in the order the apps register (layer order).
+
+    Called from a higher app's admin module; registering a panel of the same name again replaces it.
+    """
+    _INCIDENT_PANELS[panel.__name__] = panel
 
 
 class OpenIncidentForm(forms.ModelForm):
@@ -47,30 +65,21 @@ class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin):
     list_display = ("__str__", "category", "stage", "trigger", "opened_at", "closed_at")
     list_filter = (VisibleCategoryFilter, "stage", "trigger")
     list_select_related = ("category",)
-    change_fields = (
-        "category",
-        "title",
-        "stage",
-        "trigger",
-        "opened_by",
-        "opened_at",
-        "evidence",
-        "affected_cases",
-        "alerts_fired",
-        "root_cause",
-        "remediation",
-        "closed_at",
-        "timeline_table",
-    )
+    fields_before_panels = ("category", "title", "stage", "trigger", "opened_by", "opened_at", "evidence")
+    fields_after_panels = ("root_cause", "remediation", "closed_at", "timeline_table")
 
     def restrict(self, queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
         return queryset.filter(category__in=Category.objects.visible_to(user))
 
-    def get_fields(self, request: HttpRequest, obj: Incident | None = None) -> tuple[str, ...]:
-        return ("category", "title") if obj is None else self.change_fields
+    def change_fields(self) -> tuple[Any, ...]:
+        """Everything on an incident's page, read-only: its own fields, then the panels registered from above."""
+        return (*self.fields_before_panels, *_INCIDENT_PANELS.values(), *self.fields_after_panels)
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Incident | None = None) -> tuple[str, ...]:
-        return () if obj is None else self.change_fields
+    def get_fields(self, request: HttpRequest, obj: Incident | None = None) -> tuple[Any, ...]:
+        return ("category", "title") if obj is None else self.change_fields()
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Incident | None = None) -> tuple[Any, ...]:
+        return () if obj is None else self.change_fields()
 
     def has_delete_permission(self, request: HttpRequest, obj: Incident | None = None) -> bool:
         return False
@@ -84,25 +93,6 @@ class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin):
         opened = open_incident(category=obj.category, title=obj.title, user=acting_user(request), trigger="manual")
         obj.pk = opened.pk
         obj._state.adding = False
-
-    @admin.display(description="affected cases")
-    def affected_cases(self, obj: Incident) -> str:
-        ids = obj.affected_case_ids or []
-        links = format_html_join(
-            ", ", '<a href="{}">{}</a>', ((reverse("admin:cases_case_change", args=[pk]), pk) for pk in ids[:50])
-        )
-        return format_html("{} ({} in all)", links, len(ids)) if ids else "-"
-
-    @admin.display(description="alerts")
-    def alerts_fired(self, obj: Incident) -> str:
-        # Read through the reverse relation by name: alerts live in the metrics layer above governance.
-        alerts = obj.alerts.all()  # type: ignore[attr-defined]
-        links = format_html_join(
-            ", ",
-            '<a href="{}">{}</a>',
-            ((reverse("admin:metrics_alert_change", args=[a.pk]), f"{a.rule.kind} {a.value:.3g}") for a in alerts),
-        )
-        return links or "-"
 
     @admin.display(description="timeline")
     def timeline_table(self, obj: Incident) -> str:

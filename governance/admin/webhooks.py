@@ -7,7 +7,7 @@ and can be retried now. A secret is shown once when it is made; afterwards only 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -21,31 +21,14 @@ from django.utils.html import format_html
 from governance.admin_mixins import HitlModelAdmin, VisibleCategoryFilter, VisibleToAdminMixin, acting_user
 from governance.choices import DeliveryStatus, WebhookEvent
 from governance.exceptions import Conflict
-from governance.models import (
-    Category,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-    manageable_category_ids,
-)
-from governance.permissions import has_perm_on
+from governance.models import Category, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from governance.permissions import can_change_category, changeable_category_ids
 from governance.webhooks import ENDPOINT_FIELDS, create_endpoint, retry_now, rotate_secret, update_endpoint
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser, User
-
-
-def may_manage_webhooks(user: User | AnonymousUser, category: Category | None = None) -> bool:
-    """`governance.change_category` on the category (None: on at least one), globally, or as a superuser."""
-    if category is not None:
-        return user.is_authenticated and has_perm_on(user, "governance.change_category", category)
-    category_ids = manageable_category_ids(user)
-    return category_ids is None or bool(category_ids)
 
 
 class ManageableCategoryFilter(VisibleCategoryFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        category_ids = manageable_category_ids(request.user)
+        category_ids = changeable_category_ids(request.user)
         categories = Category.objects.order_by("slug").only("pk", "slug")
         if category_ids is not None:
             categories = categories.filter(pk__in=category_ids)
@@ -130,10 +113,10 @@ class WebhookEndpointAdmin(VisibleToAdminMixin, HitlModelAdmin):
         return readonly if self.has_change_permission(request, obj) else (*readonly, *ENDPOINT_FIELDS)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return may_manage_webhooks(request.user)
+        return can_change_category(request.user)
 
     def has_change_permission(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> bool:
-        return may_manage_webhooks(request.user, obj.category if obj is not None else None)
+        return can_change_category(request.user, obj.category if obj is not None else None)
 
     def has_delete_permission(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> bool:
         # Deliveries protect their endpoint (they are its log); an endpoint that sent nothing may go.
@@ -141,7 +124,7 @@ class WebhookEndpointAdmin(VisibleToAdminMixin, HitlModelAdmin):
 
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "category":
-            category_ids = manageable_category_ids(request.user)
+            category_ids = changeable_category_ids(request.user)
             categories = Category.objects.all()
             kwargs["queryset"] = categories if category_ids is None else categories.filter(pk__in=category_ids)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

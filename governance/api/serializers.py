@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -70,13 +72,38 @@ class PolicyChangeSerializer(PolicySerializer):
         return super().validate(attrs)
 
 
+@dataclass(frozen=True)
+class CategoryField:
+    """A read-only field that a higher layer adds to a category's representation (cases: its queues' slugs).
+
+    `make` builds a fresh serializer field for each serializer; `prefetch` is the lookup the category list
+    prefetches so the field costs no query per category.
+    """
+
+    name: str
+    make: Callable[[], serializers.Field]
+    prefetch: str = ""
+
+
+_CATEGORY_FIELDS: dict[str, CategoryField] = {}
+
+
+def register_category_field(field: CategoryField) -> None:
+    """Called from a higher app's `ready()`: governance never names what hangs off a category from above."""
+    _CATEGORY_FIELDS[field.name] = field
+
+
+def category_prefetches() -> list[str]:
+    """The lookups the registered category fields read, for the views' querysets."""
+    return [field.prefetch for field in _CATEGORY_FIELDS.values() if field.prefetch]
+
+
 class CategorySerializer(StorableModelSerializer):
     policy = PolicySerializer(required=False)
     create_default_queues = serializers.BooleanField(default=True, write_only=True)
     pattern = serializers.ChoiceField(choices=Pattern.choices, default=Pattern.EXCEPTION)
     stage = serializers.ChoiceField(choices=Stage.choices, default=Stage.LIVE)
     consequence = serializers.ChoiceField(choices=Consequence.choices, default=Consequence.MEDIUM)
-    queues = serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug")
 
     class Meta:
         model = Category
@@ -95,11 +122,18 @@ class CategorySerializer(StorableModelSerializer):
             "retention_days",
             "baseline_minutes_per_case",
             "policy",
-            "queues",
             "create_default_queues",
             "created_at",
         ]
         read_only_fields = ["paused", "paused_at", "paused_reason", "resumed_at", "created_at"]
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields: dict[str, serializers.Field] = {}
+        for name, field in super().get_fields().items():
+            fields[name] = field
+            if name == "policy":  # the registered fields follow the policy, as what hangs off the category
+                fields.update((extra.name, extra.make()) for extra in _CATEGORY_FIELDS.values())
+        return fields
 
     def validate_pii_fields(self, value: Any) -> list[str]:
         if not isinstance(value, list) or not all(isinstance(x, str) for x in value):

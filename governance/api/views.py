@@ -22,10 +22,11 @@ from governance.api.serializers import (
     PolicyChangeSerializer,
     PromoteSerializer,
     ReasonSerializer,
+    category_prefetches,
 )
 from governance.filtersets import ModelVersionFilterSet
 from governance.models import Category, ModelVersion
-from governance.permissions import has_perm_on
+from governance.permissions import can_change_category
 
 
 class CategoryViewSet(
@@ -39,10 +40,11 @@ class CategoryViewSet(
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Category]:
-        return Category.objects.visible_to(self.request.user).select_related("policy").prefetch_related("queues")
+        categories = Category.objects.visible_to(self.request.user).select_related("policy")
+        return categories.prefetch_related(*category_prefetches())
 
     def _require_change(self, category: Category) -> None:
-        if not has_perm_on(self.request.user, "governance.change_category", category):
+        if not can_change_category(self.request.user, category):
             raise PermissionDenied(f"You need governance.change_category on {category.slug!r} to do this.")
 
     @extend_schema(responses={201: CategorySerializer, **error_responses(400, 401, 403, 409)})

@@ -29,7 +29,7 @@ from governance.exceptions import Conflict
 from governance.history import save_with_reason
 from governance.models import Category
 from governance.notifications import notify, users_in_role
-from governance.permissions import MODEL_STEWARD, has_perm_on
+from governance.permissions import MODEL_STEWARD, can_change_category
 from metrics.choices import AlertAction, AlertKind
 from metrics.models import Alert, AlertRule
 from metrics.services.pause import pause_automation
@@ -72,7 +72,7 @@ EDITABLE_RULE_FIELDS = ("threshold", "window_hours", "min_count", "action", "act
 def update_alert_rule(*, rule: AlertRule, user: User, changes: dict[str, Any], reason: str) -> AlertRule:
     """Change a rule's threshold, window, minimum, action or activity, with a reason in its history. Needs
     `governance.change_category` on the rule's category (globally or on it)."""
-    if not has_perm_on(user, "governance.change_category", rule.category):
+    if not can_change_category(user, rule.category):
         raise PermissionDenied(f"Changing the alert rules of {rule.category.slug!r} needs governance.change_category.")
     reason = (reason or "").strip()
     if not reason:

@@ -23,9 +23,9 @@ from django.utils import timezone
 
 from cases.choices import AuditStatus, CaseStatus, Route
 from cases.models import Case, Queue
+from cases.permissions import worked_queue_ids
 from cases.selectors import is_blind
 from governance.admin_mixins import acting_user
-from governance.permissions import worked_queue_ids
 from reviews import services
 from reviews.admin.common import REFUSALS, Countdown, claim_holder, refuse, render, workable_case_or_404
 from reviews.admin.forms import DecideForm, ReassignForm, opened_stamp, reason_choices, seconds_since

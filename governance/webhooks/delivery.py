@@ -1,37 +1,27 @@
-"""Webhooks: the audit events a category's endpoints subscribe to, POSTed to them signed, retried and logged.
+"""Webhook deliveries: from an audit event to one delivery per subscribed endpoint, and each delivery sent,
+leased, retried and given up.
 
 - `queue_deliveries()` runs inside `governance.events.record_many`, in the transaction that appends the events: a
   delivery exists exactly when its event does, and its job is enqueued after commit (DESIGN.md, Time). With no
   endpoint for the categories involved it costs one small query.
 - `deliver()` sends one delivery (the job `governance.jobs.deliver_webhook`): the worker first takes a lease on
   the row by a conditional update, so two workers never send it at once and a succeeded delivery is never sent
-  again; the HTTP call (stdlib http.client) runs outside any transaction, bounded by the endpoint's timeout; a
-  failure schedules the next attempt with exponential backoff until the endpoint's `max_attempts`, then the
-  delivery is `failed`.
+  again; the HTTP call (governance.webhooks.client) runs outside any transaction, bounded by the endpoint's
+  timeout; a failure schedules the next attempt with exponential backoff until the endpoint's `max_attempts`,
+  then the delivery is `failed`.
 - `deliver_due()` (the periodic job `deliver_webhooks`) sends whatever is due and was not sent: jobs lost while
   Redis was down, retries whose scheduled job never ran, deliveries whose worker died mid-send.
-
-Receivers verify `X-HITL-Signature: sha256=<hex HMAC-SHA256 of the raw body with the endpoint secret>` and may
-deduplicate on `X-HITL-Delivery`: a worker that dies after the receiver answered but before the success was
-recorded is the one way a receiver can see a delivery twice.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import http.client
 import json
 import logging
-import socket
-import ssl
 import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 
 from django.db import transaction
 from django.db.models import F
@@ -42,15 +32,9 @@ from rq import Queue
 from governance import queueing
 from governance.choices import DeliveryStatus, WebhookEvent
 from governance.exceptions import Conflict
-from governance.history import save_with_reason
-from governance.models import (
-    AuditEvent,
-    Category,
-    WebhookAttempt,
-    WebhookDelivery,
-    WebhookEndpoint,
-    generate_webhook_secret,
-)
+from governance.models import AuditEvent, WebhookAttempt, WebhookDelivery, WebhookEndpoint
+from governance.webhooks import client
+from governance.webhooks.client import AttemptResult
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -66,63 +50,6 @@ LEASE_MARGIN_SECONDS = 60
 # The periodic catch-up stops taking new deliveries after this long, so a run ends well before the next one.
 CATCH_UP_BUDGET_SECONDS = 30
 CATCH_UP_BATCH = 200
-# Only the status matters; a receiver's body is not kept (it is not ours to store), only its first bytes read.
-RESPONSE_READ_BYTES = 1024
-ERROR_TEXT_LENGTH = 500
-USER_AGENT = "HITL-Desk-Webhooks/1"
-ENDPOINT_FIELDS = ("url", "events", "active", "timeout_seconds", "max_attempts")
-
-
-# --- Endpoints (created and changed in the admin, through these services) ---
-
-
-@transaction.atomic
-def create_endpoint(
-    *,
-    category: Category,
-    url: str,
-    events: list[str],
-    user: User | None,
-    active: bool = True,
-    timeout_seconds: int = 5,
-    max_attempts: int = 6,
-) -> WebhookEndpoint:
-    """Register an endpoint for a category's events, with a freshly generated secret."""
-    endpoint = WebhookEndpoint(
-        category=category,
-        url=url,
-        events=sorted(set(events)),
-        active=active,
-        timeout_seconds=timeout_seconds,
-        max_attempts=max_attempts,
-    )
-    endpoint.full_clean()
-    save_with_reason(endpoint, user=user, reason="Webhook endpoint registered")
-    return endpoint
-
-
-@transaction.atomic
-def update_endpoint(*, endpoint: WebhookEndpoint, user: User | None, changes: dict[str, Any]) -> WebhookEndpoint:
-    """Change an endpoint's URL, events, active flag or limits. Its category never changes: pending deliveries
-    carry that category's events and must not follow the endpoint anywhere else."""
-    unknown = set(changes) - set(ENDPOINT_FIELDS)
-    if unknown:
-        raise ValueError(f"Not changeable: {sorted(unknown)}")
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-    for name, value in changes.items():
-        setattr(endpoint, name, sorted(set(value)) if name == "events" else value)
-    endpoint.full_clean()
-    save_with_reason(endpoint, user=user, reason=f"Webhook endpoint changed: {', '.join(sorted(changes))}")
-    return endpoint
-
-
-@transaction.atomic
-def rotate_secret(*, endpoint: WebhookEndpoint, user: User | None) -> str:
-    """Give the endpoint a new secret (returned, to be shown once); the next attempt of anything is signed with it."""
-    endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
-    endpoint.secret = generate_webhook_secret()
-    save_with_reason(endpoint, user=user, reason="Webhook secret rotated")
-    return endpoint.secret
 
 
 # --- From an audit event to deliveries (inside record_many's transaction) ---
@@ -139,10 +66,6 @@ def build_body(event: AuditEvent) -> str:
         "data": event.payload,
     }
     return json.dumps(body, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def queue_deliveries(events: Sequence[AuditEvent]) -> list[WebhookDelivery]:
@@ -217,18 +140,6 @@ def enqueue_deliveries(delivery_ids: Sequence[int]) -> bool:
 # --- Sending ---
 
 
-@dataclass(frozen=True)
-class AttemptResult:
-    started_at: datetime
-    duration_ms: int
-    status_code: int | None
-    error: str
-
-    @property
-    def succeeded(self) -> bool:
-        return self.status_code is not None and 200 <= self.status_code < 300
-
-
 def backoff_seconds(attempt: int) -> int:
     """The wait after the `attempt`-th failed attempt: 30 s, 1 min, 2 min, 4 min... at most one hour."""
     return int(min(BACKOFF_BASE_SECONDS * 2 ** (attempt - 1), BACKOFF_CAP_SECONDS))
@@ -279,59 +190,18 @@ def _claim(delivery_id: int, now: datetime) -> WebhookDelivery | None:
 
 
 def _post(delivery: WebhookDelivery) -> AttemptResult:
-    """POST the stored body, signed with the endpoint's current secret; never raises for what the receiver does.
-
-    http.client rather than urllib.request: the headers go out spelled exactly as documented (urllib re-cases
-    them), and nothing is followed or proxied behind the endpoint owner's back: a redirect is a failed attempt.
-    """
+    """POST the stored body, signed with the endpoint's current secret, with the headers receivers rely on."""
     endpoint = delivery.endpoint
     body = delivery.body.encode()
     headers = {
         "Content-Type": "application/json; charset=utf-8",
-        "User-Agent": USER_AGENT,
+        "User-Agent": client.USER_AGENT,
         "X-HITL-Event": delivery.event_kind,
         "X-HITL-Delivery": str(delivery.pk),
         "X-HITL-Attempt": str(delivery.attempts),
-        "X-HITL-Signature": sign(endpoint.secret, body),
+        "X-HITL-Signature": client.sign(endpoint.secret, body),
     }
-    started_at = timezone.now()
-    clock = time.perf_counter()
-    status_code: int | None = None
-    error = ""
-    connection: http.client.HTTPConnection | None = None
-    try:
-        connection, path = _connect(endpoint.url, endpoint.timeout_seconds)
-        connection.request("POST", path, body=body, headers=headers)
-        response = connection.getresponse()
-        response.read(RESPONSE_READ_BYTES)
-        status_code = response.status
-        if not 200 <= status_code < 300:
-            error = f"HTTP {status_code} {response.reason}"
-    except TimeoutError:
-        error = f"no answer within {endpoint.timeout_seconds} s"
-    except (ConnectionError, socket.gaierror) as exc:
-        error = f"connection failed: {exc}"
-    except (OSError, http.client.HTTPException, ValueError) as exc:  # TLS, a garbled answer, a bad URL...
-        error = f"{type(exc).__name__}: {exc}"
-    finally:
-        if connection is not None:
-            connection.close()
-    duration_ms = int((time.perf_counter() - clock) * 1000)
-    return AttemptResult(started_at, duration_ms, status_code, error[:ERROR_TEXT_LENGTH])
-
-
-def _connect(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
-    parts = urlsplit(url)
-    if parts.scheme == "https":
-        connection: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port, timeout=timeout, context=ssl.create_default_context()
-        )
-    elif parts.scheme == "http":
-        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout)
-    else:
-        raise ValueError(f"unsupported scheme {parts.scheme!r}")
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    return connection, path
+    return client.post(endpoint.url, body, headers=headers, timeout_seconds=endpoint.timeout_seconds)
 
 
 @transaction.atomic

@@ -1,0 +1,58 @@
+"""Model versions: which model makes a category's predictions, and where it stands in its rollout."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from governance.choices import ModelStatus
+from governance.models.categories import Category
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+
+class ModelVersionQuerySet(models.QuerySet["ModelVersion"]):
+    def visible_to(self, user: User | AnonymousUser) -> ModelVersionQuerySet:
+        return self.filter(category__in=Category.objects.visible_to(user))
+
+
+class ModelVersion(models.Model):
+    """A version of a model that makes a category's predictions, and where it stands in its rollout."""
+
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="model_versions")
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=100)
+    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.REGISTERED)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    notes = models.TextField(blank=True, help_text="Deployment notes.")
+    metrics = models.JSONField(default=dict, blank=True, help_text="Evaluation metrics.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    history = HistoricalRecords()
+    objects = ModelVersionQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["category__slug", "name", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["category", "name", "version"], name="%(app_label)s_%(class)s_unique_per_category"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=ModelStatus.values), name="%(app_label)s_%(class)s_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}@{self.version}"
