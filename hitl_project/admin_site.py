@@ -17,6 +17,10 @@ from django.urls import URLPattern, URLResolver
 class HitlAdminSite(admin.AdminSite):
     """The admin of HITL Desk: the model admins every app registers, and the reviewer's workplace."""
 
+    site_header = "HITL Desk"
+    site_title = "HITL Desk"
+    index_title = "Review, policy and audit"
+
     # `reviews.admin` is imported here, when the site is used, not at the top of the module: importing it registers
     # DecisionAdmin on this very site, and Django imports this module to create that site, so a top-level import
     # would ask for the site before its class exists. By the time URLs are built or a page is served, autodiscover

@@ -43,6 +43,13 @@ def test_the_default_admin_site_is_the_project_site_with_its_own_methods() -> No
         assert method.__func__ is getattr(HitlAdminSite, name)
 
 
+def test_every_admin_page_carries_the_site_header_and_title(superuser: User) -> None:
+    response = login(superuser).get("/admin/")
+
+    assert (response.context["site_header"], response.context["site_title"]) == ("HITL Desk", "HITL Desk")
+    assert response.context["title"] == "Review, policy and audit"
+
+
 def test_the_workplace_urls_are_named_in_the_admin_namespace_ahead_of_the_catch_all() -> None:
     assert reverse("admin:reviews_work") == WORK_URL
     assert reverse("admin:reviews_work_queue", args=["q"]) == "/admin/reviews/work/queue/q/"
