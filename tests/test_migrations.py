@@ -1,12 +1,48 @@
-"""Migrations do the same thing forever: they freeze the values they need instead of importing live code."""
+"""Migrations do the same thing forever: they freeze the values they need instead of importing live code.
+
+The only imports of our own packages a migration may hold are the ones Django writes itself (a model field's
+default callable, `governance.models.generate_webhook_secret`) and, until that is decided, the trigger DDL of
+`governance.append_only`. Anything else (a constant of live code such as the alert rules' DEFAULT_RULES) would
+change what an old migration does when the live value changes.
+"""
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+
+ROOT = Path(__file__).resolve().parent.parent
+OUR_PACKAGES = {"governance", "cases", "reviews", "metrics", "hitl_project"}
+# `import governance.models` is how makemigrations writes a field's default callable (a `from governance.models
+# import X` is not); the trigger DDL stays shared until that is decided.
+ALLOWED = {"governance.models", "governance.append_only"}
+
+
+def imported_modules(tree: ast.Module) -> set[str]:
+    """Every name a migration imports, anywhere in the file, dotted in full (`from x import y` is x.y)."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_migrations_import_no_live_code_of_ours_beyond_model_defaults_and_trigger_ddl() -> None:
+    offending = {
+        f"{path.relative_to(ROOT)}: {module}"
+        for path in ROOT.glob("*/migrations/[0-9]*.py")
+        for module in imported_modules(ast.parse(path.read_text()))
+        if module.split(".")[0] in OUR_PACKAGES and module not in ALLOWED
+    }
+
+    assert not offending
 
 
 def migrate(targets: list[tuple[str, str]]) -> Any:
