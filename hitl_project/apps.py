@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.apps import AppConfig, apps
+from django.contrib.admin import apps as admin_apps
 from django.db.models.signals import post_migrate
 
 
@@ -11,6 +12,14 @@ def _ensure_ground_rows(sender: AppConfig, **kwargs: Any) -> None:
     from hitl_project.roles import ensure_roles
 
     ensure_roles()
+
+
+class HitlAdminConfig(admin_apps.AdminConfig):
+    """Django's admin app (label "admin", autodiscover), with HITL Desk's site as the default `admin.site`."""
+
+    # Not the config Django picks for "hitl_project" itself: that is HitlProjectConfig below.
+    default = False
+    default_site = "hitl_project.admin_site.HitlAdminSite"
 
 
 class HitlProjectConfig(AppConfig):

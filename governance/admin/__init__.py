@@ -4,17 +4,11 @@ Every write calls a service in `governance.services` (create, change policy, pau
 the admin only collects the input and the reason. Visibility comes from `governance.admin_mixins`.
 """
 
-from django.contrib import admin
-
 from governance.admin.audit import AuditEventAdmin
 from governance.admin.categories import CategoryAdmin, PolicyAdmin
 from governance.admin.incidents import IncidentAdmin, NotificationAdmin
 from governance.admin.model_versions import ModelVersionAdmin
 from governance.admin.webhooks import WebhookDeliveryAdmin, WebhookEndpointAdmin
-
-admin.site.site_header = "HITL Desk"
-admin.site.site_title = "HITL Desk"
-admin.site.index_title = "Review, policy and audit"
 
 __all__ = [
     "AuditEventAdmin",

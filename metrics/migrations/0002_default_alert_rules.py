@@ -2,7 +2,17 @@
 
 from django.db import migrations
 
-from metrics.services.alerts import DEFAULT_RULES
+# The alert rules' DEFAULT_RULES (metrics.alerts when this migration was written) as they were then, frozen here: a
+# migration must do the same thing forever, and the live defaults may change or move (a new category takes them
+# from there, not from here).
+# kind -> (threshold, window hours, minimum count)
+DEFAULT_RULES = {
+    "override_rate": (0.30, 24, 20),
+    "escalation_spike": (0.20, 1, 20),
+    "resolution_time": (2.0, 24, 20),
+    "confidence_drift": (0.20, 24, 100),
+    "rubber_stamping": (0.98, 24, 50),
+}
 
 
 def create_defaults(apps, schema_editor):

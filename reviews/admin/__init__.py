@@ -1,27 +1,27 @@
 """The reviews admin: the decisions list, and the reviewer's workplace (my queues, work lists, the review page).
 
-The workplace is not a model admin: its pages are views added to the admin site's URLs under /admin/reviews/work/
-(wrapped by `admin_view`: signed-in staff only, CSRF, never cached), and "My queues" joins the app list of the
-index and the sidebar for whoever works a queue.
+The workplace is not a model admin: its pages are views the site adds to its URLs under /admin/reviews/work/, and
+"My queues" joins the app list of the index and the sidebar for whoever works a queue. Both are defined here, where
+the workplace lives, and called by the project's site (`hitl_project.admin_site.HitlAdminSite`), which owns the URLs
+and the app list: reviews adds to the site without replacing any of its methods.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.contrib import admin
+from django.contrib.admin import AdminSite
 from django.http import HttpRequest
-from django.urls import URLPattern, URLResolver, path, reverse
+from django.urls import URLPattern, path, reverse
 
 from reviews.admin.decisions import DecisionAdmin
 from reviews.admin.queues import batch_view, claim_next_view, my_queues_view, work_list_view
 from reviews.admin.review import review_view
 from reviews.selectors import works_any_queue
 
-site = admin.site
 
-
-def work_urls() -> list[URLPattern]:
+def work_urls(site: AdminSite) -> list[URLPattern]:
+    """The workplace's pages, each wrapped by `site.admin_view`: signed-in staff only, CSRF, never cached."""
     view = site.admin_view
     return [
         path("reviews/work/", view(my_queues_view), name="reviews_work"),
@@ -32,18 +32,8 @@ def work_urls() -> list[URLPattern]:
     ]
 
 
-_site_get_urls = site.get_urls
-_site_get_app_list = site.get_app_list
-
-
-def get_urls() -> list[URLResolver | URLPattern]:
-    # Ahead of the site's own patterns, whose catch-all would otherwise answer first.
-    return [*work_urls(), *_site_get_urls()]
-
-
-def get_app_list(request: HttpRequest, app_label: str | None = None) -> list[Any]:
-    """The site's app list, with "My queues" first in Reviews for anyone who works a queue."""
-    app_list: list[Any] = _site_get_app_list(request, app_label)
+def with_my_queues(app_list: list[Any], request: HttpRequest, *, app_label: str | None, site: AdminSite) -> list[Any]:
+    """`app_list` (the site's own), with "My queues" first in Reviews for anyone who works a queue."""
     if app_label not in (None, "reviews") or not works_any_queue(request.user):
         return app_list
     entry = {
@@ -69,7 +59,4 @@ def get_app_list(request: HttpRequest, app_label: str | None = None) -> list[Any
     return app_list
 
 
-site.get_urls = get_urls  # type: ignore[method-assign]
-site.get_app_list = get_app_list  # type: ignore[method-assign]
-
-__all__ = ["DecisionAdmin", "work_urls"]
+__all__ = ["DecisionAdmin", "with_my_queues", "work_urls"]
