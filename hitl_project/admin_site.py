@@ -2,7 +2,7 @@
 
 It is the default site (`hitl_project.apps.HitlAdminConfig`), so `admin.site`, `@admin.register` and the
 `admin:` URL names mean this site everywhere. What the workplace is (its pages, who sees "My queues") is defined by
-reviews (`reviews.admin`); this class only decides where it goes among the site's URLs and apps.
+reviews (`reviews.workplace`); this class only decides where it goes among the site's URLs and apps.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.urls import URLPattern, URLResolver
 
+from reviews.workplace import with_my_queues, work_urls
+
 
 class HitlAdminSite(admin.AdminSite):
     """The admin of HITL Desk: the model admins every app registers, and the reviewer's workplace."""
@@ -21,18 +23,9 @@ class HitlAdminSite(admin.AdminSite):
     site_title = "HITL Desk"
     index_title = "Review, policy and audit"
 
-    # `reviews.admin` is imported here, when the site is used, not at the top of the module: importing it registers
-    # DecisionAdmin on this very site, and Django imports this module to create that site, so a top-level import
-    # would ask for the site before its class exists. By the time URLs are built or a page is served, autodiscover
-    # has imported `reviews.admin` already.
-
     def get_urls(self) -> list[URLResolver | URLPattern]:
-        from reviews.admin import work_urls
-
         # Ahead of the site's own patterns, whose catch-all would otherwise answer first.
         return [*work_urls(self), *super().get_urls()]
 
     def get_app_list(self, request: HttpRequest, app_label: str | None = None) -> list[Any]:
-        from reviews.admin import with_my_queues
-
         return with_my_queues(super().get_app_list(request, app_label), request, app_label=app_label, site=self)

@@ -25,8 +25,8 @@ from guardian.shortcuts import assign_perm
 from cases.models import Case, Queue
 from governance.models import AuditEvent, Category
 from reviews import services
-from reviews.admin.forms import OPENED_SALT
 from reviews.models import Decision
+from reviews.workplace.forms import OPENED_SALT
 from tests.factories import grant_queue, make_case, make_category
 
 pytestmark = pytest.mark.django_db

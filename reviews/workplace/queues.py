@@ -24,7 +24,9 @@ from cases.models import Case, Queue
 from cases.selectors import QueueStats, is_blind, queue_stats
 from governance.admin_mixins import acting_user
 from reviews import services
-from reviews.admin.common import (
+from reviews.links import review_url, work_list_url
+from reviews.selectors import WorkListFilters, work_list, workable_cases, workable_queues
+from reviews.workplace.common import (
     REFUSALS,
     Countdown,
     claim_holder,
@@ -34,9 +36,7 @@ from reviews.admin.common import (
     sla_text,
     workable_queue_or_404,
 )
-from reviews.admin.forms import opened_stamp, seconds_since
-from reviews.links import review_url, work_list_url
-from reviews.selectors import WorkListFilters, work_list, workable_cases, workable_queues
+from reviews.workplace.forms import opened_stamp, seconds_since
 
 PAGE_SIZE = 50
 # The order a reviewer thinks of queues in: the everyday ones first, then the ones work goes up to.

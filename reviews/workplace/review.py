@@ -27,8 +27,6 @@ from cases.permissions import worked_queue_ids
 from cases.selectors import is_blind
 from governance.admin_mixins import acting_user
 from reviews import services
-from reviews.admin.common import REFUSALS, Countdown, claim_holder, refuse, render, workable_case_or_404
-from reviews.admin.forms import DecideForm, ReassignForm, opened_stamp, reason_choices, seconds_since
 from reviews.choices import Action
 from reviews.links import review_url, work_list_url
 from reviews.models import Decision
@@ -43,6 +41,8 @@ from reviews.selectors import (
     similar_decisions,
     works_every_queue,
 )
+from reviews.workplace.common import REFUSALS, Countdown, claim_holder, refuse, render, workable_case_or_404
+from reviews.workplace.forms import DecideForm, ReassignForm, opened_stamp, reason_choices, seconds_since
 
 # Keys of the model's output shown in their own places on the page; any others are listed as they are.
 OUTPUT_KEYS = ("label", "text", "reasoning", "score")

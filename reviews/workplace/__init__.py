@@ -1,4 +1,4 @@
-"""The reviews admin: the decisions list, and the reviewer's workplace (my queues, work lists, the review page).
+"""The reviewer's workplace in the admin: my queues, work lists, claim-next, batches and the review page.
 
 The workplace is not a model admin: its pages are views the site adds to its URLs under /admin/reviews/work/, and
 "My queues" joins the app list of the index and the sidebar for whoever works a queue. Both are defined here, where
@@ -14,10 +14,9 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 
-from reviews.admin.decisions import DecisionAdmin
-from reviews.admin.queues import batch_view, claim_next_view, my_queues_view, work_list_view
-from reviews.admin.review import review_view
 from reviews.selectors import works_any_queue
+from reviews.workplace.queues import batch_view, claim_next_view, my_queues_view, work_list_view
+from reviews.workplace.review import review_view
 
 
 def work_urls(site: AdminSite) -> list[URLPattern]:
@@ -59,4 +58,4 @@ def with_my_queues(app_list: list[Any], request: HttpRequest, *, app_label: str 
     return app_list
 
 
-__all__ = ["DecisionAdmin", "with_my_queues", "work_urls"]
+__all__ = ["with_my_queues", "work_urls"]
