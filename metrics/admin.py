@@ -13,7 +13,7 @@ from django.utils.html import format_html_join
 
 from governance.admin.incidents import register_incident_panel
 from governance.admin_mixins import HitlModelAdmin, VisibleCategoryFilter, VisibleToAdminMixin, acting_user
-from governance.models import Category, Incident
+from governance.models import Incident
 from governance.permissions import can_change_category
 from metrics.models import Alert, AlertRule, ModelVersionPerformance
 from metrics.selectors import rate_with_interval, with_kpis
@@ -22,9 +22,6 @@ from metrics.services.alerts import EDITABLE_RULE_FIELDS, update_alert_rule
 
 class _CategoryScoped(VisibleToAdminMixin):
     grants_open_admin = False
-
-    def restrict(self, queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
-        return queryset.filter(category__in=Category.objects.visible_to(user))
 
 
 class AlertRuleForm(forms.ModelForm):
@@ -104,7 +101,7 @@ class ModelVersionPerformanceAdmin(VisibleToAdminMixin, admin.ModelAdmin):
     ordering = ("category__slug", "status", "name")
 
     def restrict(self, queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
-        return with_kpis(queryset.filter(category__in=Category.objects.visible_to(user)))
+        return with_kpis(super().restrict(queryset, user))
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_superuser or request.user.has_perm("governance.view_modelversion"))

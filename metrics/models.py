@@ -5,7 +5,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from governance.models import Category, Incident, ModelVersion
+from governance.models import Category, InCategoryQuerySet, Incident, ModelVersion
 from metrics.choices import AlertAction, AlertKind
 
 # Kinds whose threshold is a share of decisions (0 to 1); the others are ratios or an index.
@@ -24,6 +24,7 @@ class AlertRule(models.Model):
     active = models.BooleanField(default=True)
 
     history = HistoricalRecords()
+    objects = InCategoryQuerySet["AlertRule"].as_manager()
 
     class Meta:
         ordering = ["category__slug", "kind"]
@@ -56,6 +57,8 @@ class Alert(models.Model):
     threshold = models.FloatField()
     details = models.JSONField(default=dict)
     incident = models.ForeignKey(Incident, null=True, blank=True, on_delete=models.SET_NULL, related_name="alerts")
+
+    objects = InCategoryQuerySet["Alert"].as_manager()
 
     class Meta:
         ordering = ["-fired_at", "-id"]

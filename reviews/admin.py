@@ -6,19 +6,15 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin
-from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from cases.models import Case
 from cases.selectors import BLIND_NOTE, is_blind
 from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin
-from governance.permissions import has_global_category_view
 from reviews.models import Decision
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser, User
     from django.utils.safestring import SafeString
 
 
@@ -70,11 +66,6 @@ class DecisionAdmin(VisibleToAdminMixin, admin.ModelAdmin):
         "created_at",
     )
     readonly_fields = fields
-
-    def restrict(self, queryset: QuerySet[Any], user: User | AnonymousUser) -> QuerySet[Any]:
-        if has_global_category_view(user):
-            return queryset
-        return queryset.filter(case__in=Case.objects.visible_to(user))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

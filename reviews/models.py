@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -10,10 +10,21 @@ from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTransform
 
 from cases.models import Case
+from governance.permissions import has_global_category_view
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
 from reviews.choices import ACTIONS_NEEDING_REASON, OVERRIDE_ACTIONS, VERDICT_ACTIONS, Action, ReasonCode
 
 
 class DecisionQuerySet(models.QuerySet["Decision"]):
+    def visible_to(self, user: User | AnonymousUser) -> DecisionQuerySet:
+        """Decisions on the cases the user may see."""
+        if has_global_category_view(user):
+            return self.all()
+        return self.filter(case__in=Case.objects.visible_to(user))
+
     def override_counts(self) -> dict[str, int]:
         """How many of these decisions judged a model output (`reviewed`), and how many judged it wrong
         (`overridden`): the one definition of an override, in one query."""

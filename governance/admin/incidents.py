@@ -68,9 +68,6 @@ class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin):
     fields_before_panels = ("category", "title", "stage", "trigger", "opened_by", "opened_at", "evidence")
     fields_after_panels = ("root_cause", "remediation", "closed_at", "timeline_table")
 
-    def restrict(self, queryset: QuerySet[Any], user: Any) -> QuerySet[Any]:
-        return queryset.filter(category__in=Category.objects.visible_to(user))
-
     def change_fields(self) -> tuple[Any, ...]:
         """Everything on an incident's page, read-only: its own fields, then the panels registered from above."""
         return (*self.fields_before_panels, *_INCIDENT_PANELS.values(), *self.fields_after_panels)

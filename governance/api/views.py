@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from governance import services
-from governance.api.plumbing import acting_user, error_responses
+from governance.api.plumbing import VisibleToUserMixin, acting_user, error_responses
 from governance.api.serializers import (
     CategoryPolicySerializer,
     CategorySerializer,
@@ -30,18 +30,23 @@ from governance.permissions import can_change_category
 
 
 class CategoryViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[Category]
+    VisibleToUserMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[Category],
 ):
     """Categories you may see. Product owners (and superusers) create them; `change_category` on a category
     lets you change its policy and pause or resume it."""
 
+    queryset = Category.objects.select_related("policy")
     serializer_class = CategorySerializer
     lookup_field = "slug"
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[Category]:
-        categories = Category.objects.visible_to(self.request.user).select_related("policy")
-        return categories.prefetch_related(*category_prefetches())
+        # The fields higher layers registered (a category's queues) are read once per page.
+        return super().get_queryset().prefetch_related(*category_prefetches())  # type: ignore[no-any-return]
 
     def _require_change(self, category: Category) -> None:
         if not can_change_category(self.request.user, category):
@@ -115,16 +120,18 @@ class CategoryViewSet(
 
 
 class ModelVersionViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, viewsets.GenericViewSet[ModelVersion]
+    VisibleToUserMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    viewsets.GenericViewSet[ModelVersion],
 ):
     """Model versions of the categories you may see. Model stewards (and superusers) register and promote them."""
 
+    queryset = ModelVersion.objects.select_related("category", "approved_by")
     serializer_class = ModelVersionSerializer
     filterset_class = ModelVersionFilterSet
     pagination_class = None
-
-    def get_queryset(self) -> QuerySet[ModelVersion]:
-        return ModelVersion.objects.visible_to(self.request.user).select_related("category", "approved_by")
 
     @extend_schema(responses={201: ModelVersionSerializer, **error_responses(400, 401, 403, 409)})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

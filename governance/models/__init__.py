@@ -5,6 +5,7 @@ from governance.models.audit import AuditChainHead, AuditEvent, AuditEventQueryS
 from governance.models.categories import (
     Category,
     CategoryQuerySet,
+    InCategoryQuerySet,
     Policy,
     default_audit_multipliers,
     validate_audit_multipliers,
@@ -28,6 +29,7 @@ __all__ = [
     "AuditEventQuerySet",
     "Category",
     "CategoryQuerySet",
+    "InCategoryQuerySet",
     "Incident",
     "IncidentEntry",
     "ModelVersion",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -17,6 +17,9 @@ from governance.permissions import has_global_category_view, visible_category_id
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
+
+
+_M = TypeVar("_M", bound=models.Model)
 
 
 def default_audit_multipliers() -> dict[str, float]:
@@ -33,6 +36,14 @@ class CategoryQuerySet(models.QuerySet["Category"]):
         if has_global_category_view(user):
             return self.all()
         return self.filter(pk__in=visible_category_ids(user))
+
+
+class InCategoryQuerySet(models.QuerySet[_M]):
+    """Rows that belong to one category (a policy, an incident, a model version, an alert rule...): visible to
+    whoever sees their category. The one `visible_to` of every such model, so no admin or view re-applies it."""
+
+    def visible_to(self, user: User | AnonymousUser) -> Self:
+        return self.filter(category__in=Category.objects.visible_to(user))
 
 
 class Category(models.Model):
@@ -126,6 +137,7 @@ class Policy(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords()
+    objects = InCategoryQuerySet["Policy"].as_manager()
 
     class Meta:
         verbose_name_plural = "policies"

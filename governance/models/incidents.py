@@ -8,7 +8,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from governance.choices import IncidentStage
-from governance.models.categories import Category
+from governance.models.categories import Category, InCategoryQuerySet
 
 
 class Incident(models.Model):
@@ -32,6 +32,7 @@ class Incident(models.Model):
     closed_at = models.DateTimeField(null=True, blank=True)
 
     history = HistoricalRecords()
+    objects = InCategoryQuerySet["Incident"].as_manager()
 
     class Meta:
         ordering = ["-opened_at", "-id"]

@@ -10,15 +10,14 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from governance.choices import ModelStatus
-from governance.models.categories import Category
+from governance.models.categories import Category, InCategoryQuerySet
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser, User
+    pass
 
 
-class ModelVersionQuerySet(models.QuerySet["ModelVersion"]):
-    def visible_to(self, user: User | AnonymousUser) -> ModelVersionQuerySet:
-        return self.filter(category__in=Category.objects.visible_to(user))
+class ModelVersionQuerySet(InCategoryQuerySet["ModelVersion"]):
+    """Model versions: visible with their category."""
 
 
 class ModelVersion(models.Model):
