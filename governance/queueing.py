@@ -62,20 +62,21 @@ def enqueue_now(func_path: str, *args: Any, **kwargs: Any) -> bool:
     return _offer(f"{func_path}{args!r}", "the periodic jobs", lambda q: q.enqueue(func_path, *args, **kwargs))
 
 
-def enqueue_many_now(func_path: str, arg_lists: Sequence[tuple[Any, ...]], *, catch_up: str) -> bool:
-    """One job per argument tuple, in one round trip to Redis (one failed connection, not one per job)."""
+def enqueue_many_now(func_path: str, arg_lists: Sequence[tuple[Any, ...]], *, what: str, catch_up: str) -> bool:
+    """One job per argument tuple, in one round trip to Redis (one failed connection, not one per job); `what`
+    says in words what the jobs are, for the log."""
     if not arg_lists:
         return True
     return _offer(
-        f"{len(arg_lists)} x {func_path}",
+        what,
         catch_up,
         lambda q: q.enqueue_many([Queue.prepare_data(func_path, args=args) for args in arg_lists]),
     )
 
 
-def enqueue_later(delay: timedelta, func_path: str, *args: Any, catch_up: str) -> bool:
+def enqueue_later(delay: timedelta, func_path: str, *args: Any, what: str, catch_up: str) -> bool:
     """Run `func_path(*args)` after `delay` (RQ's scheduler); False (logged) if Redis could not take it."""
-    return _offer(f"{func_path}{args!r} in {delay}", catch_up, lambda q: q.enqueue_in(delay, func_path, *args))
+    return _offer(what, catch_up, lambda q: q.enqueue_in(delay, func_path, *args))
 
 
 def enqueue_after_commit(func_path: str, *args: Any, **kwargs: Any) -> None:

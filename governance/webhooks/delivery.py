@@ -26,8 +26,6 @@ from typing import TYPE_CHECKING
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from redis.exceptions import RedisError
-from rq import Queue
 
 from governance import queueing
 from governance.choices import DeliveryStatus, WebhookEvent
@@ -111,11 +109,6 @@ def queue_deliveries(events: Sequence[AuditEvent]) -> list[WebhookDelivery]:
     return deliveries
 
 
-def _queue() -> Queue:
-    # The connection of governance.queueing: the same Redis, the same fail-fast timeouts.
-    return queueing.queue()
-
-
 def enqueue_deliveries(delivery_ids: Sequence[int]) -> bool:
     """One job per delivery, put on RQ in one round trip (a bulk intake may make hundreds).
 
@@ -123,18 +116,12 @@ def enqueue_deliveries(delivery_ids: Sequence[int]) -> bool:
     `deliver_webhooks` job sends them. One failed connection, not one per delivery, so a request never waits
     on a dead Redis more than once.
     """
-    if not delivery_ids:
-        return True
-    try:
-        _queue().enqueue_many([Queue.prepare_data(DELIVER_JOB, args=(pk,)) for pk in delivery_ids])
-    except (RedisError, OSError) as exc:
-        logger.warning(
-            "Could not enqueue %d webhook deliveries (Redis unreachable: %s); deliver_webhooks will send them.",
-            len(delivery_ids),
-            exc,
-        )
-        return False
-    return True
+    return queueing.enqueue_many_now(
+        DELIVER_JOB,
+        [(pk,) for pk in delivery_ids],
+        what=f"{len(delivery_ids)} webhook deliveries",
+        catch_up="deliver_webhooks",
+    )
 
 
 # --- Sending ---
@@ -257,10 +244,9 @@ def _schedule_retry(delivery: WebhookDelivery) -> None:
     """Ask RQ's scheduler to run the next attempt when it is due; if Redis is down, deliver_webhooks will."""
     assert delivery.next_attempt_at is not None
     delay = max(delivery.next_attempt_at - timezone.now(), timedelta(0))
-    try:
-        _queue().enqueue_in(delay, DELIVER_JOB, delivery.pk)
-    except (RedisError, OSError) as exc:
-        logger.warning("Could not schedule webhook delivery %s (Redis unreachable: %s)", delivery.pk, exc)
+    queueing.enqueue_later(
+        delay, DELIVER_JOB, delivery.pk, what=f"webhook delivery {delivery.pk}'s retry", catch_up="deliver_webhooks"
+    )
 
 
 def deliver_due(*, limit: int = CATCH_UP_BATCH, budget_seconds: float = CATCH_UP_BUDGET_SECONDS) -> dict[str, int]:
