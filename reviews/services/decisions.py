@@ -1,28 +1,22 @@
-"""People at work: claims, decisions, escalations, reassignments, batch approval and audits of auto cases.
+"""Decisions: approve, correct, reject or escalate one case (confirm or flag an audit), and batch approval.
 
-Every function locks the case row first, re-checks the state under the lock, and refuses with `Conflict` (409)
-what another person changed in the meantime: a case already final, or held by someone else. One decision writes
-a Decision row, the case's new state with a history record (user and reason), and an audit event, in one
-transaction. The admin and the API call these; neither writes a case another way.
+One decision writes a Decision row, the case's new state with a history record (user and reason), and an audit
+event, in one transaction, under the case's row lock (`claims.lock_case`).
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, QueueKind, Route
+from cases.choices import AuditStatus, CaseStatus, QueueKind, Route
 from cases.models import Case, Queue
-from cases.permissions import worked_queue_ids
-from cases.services.sla import waiting_status_for
 from governance import events
 from governance.choices import AuditKind
 from governance.exceptions import Conflict
@@ -31,11 +25,7 @@ from governance.queueing import enqueue_after_commit
 from reviews.apps import DECISION_DIGEST_KEY, DECISION_ID_KEY
 from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTIONS, Action, ReasonCode
 from reviews.models import Decision
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser
-
-REASSIGN_PERM = "cases.change_case"
+from reviews.services.claims import check_can_act, claimable_in, lock_case, may_work
 
 # Where a reject or an escalation goes, by reason code, from a quick or full queue (DESIGN.md, Lifecycle):
 # the model did not understand -> a domain expert; the stakes are high or legal -> a supervisor.
@@ -46,123 +36,6 @@ ESCALATION_TARGETS: dict[str, str] = {
 }
 # Queues where every approve, correct or reject is final, whatever its reason code.
 FINAL_WORD_QUEUES = frozenset({QueueKind.ESCALATION, QueueKind.EXPERT})
-
-
-def claim_duration() -> timedelta:
-    return timedelta(minutes=settings.HITL_CLAIM_MINUTES)
-
-
-def may_work(user: User | AnonymousUser, queue: Queue | None) -> bool:
-    """May the user claim and decide the cases of this queue? An object grant of `cases.work_queue` (to them or a
-    group of theirs), as `visible_to` reads it, or a superuser."""
-    if queue is None or not user.is_authenticated:
-        return False
-    return user.is_superuser or queue.pk in worked_queue_ids(user)
-
-
-def is_waiting(case: Case) -> bool:
-    """Does the case wait for a person (open, or auto-approved and waiting for its audit)?"""
-    return case.status in OPEN_STATUSES or case.audit_status == AuditStatus.PENDING
-
-
-def _lock(case: Case | int) -> Case:
-    """Lock the case row, then read it with its relations: a read that sees what it locked.
-
-    Locking and joining in one statement is wrong on PostgreSQL: after waiting for another transaction's lock,
-    the re-check sees the case's new columns (a new `claimed_by_id`) but the joined rows of the old snapshot
-    (no such user). Taking the lock alone and reading afterwards sees one committed state.
-    """
-    pk = case if isinstance(case, int) else case.pk
-    if not Case.objects.select_for_update().filter(pk=pk).values_list("pk", flat=True):
-        raise Case.DoesNotExist(f"No case {pk}.")
-    return Case.objects.select_related("category", "queue", "model_version", "claimed_by").get(pk=pk)
-
-
-def _check_can_act(case: Case, user: User, now: datetime) -> None:
-    if not is_waiting(case):
-        raise Conflict(f"Case {case.pk} is already decided ({case.get_status_display().lower()}); nothing changed.")
-    if not may_work(user, case.queue):
-        raise PermissionDenied(f"You may not work the queue {case.queue.slug if case.queue else '(none)'!r}.")
-    if case.is_held_by_other(user, now):
-        holder = case.claimed_by.get_username() if case.claimed_by is not None else "someone else"
-        until = f" until {timezone.localtime(case.claimed_until):%H:%M}" if case.claimed_until else ""
-        raise Conflict(f"Case {case.pk} is claimed by {holder}{until}; nothing changed.")
-
-
-def _set_claim(case: Case, user: User | None, now: datetime) -> None:
-    case.claimed_by = user
-    case.claimed_until = now + claim_duration() if user is not None else None
-    if case.status in OPEN_STATUSES:  # an auto case waiting for audit keeps its final status
-        case.status = CaseStatus.CLAIMED if user is not None else waiting_status_for(case.queue)  # type: ignore[arg-type]
-
-
-@transaction.atomic
-def claim(*, case: Case | int, user: User) -> Case:
-    """Hold the case for `user` for the claim duration (default 15 minutes); renewing one's own claim is fine."""
-    now = timezone.now()
-    case = _lock(case)
-    _check_can_act(case, user, now)
-    _set_claim(case, user, now)
-    save_with_reason(case, user=user, reason="Claimed")
-    return case
-
-
-@transaction.atomic
-def release(*, case: Case | int, user: User) -> Case:
-    """Give the case back to its queue. Only its holder may release it (an escalation manager reassigns)."""
-    now = timezone.now()
-    case = _lock(case)
-    if not may_work(user, case.queue):
-        raise PermissionDenied("You may not work this case's queue.")
-    if case.holder_id_at(now) != user.pk:
-        raise Conflict(f"Case {case.pk} is not claimed by you; nothing to release.")
-    _set_claim(case, None, now)
-    save_with_reason(case, user=user, reason="Released")
-    return case
-
-
-def claimable_in(queue: Queue, now: datetime) -> Any:
-    """The queue's waiting cases nobody holds (or whose claim expired), most urgent first, then by due time."""
-    return Case.objects.waiting_in(queue).unheld(now).order_by("-priority", "due_at", "id")
-
-
-@transaction.atomic
-def claim_next(*, user: User, queue: Queue) -> Case | None:
-    """Claim the most urgent unclaimed case of the queue, atomically: two reviewers never get the same case.
-
-    PostgreSQL: SELECT ... FOR UPDATE SKIP LOCKED, so concurrent callers take different rows without waiting.
-    SQLite: the transaction takes the database's write lock at BEGIN (IMMEDIATE), so callers run one at a time.
-    """
-    if not may_work(user, queue):
-        raise PermissionDenied(f"You may not work the queue {queue.slug!r}.")
-    now = timezone.now()
-    candidates = claimable_in(queue, now).select_for_update(skip_locked=True, of=("self",))
-    case = candidates.first()
-    if case is None:
-        return None
-    case = _lock(case)
-    _set_claim(case, user, now)
-    save_with_reason(case, user=user, reason="Claimed (next in queue)")
-    return case
-
-
-def skip(*, case: Case | int, user: User) -> Case | None:
-    """Move on to the queue's next case without deciding this one: claim the next, then give this one back if the
-    user held it. Returns the case now claimed, or None when no other case waits.
-
-    Claiming first keeps claim-next from handing back the case being skipped (it is still held); when the skipped
-    case was unclaimed and the most urgent, claim-next takes it, so one more claim-next moves on.
-    """
-    pk = case if isinstance(case, int) else case.pk
-    current = Case.objects.select_related("queue").get(pk=pk)
-    if current.queue is None:
-        raise Conflict(f"Case {pk} is in no queue; there is no next case.")
-    nxt = claim_next(user=user, queue=current.queue)
-    if nxt is not None and nxt.pk == pk:
-        nxt = claim_next(user=user, queue=current.queue)
-    if Case.objects.filter(pk=pk, claimed_by=user).held(timezone.now()).exists():
-        release(case=pk, user=user)
-    return nxt
 
 
 @dataclass(frozen=True)
@@ -243,8 +116,8 @@ def decide(
 ) -> Decision:
     """Record one human decision: approve, correct, reject or escalate (confirm or flag for an audit)."""
     now = timezone.now()
-    case = _lock(case)
-    _check_can_act(case, user, now)
+    case = lock_case(case)
+    check_can_act(case, user, now)
     if reason_code and reason_code not in ReasonCode.values:
         raise ValidationError(
             {"reason_code": f"{reason_code!r} is not a reason code; choose one of {ReasonCode.values}."}
@@ -358,80 +231,3 @@ def batch_approve(*, user: User, queue: Queue, case_ids: list[int], seconds_spen
         else:
             result.approved.append(case_id)
     return result
-
-
-def _queue_of_category(case: Case, slug: str) -> Queue:
-    queue = Queue.objects.filter(slug=slug, category_id=case.category_id).first()
-    if queue is None:
-        raise ValidationError({"queue": f"No queue {slug!r} in this case's category."})
-    return queue
-
-
-def _active_user(username: str) -> User:
-    found = User.objects.filter(username=username, is_active=True).first()
-    if found is None:
-        raise ValidationError({"assignee": f"No active user {username!r}."})
-    return found
-
-
-@transaction.atomic
-def reassign(
-    *,
-    case: Case | int,
-    user: User,
-    reason: str,
-    queue: Queue | str | None = None,
-    assignee: User | str | None = None,
-) -> Case:
-    """An escalation manager moves a waiting case to another queue of its category, and/or hands it to a person
-    (a claim in their name). Needs `cases.change_case` and the right to work the case's queue.
-
-    `queue` may be given by slug (a queue of the case's category) and `assignee` by username (an active user), as
-    the admin's form and the API send them; an empty string means "not given"."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "A reason is required to reassign a case."})
-    queue, assignee = queue or None, assignee or None
-    if queue is None and assignee is None:
-        raise ValidationError({"queue": "Name a queue to move the case to, an assignee, or both."})
-    now = timezone.now()
-    case = _lock(case)
-    if not (user.has_perm(REASSIGN_PERM) and may_work(user, case.queue)):
-        raise PermissionDenied("Reassigning needs cases.change_case and the right to work the case's queue.")
-    if not is_waiting(case):
-        raise Conflict(f"Case {case.pk} is already decided; nothing to reassign.")
-    if isinstance(queue, str):
-        queue = _queue_of_category(case, queue)
-    if isinstance(assignee, str):
-        assignee = _active_user(assignee)
-    from_queue = case.queue
-    assert from_queue is not None
-    if queue is not None and queue.pk != from_queue.pk:
-        if queue.category_id != case.category_id:
-            raise ValidationError({"queue": "A case can only move to a queue of its own category."})
-        if queue.kind == QueueKind.AUDIT or from_queue.kind == QueueKind.AUDIT:
-            raise ValidationError({"queue": "Audit work stays in the audit queue."})
-        case.queue = queue
-        case.due_at = now + queue.sla
-        case.status = waiting_status_for(queue)
-    target_queue = case.queue
-    if assignee is not None:
-        if not may_work(assignee, target_queue):
-            raise ValidationError({"assignee": f"{assignee.get_username()} may not work the queue {target_queue}."})
-        _set_claim(case, assignee, now)
-    else:
-        _set_claim(case, None, now)
-    save_with_reason(case, user=user, reason=f"Reassigned: {reason}")
-    events.record(
-        AuditKind.CASE_REASSIGNED,
-        actor=user,
-        category_slug=case.category.slug,
-        case_id=case.pk,
-        payload={
-            "from_queue": from_queue.slug,
-            "to_queue": target_queue.slug if target_queue else None,
-            "assignee": assignee.get_username() if assignee else None,
-            "reason": reason,
-        },
-    )
-    return case
