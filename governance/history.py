@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db import models
 
 SYSTEM_USERNAME = "system"
@@ -36,3 +37,12 @@ def save_with_reason(
     instance._history_user = user  # type: ignore[attr-defined]
     instance._change_reason = short_reason(reason)  # type: ignore[attr-defined]
     instance.save(update_fields=update_fields)
+
+
+def require_reason(reason: str) -> str:
+    """Every change made by hand carries a reason (STYLE.md, History): the reason, stripped, or a ValidationError
+    naming the `reason` field."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": "A reason is required: say why, for the audit trail."})
+    return reason

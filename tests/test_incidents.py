@@ -7,9 +7,9 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from cases.models import Queue
-from governance.incidents import advance_incident, open_incident
 from governance.models import AuditEvent, Incident, Notification
-from governance.notifications import notify
+from governance.services.incidents import advance_incident, open_incident
+from governance.services.notifications import notify
 from metrics.models import Alert, AlertRule
 from metrics.services.alerts import evaluate
 from reviews import services as review

@@ -16,8 +16,8 @@ from cases.api.urls import router as cases_router
 from governance.admin_mixins import VisibleToAdminMixin
 from governance.api.plumbing import VisibleToUserMixin
 from governance.api.urls import router as governance_router
-from governance.incidents import open_incident
 from governance.models import Incident, Notification, Policy
+from governance.services.incidents import open_incident
 from metrics.models import Alert, AlertRule
 from reviews.api.urls import router as reviews_router
 from tests.factories import make_category

@@ -29,7 +29,7 @@ from cases.permissions import users_who_work
 from governance import events
 from governance.choices import AuditKind
 from governance.history import system_user
-from governance.notifications import notify
+from governance.services.notifications import notify
 
 JOB_REASON = "SLA sweep"
 

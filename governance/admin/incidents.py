@@ -24,8 +24,8 @@ from django.utils.html import format_html, format_html_join
 
 from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin, acting_user, confirm_with_reason
 from governance.choices import IncidentStage
-from governance.incidents import STAGE_ORDER, advance_incident, open_incident
 from governance.models import Category, Incident, Notification
+from governance.services.incidents import STAGE_ORDER, advance_incident, open_incident
 
 # A read-only row of the incident page, filled in by a higher layer: an `@admin.display` function of the incident
 # returning HTML (its __name__ names the row; its description labels it).

@@ -1,4 +1,4 @@
-"""Notices: what a person was told, shown in the admin and sent by e-mail (governance.notifications)."""
+"""Notices: what a person was told, shown in the admin and sent by e-mail (governance.services.notifications)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from django.db import models
 
 
 class Notification(models.Model):
-    """A notice for one person, shown in the admin and sent by e-mail (governance.notifications.notify)."""
+    """A notice for one person, shown in the admin and sent by e-mail (governance.services.notifications.notify)."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
     subject = models.CharField(max_length=200)

@@ -26,10 +26,10 @@ from django.utils import timezone
 
 from cases.models import Case
 from governance.exceptions import Conflict
-from governance.history import save_with_reason
+from governance.history import require_reason, save_with_reason
 from governance.models import Category
-from governance.notifications import notify, users_in_role
 from governance.permissions import MODEL_STEWARD, can_change_category
+from governance.services.notifications import notify, users_in_role
 from metrics.choices import AlertAction, AlertKind
 from metrics.models import Alert, AlertRule
 from metrics.services.pause import pause_automation
@@ -74,9 +74,7 @@ def update_alert_rule(*, rule: AlertRule, user: User, changes: dict[str, Any], r
     `governance.change_category` on the rule's category (globally or on it)."""
     if not can_change_category(user, rule.category):
         raise PermissionDenied(f"Changing the alert rules of {rule.category.slug!r} needs governance.change_category.")
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "Say why the rule changes: it goes into the rule's history."})
+    reason = require_reason(reason)
     unknown = sorted(set(changes) - set(EDITABLE_RULE_FIELDS))
     if unknown:
         raise ValidationError(

@@ -20,11 +20,11 @@ from django.utils import timezone
 
 from governance.exceptions import Conflict
 from governance.history import system_user
-from governance.incidents import open_incident
 from governance.models import Category, Incident
-from governance.notifications import notify, users_in_role
 from governance.permissions import MODEL_STEWARD
 from governance.services import pause_category
+from governance.services.incidents import open_incident
+from governance.services.notifications import notify, users_in_role
 from reviews.choices import OVERRIDE_ACTIONS
 from reviews.models import Decision
 

@@ -13,7 +13,7 @@ from cases.services.sla import waiting_status_for
 from governance import events
 from governance.choices import AuditKind
 from governance.exceptions import Conflict
-from governance.history import save_with_reason
+from governance.history import require_reason, save_with_reason
 from reviews.services.claims import is_waiting, lock_case, may_work, set_claim
 
 REASSIGN_PERM = "cases.change_case"
@@ -47,9 +47,7 @@ def reassign(
 
     `queue` may be given by slug (a queue of the case's category) and `assignee` by username (an active user), as
     the admin's form and the API send them; an empty string means "not given"."""
-    reason = (reason or "").strip()
-    if not reason:
-        raise ValidationError({"reason": "A reason is required to reassign a case."})
+    reason = require_reason(reason)
     queue, assignee = queue or None, assignee or None
     if queue is None and assignee is None:
         raise ValidationError({"queue": "Name a queue to move the case to, an assignee, or both."})
