@@ -744,29 +744,35 @@ def timed_sweep() -> tuple[Any, float, Timeline, dict[str, int]]:
 
 
 def verify(
-    fx: Fixture, mix: Mix, anchor: datetime, since: datetime, head_before: tuple[int, str], result: Any
+    fx: Fixture, mix: Mix, anchor: datetime, since: datetime, heads_before: dict[str, tuple[int, str]], result: Any
 ) -> dict[str, Any]:
-    """What the first sweep wrote: one breach, history row and audit event per overdue case, the chain intact,
-    the cases moved to escalation as urgent; the held and stale cases untouched."""
+    """What the first sweep wrote: one breach, history row and audit event per overdue case, every category's
+    chain intact from its head before the sweep, the cases moved to escalation as urgent; the held and stale cases
+    untouched."""
     from django.contrib.auth.models import User
 
     from cases.models import Case, SlaBreach
     from governance.choices import AuditKind
-    from governance.events import compute_hash
+    from governance.events import GENESIS_HASH, compute_hash
     from governance.models import AuditEvent, Notification
 
     breaches = SlaBreach.objects.filter(detected_at__gte=since).count()
     history = Case.history.filter(  # type: ignore[attr-defined]
         history_date__gte=since, history_change_reason__startswith="SLA sweep"
     ).count()
-    events = list(AuditEvent.objects.filter(seq__gt=head_before[0]).order_by("seq"))
+    # One chain per category (governance.events): each must go on from its own head, link by link.
+    events: list[AuditEvent] = []
+    chain_ok = True
+    for chain in sorted(set(heads_before) | set(chain_heads())):
+        seq, prev_hash = heads_before.get(chain, (0, GENESIS_HASH))
+        appended = list(AuditEvent.objects.filter(category_slug=chain, seq__gt=seq).order_by("seq"))
+        for event in appended:
+            if event.seq != seq + 1 or event.prev_hash != prev_hash or compute_hash(prev_hash, event) != event.hash:
+                chain_ok = False
+                break
+            seq, prev_hash = event.seq, event.hash
+        events += appended
     breach_events = sum(1 for e in events if e.kind == AuditKind.SLA_BREACHED)
-    chain_ok, prev_hash, expected_seq = True, head_before[1], head_before[0] + 1
-    for event in events:
-        if event.seq != expected_seq or event.prev_hash != prev_hash or compute_hash(prev_hash, event) != event.hash:
-            chain_ok = False
-            break
-        prev_hash, expected_seq = event.hash, expected_seq + 1
     moved_now = Case.objects.filter(
         queue_id__in=fx.queues["escalation"],
         status="escalated",
@@ -813,16 +819,17 @@ def verify(
     return checks
 
 
-def chain_head() -> tuple[tuple[str, int, str], ...]:
+def chain_heads() -> dict[str, tuple[int, str]]:
+    """Where each audit chain ends: chain -> (seq, hash)."""
     from governance.models import AuditChainHead
 
-    return tuple(AuditChainHead.objects.order_by("chain").values_list("chain", "seq", "hash"))
+    return {chain: (seq, hash_) for chain, seq, hash_ in AuditChainHead.objects.values_list("chain", "seq", "hash")}
 
 
 def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
     from django.utils import timezone
 
-    head = chain_head()
+    heads = chain_heads()
     since = timezone.now()
     drift = since - anchor
     if drift >= DUE_GAP:
@@ -832,7 +839,7 @@ def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
     print(f"Sweep 1: cases.services.sla.sweep() over {mix.open:,} open cases, {mix.overdue:,} overdue ...", flush=True)
     first, seconds, log, wal = timed_sweep()
     print(f"  {seconds:.3f} s: {first.as_dict()}; {len(log.entries)} statements", flush=True)
-    checks = verify(fx, mix, anchor, since, head, first)
+    checks = verify(fx, mix, anchor, since, heads, first)
     print(f"  checks {'passed' if checks['ok'] else 'FAILED'}: {checks}", flush=True)
     print("Sweep 2: cases.services.sla.sweep() again ...", flush=True)
     second, seconds2, log2, wal2 = timed_sweep()
