@@ -1,4 +1,5 @@
-"""What the benchmarks under bench/ share: the scratch database, Django set-up, percentiles, SQL logging, the table.
+"""What the benchmarks under bench/ share: the scratch database, Django set-up, the generated data's vocabulary and
+SQL literals, percentiles, SQL logging, the table.
 
 Every benchmark creates its own scratch PostgreSQL database (refusing ``test``, ``postgres`` and the templates,
 and one that already exists unless told to replace it), points Django at it, and drops it at the end. Results go
@@ -18,9 +19,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -144,6 +145,53 @@ def migrate() -> float:
     start = time.perf_counter()
     call_command("migrate", interactive=False, verbosity=0)
     return time.perf_counter() - start
+
+
+# --- The generated data: what the cases say, and SQL literals -------------------------------------------------
+
+MODEL_LABEL = "bench-model@1"  # every bench category's active model version, as a case names it
+INTEGRATION_USER = "bench-integration"  # the user cases are submitted as
+CHUNK = 100_000  # cases generated per INSERT ... SELECT generate_series
+GENERATED_SEQ_BASE = 10_000_000  # generated audit events sit far above the real chains (category, model version)
+
+SENSITIVE_LABEL = "fraud_suspected"
+LABELS = ("shipping", "refund", "billing", "account", "cancellation", SENSITIVE_LABEL)
+RULES = ("keyword_match", "repeat_contact", "chargeback_history", "vip_customer")
+CHANNELS = ("email", "chat", "phone", "web")
+TIERS = ("free", "silver", "gold", "platinum")
+REGIONS = ("eu-west", "eu-north", "us-east", "apac")
+LOCALES = ("en-GB", "de-DE", "fr-FR", "en-US")
+TEXTS = (
+    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
+    "I was charged twice for the same subscription this month, please refund one of the payments.",
+    "I cannot log in since I changed my phone; the code never arrives by SMS.",
+    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
+    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
+)
+
+
+def size_label(n: int) -> str:
+    """1000000 -> '1m', 50000 -> '50k', 1234 -> '1234': for database and results file names."""
+    if n >= 1_000_000 and n % 1_000_000 == 0:
+        return f"{n // 1_000_000}m"
+    if n >= 1000 and n % 1000 == 0:
+        return f"{n // 1000}k"
+    return str(n)
+
+
+def sql_text_array(values: Iterable[str]) -> str:
+    """A text[] literal of the benchmarks' own constants and names (no user input reaches the SQL)."""
+    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
+
+
+def sql_int_array(values: Iterable[int]) -> str:
+    """A bigint[] literal (ids)."""
+    return "ARRAY[" + ", ".join(str(int(v)) for v in values) + "]::bigint[]"
+
+
+def sql_interval(delta: timedelta) -> str:
+    """An interval literal, to the second."""
+    return f"interval '{int(delta.total_seconds())} seconds'"
 
 
 # --- Measurements ---------------------------------------------------------------------------------------------

@@ -63,7 +63,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from common import (
+    CHANNELS,
+    LABELS,
+    LOCALES,
+    MODEL_LABEL,
+    REGIONS,
     ROOT,
+    RULES,
+    TEXTS,
+    TIERS,
     BenchError,
     ScratchDatabase,
     check_database_url,
@@ -86,7 +94,6 @@ if TYPE_CHECKING:
 VENV_BIN = Path(sys.executable).parent
 
 CATEGORY_SLUG = "bench-intake"
-MODEL_LABEL = "bench-model@1"
 BULK_BATCH = 500
 WARMUP_REQUESTS = 100
 FLOOR_REQUESTS = 200
@@ -97,19 +104,6 @@ QUERY_RUNS = ("single_api", "bulk_api_500", "submit_cases_500")
 TARGET_P50_MS = 15.0
 TARGET_P99_MS = 50.0
 TARGET_BULK_RATIO = 0.5
-
-LABELS = ("shipping", "refund", "billing", "account", "cancellation", "fraud_suspected")
-CHANNELS = ("email", "chat", "phone", "web")
-TIERS = ("free", "silver", "gold", "platinum")
-REGIONS = ("eu-west", "eu-north", "us-east", "apac")
-RULES = ("keyword_match", "repeat_contact", "chargeback_history", "vip_customer")
-TEXTS = (
-    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
-    "I was charged twice for the same subscription this month, please refund one of the payments.",
-    "I cannot log in since I changed my phone; the code never arrives by SMS.",
-    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
-    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
-)
 
 
 # --- The fixture ----------------------------------------------------------------------------------------------
@@ -177,7 +171,7 @@ def case_body(rng: random.Random, external_id: str) -> dict[str, Any]:
         "input": {
             "text": rng.choice(TEXTS),
             "order_id": f"ORD-{rng.randint(100000, 999999)}",
-            "locale": rng.choice(("en-GB", "de-DE", "fr-FR", "en-US")),
+            "locale": rng.choice(LOCALES),
             "attachments": rng.randint(0, 3),
         },
         "output": {

@@ -73,7 +73,18 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from common import (
+    CHANNELS,
+    CHUNK,
+    GENERATED_SEQ_BASE,
+    INTEGRATION_USER,
+    LABELS,
+    LOCALES,
+    MODEL_LABEL,
+    REGIONS,
     ROOT,
+    RULES,
+    TEXTS,
+    TIERS,
     BenchError,
     QueryLog,
     ScratchDatabase,
@@ -85,7 +96,10 @@ from common import (
     print_rows,
     raise_interrupt,
     row,
+    size_label,
+    sql_int_array,
     sql_shape,
+    sql_text_array,
     verdict,
     write_results,
 )
@@ -94,11 +108,8 @@ if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 CATEGORY_SLUG = "bench-review"
-MODEL_LABEL = "bench-model@1"
-CHUNK = 100_000
 REVIEW_PAGE_CASES = 200
 PAGE_REVIEWER = "bench-page-reviewer"
-INTEGRATION_USER = "bench-integration"
 HISTORIC_REVIEWERS = 10  # decision actors and holders of other claims, besides the claim-next threads' reviewers
 EXPLAIN_TOP = 2
 
@@ -110,20 +121,7 @@ BUDGET_SIZE = 1_000_000
 FALLBACK_QUEUE_URL = "/admin/cases/case/?queue={queue_id}&status__exact=queued&o=-6.10"
 FALLBACK_CASE_URL = "/admin/cases/case/{case_id}/change/"
 
-LABELS = ("shipping", "refund", "billing", "account", "cancellation", "fraud_suspected")
-LABEL_CUMULATIVE = (0.30, 0.55, 0.75, 0.90, 0.98)
-CHANNELS = ("email", "chat", "phone", "web")
-TIERS = ("free", "silver", "gold", "platinum")
-REGIONS = ("eu-west", "eu-north", "us-east", "apac")
-LOCALES = ("en-GB", "de-DE", "fr-FR", "en-US")
-RULES = ("keyword_match", "repeat_contact", "chargeback_history", "vip_customer")
-TEXTS = (
-    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
-    "I was charged twice for the same subscription this month, please refund one of the payments.",
-    "I cannot log in since I changed my phone; the code never arrives by SMS.",
-    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
-    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
-)
+LABEL_CUMULATIVE = (0.30, 0.55, 0.75, 0.90, 0.98)  # of LABELS, in order
 NOTES = (
     "Label matches the message.",
     "The customer asks for money back, not about delivery.",
@@ -159,19 +157,6 @@ class Backlog:
     @property
     def total(self) -> int:
         return self.quick + self.full + self.escalation + self.expert + self.audit
-
-
-def size_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}m"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
-
-
-def sql_text_array(values: tuple[str, ...]) -> str:
-    """A text[] literal of constants defined in this file (no user input reaches the SQL)."""
-    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
 
 
 # --- The fixture ----------------------------------------------------------------------------------------------
@@ -256,7 +241,7 @@ def cases_sql(fx: Fixture, n: int, backlog: Backlog, lo: int, hi: int) -> str:
     recent_from = n - 2 * backlog.total
     wq, wf, we, wx = backlog.quick, backlog.full, backlog.escalation, backlog.expert
     customers = max(n // 5, 100)
-    reviewers = "ARRAY[" + ", ".join(map(str, fx.historic_reviewer_ids)) + "]::int[]"
+    reviewers = sql_int_array(fx.historic_reviewer_ids)
     label = (
         "CASE "
         + " ".join(f"WHEN r_label < {c} THEN '{name}'" for name, c in zip(LABELS, LABEL_CUMULATIVE, strict=False))
@@ -461,13 +446,13 @@ WHERE id BETWEEN {lo} AND {hi} AND audit_status IN ('confirmed', 'flagged')
 """
 
 
-def audit_events_sql(fx: Fixture, seq_base: int, lo: int, hi: int) -> str:
+def audit_events_sql(fx: Fixture, lo: int, hi: int) -> str:
     """case.routed for every case, and one event per decision of the chunk (seq: above the real chain)."""
-    slug = fx.category_slug
+    slug, base = fx.category_slug, GENERATED_SEQ_BASE
     return f"""
 INSERT INTO governance_auditevent (seq, created_at, kind, actor_id, actor_username, category_slug, case_id,
     payload, prev_hash, hash)
-SELECT {seq_base} + id * 4, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}', '{slug}', id,
+SELECT {base} + id * 4, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}', '{slug}', id,
     jsonb_build_object('external_id', external_id, 'route', route, 'reasons', route_reasons,
                        'status', CASE WHEN route = 'auto' THEN 'auto_approved' ELSE 'queued' END,
                        'confidence', confidence, 'model_version', '{MODEL_LABEL}', 'policy_version', 1,
@@ -475,7 +460,7 @@ SELECT {seq_base} + id * 4, created_at, 'case.routed', {fx.integration_id}, '{IN
     repeat('0', 64), md5('r' || id) || md5('routed' || id)
 FROM cases_case WHERE id BETWEEN {lo} AND {hi}
 UNION ALL
-SELECT {seq_base} + d.case_id * 4 + 1 + row_number() OVER (PARTITION BY d.case_id ORDER BY d.id), d.created_at,
+SELECT {base} + d.case_id * 4 + 1 + row_number() OVER (PARTITION BY d.case_id ORDER BY d.id), d.created_at,
     CASE d.action WHEN 'escalate' THEN 'case.escalated' WHEN 'confirm' THEN 'case.audited'
                   WHEN 'flag' THEN 'case.audited' ELSE 'case.decided' END,
     d.actor_id, 'bench-past-reviewer', '{slug}', d.case_id,
@@ -490,7 +475,6 @@ def generate(fx: Fixture, n: int, backlog: Backlog, seed: int) -> dict[str, Any]
     """Fill the scratch database with n cases and what goes with them, in chunks; then ANALYZE."""
     from django.db import connection
 
-    seq_base = 10_000_000  # the real chain (category and model version events) is far below
     timings: Counter[str] = Counter()
     start = time.perf_counter()
     with connection.cursor() as cursor:
@@ -503,7 +487,7 @@ def generate(fx: Fixture, n: int, backlog: Backlog, seed: int) -> dict[str, Any]
                 ("cases", cases_sql(fx, n, backlog, lo, hi)),
                 ("history", history_sql(fx, lo, hi)),
                 ("decisions", decisions_sql(fx, lo, hi)),
-                ("audit_events", audit_events_sql(fx, seq_base, lo, hi)),
+                ("audit_events", audit_events_sql(fx, lo, hi)),
             ):
                 t0 = time.perf_counter()
                 cursor.execute(sql)

@@ -69,7 +69,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from common import (
+    CHANNELS,
+    CHUNK,
+    GENERATED_SEQ_BASE,
+    INTEGRATION_USER,
+    LABELS,
+    MODEL_LABEL,
     ROOT,
+    SENSITIVE_LABEL,
+    TEXTS,
+    TIERS,
     BenchError,
     ScratchDatabase,
     check_database_url,
@@ -79,17 +88,17 @@ from common import (
     print_rows,
     raise_interrupt,
     row,
+    size_label,
+    sql_int_array,
+    sql_interval,
     sql_shape,
+    sql_text_array,
     verdict,
     write_results,
 )
 
 CATEGORY_PREFIX = "bench-sweep"
-MODEL_LABEL = "bench-model@1"
-INTEGRATION_USER = "bench-integration"
 REVIEWERS_PER_CATEGORY = 3
-CHUNK = 100_000
-SEQ_BASE = 10_000_000  # generated audit events sit far above the real chain (category and model version events)
 
 FULL_SHARE = 0.3  # of the cases waiting in a category, the rest are in its quick queue
 CLAIMED_SHARE = 0.02  # of the cases not overdue: held under a live claim
@@ -106,37 +115,8 @@ BUDGET_OVERDUE = 10_000
 
 PERMUTATION_PRIMES = (7919, 104_729, 1_299_709, 15_485_863)
 
-TEXTS = (
-    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
-    "I was charged twice for the same subscription this month, please refund one of the payments.",
-    "I cannot log in since I changed my phone; the code never arrives by SMS.",
-    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
-    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
-)
-LABELS = ("shipping", "refund", "billing", "account", "cancellation")
-CHANNELS = ("email", "chat", "phone", "web")
-TIERS = ("free", "silver", "gold", "platinum")
-
-
-def size_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}m"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
-
-
-def sql_text_array(values: tuple[str, ...]) -> str:
-    """A text[] literal of constants defined in this file (no user input reaches the SQL)."""
-    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
-
-
-def sql_int_array(values: list[int]) -> str:
-    return "ARRAY[" + ", ".join(str(int(v)) for v in values) + "]::bigint[]"
-
-
-def sql_interval(delta: timedelta) -> str:
-    return f"interval '{int(delta.total_seconds())} seconds'"
+# The sweep's cases are plain reviews: no sensitive label.
+ROUTINE_LABELS = tuple(label for label in LABELS if label != SENSITIVE_LABEL)
 
 
 # --- Sizes and the fixture ------------------------------------------------------------------------------------
@@ -245,7 +225,7 @@ def cases_sql(fx: Fixture, mix: Mix, anchor: datetime, lo: int, hi: int) -> str:
     quick_sla, full_sla, esc_sla = (sql_interval(fx.slas[kind]) for kind in ("quick", "full", "escalation"))
     gap = sql_interval(DUE_GAP)
     reviewers = sql_int_array(fx.reviewer_ids)
-    label = f"({sql_text_array(LABELS)})[1 + (i / 3) % {len(LABELS)}]"
+    label = f"({sql_text_array(ROUTINE_LABELS)})[1 + (i / 3) % {len(ROUTINE_LABELS)}]"
     return f"""
 WITH g AS MATERIALIZED (
     SELECT i, (i::bigint * {mix.prime()}) % {n} AS slot, 1 + i % {k} AS cat,
@@ -347,12 +327,12 @@ FROM cases_case WHERE id BETWEEN {lo} AND {hi}
 
 
 def audit_events_sql(fx: Fixture, lo: int, hi: int) -> str:
-    slugs = sql_text_array(tuple(fx.category_slugs))
+    slugs = sql_text_array(fx.category_slugs)
     categories = sql_int_array(fx.category_ids)
     return f"""
 INSERT INTO governance_auditevent (seq, created_at, kind, actor_id, actor_username, category_slug, case_id,
     payload, prev_hash, hash)
-SELECT {SEQ_BASE} + id, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}',
+SELECT {GENERATED_SEQ_BASE} + id, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}',
     ({slugs})[array_position({categories}, category_id::bigint)], id,
     jsonb_build_object('external_id', external_id, 'route', route, 'reasons', route_reasons, 'status', 'queued',
                        'confidence', confidence, 'model_version', '{MODEL_LABEL}', 'policy_version', 1,
