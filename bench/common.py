@@ -1,5 +1,5 @@
 """What the benchmarks under bench/ share: the scratch database, Django set-up, the generated data's vocabulary and
-SQL literals, percentiles, SQL logging, the table.
+SQL literals, the fixture (categories and people), percentiles, SQL logging, the table.
 
 Every benchmark creates its own scratch PostgreSQL database (refusing ``test``, ``postgres`` and the templates,
 and one that already exists unless told to replace it), points Django at it, and drops it at the end. Results go
@@ -24,8 +24,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import Group, User
+
+    from cases.models import Queue
+    from governance.models import Category, ModelVersion
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -192,6 +198,65 @@ def sql_int_array(values: Iterable[int]) -> str:
 def sql_interval(delta: timedelta) -> str:
     """An interval literal, to the second."""
     return f"interval '{int(delta.total_seconds())} seconds'"
+
+
+# --- The fixture: categories and people ----------------------------------------------------------------------
+
+POLICY: dict[str, Any] = {"auto_threshold": 0.9, "review_threshold": 0.6, "auto_share": 80.0, "audit_rate": 0.05}
+"""Every bench category's routing policy (the SQL-generated cases' route reasons and draws quote these figures)."""
+SENSITIVE_POLICY: dict[str, Any] = {"sensitive_labels": [SENSITIVE_LABEL], "sensitive_rules": ["chargeback_history"]}
+
+
+@dataclass(frozen=True)
+class BenchCategory:
+    category: Category
+    model_version: ModelVersion
+    queues: dict[str, Queue]  # kind -> queue, as create_category made them
+
+
+def create_bench_category(*, slug: str, name: str, policy: dict[str, Any] | None = None) -> BenchCategory:
+    """A live category (exception pattern) with `POLICY` and `policy` over it, its default queues, and
+    `MODEL_LABEL` registered as its active model version; through the services, as the admin would."""
+    # Imported here, as in every helper touching the apps: Django is configured at run time, from the command line.
+    from cases.models import Queue
+    from governance.services import create_category, parse_model_label, register_model_version
+
+    category = create_category(
+        user=None,
+        slug=slug,
+        name=name,
+        pattern="exception",
+        stage="live",
+        policy={**POLICY, **(policy or {})},
+        reason="bench",
+    )
+    model_name, version = parse_model_label(MODEL_LABEL)
+    model_version = register_model_version(
+        category=category, name=model_name, version=version, user=None, status="active", reason="bench"
+    )
+    queues = {q.kind: q for q in Queue.objects.filter(category=category)}
+    return BenchCategory(category=category, model_version=model_version, queues=queues)
+
+
+def create_integration_user() -> User:
+    """The user cases are submitted as (not staff)."""
+    from django.contrib.auth.models import User
+
+    return User.objects.create_user(username=INTEGRATION_USER, email="integration@example.com")
+
+
+def create_reviewer(username: str, *, queues: Iterable[Queue], groups: Iterable[Group] = ()) -> User:
+    """A staff user who works these queues (guardian's cases.work_queue on each), in these role groups."""
+    from django.contrib.auth.models import User
+    from guardian.shortcuts import assign_perm
+
+    user = User.objects.create_user(username=username, email=f"{username}@example.com", is_staff=True)
+    groups = list(groups)
+    if groups:
+        user.groups.add(*groups)
+    for queue in queues:
+        assign_perm("cases.work_queue", user, queue)
+    return user
 
 
 # --- Measurements ---------------------------------------------------------------------------------------------

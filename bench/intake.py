@@ -70,12 +70,15 @@ from common import (
     REGIONS,
     ROOT,
     RULES,
+    SENSITIVE_POLICY,
     TEXTS,
     TIERS,
     BenchError,
     ScratchDatabase,
     check_database_url,
     configure_django,
+    create_bench_category,
+    create_integration_user,
     git_revision,
     logged_queries,
     migrate,
@@ -112,43 +115,31 @@ TARGET_BULK_RATIO = 0.5
 @dataclass(frozen=True)
 class Fixture:
     category_id: int
+    model_version_id: int
+    quick_queue_id: int
     user_id: int
     token: str
 
 
 def create_fixture() -> Fixture:
     """The category (varied routes: sensitive label and rule, high-value limit, an 80 % ramp), its active model
-    version, and an integration user with governance.submit_case on it and a DRF token."""
-    # Imported here: Django is configured at run time, from the command line.
-    from django.contrib.auth.models import User
+    version, and the integration user with governance.submit_case on it and a DRF token."""
     from guardian.shortcuts import assign_perm
     from rest_framework.authtoken.models import Token
 
-    from governance.services import create_category, register_model_version
-
-    category = create_category(
-        user=None,
-        slug=CATEGORY_SLUG,
-        name="Bench intake",
-        pattern="exception",
-        stage="live",
-        policy={
-            "auto_threshold": 0.9,
-            "review_threshold": 0.6,
-            "auto_share": 80.0,
-            "high_value_amount": Decimal("5000.00"),
-            "sensitive_labels": ["fraud_suspected"],
-            "sensitive_rules": ["chargeback_history"],
-            "audit_rate": 0.05,
-        },
-        reason="bench",
+    bench = create_bench_category(
+        slug=CATEGORY_SLUG, name="Bench intake", policy={**SENSITIVE_POLICY, "high_value_amount": Decimal("5000.00")}
     )
-    name, version = MODEL_LABEL.split("@")
-    register_model_version(category=category, name=name, version=version, user=None, status="active", reason="bench")
-    user = User.objects.create_user(username="bench-integration", email="bench@example.com")
-    assign_perm("governance.submit_case", user, category)
+    user = create_integration_user()
+    assign_perm("governance.submit_case", user, bench.category)
     token = Token.objects.create(user=user)
-    return Fixture(category_id=category.pk, user_id=user.pk, token=token.key)
+    return Fixture(
+        category_id=bench.category.pk,
+        model_version_id=bench.model_version.pk,
+        quick_queue_id=bench.queues["quick"].pk,
+        user_id=user.pk,
+        token=token.key,
+    )
 
 
 # --- Request bodies -------------------------------------------------------------------------------------------
@@ -443,9 +434,8 @@ def run_bulk_create(
     from governance.models import AuditEvent, Category, ModelVersion
 
     category = Category.objects.get(pk=fixture.category_id)
-    name, version = MODEL_LABEL.split("@")
-    model_version = ModelVersion.objects.get(category=category, name=name, version=version)
-    queue = Queue.objects.get(category=category, kind="quick")
+    model_version = ModelVersion.objects.get(pk=fixture.model_version_id)
+    queue = Queue.objects.get(pk=fixture.quick_queue_id)
     before = cases_in_table()
     times: list[float] = []
     for i, batch in enumerate(batches, 1):

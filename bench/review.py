@@ -83,6 +83,7 @@ from common import (
     REGIONS,
     ROOT,
     RULES,
+    SENSITIVE_POLICY,
     TEXTS,
     TIERS,
     BenchError,
@@ -90,6 +91,9 @@ from common import (
     ScratchDatabase,
     check_database_url,
     configure_django,
+    create_bench_category,
+    create_integration_user,
+    create_reviewer,
     git_revision,
     migrate,
     percentile,
@@ -178,50 +182,25 @@ def create_fixture(threads: int) -> Fixture:
     """The category (with its default queues and an active model version), and the people: an integration user,
     the page reviewer, one reviewer per claim thread and a few more who decided the history (all staff, in the
     Reviewer group, with cases.work_queue on the quick queue)."""
-    from django.contrib.auth.models import Group, User
-    from guardian.shortcuts import assign_perm
+    from django.contrib.auth.models import Group
 
-    from cases.models import Queue
-    from governance.models import ModelVersion
     from governance.permissions import REVIEWER
-    from governance.services import create_category, register_model_version
 
-    category = create_category(
-        user=None,
-        slug=CATEGORY_SLUG,
-        name="Bench review",
-        pattern="exception",
-        stage="live",
-        policy={
-            "auto_threshold": 0.9,
-            "review_threshold": 0.6,
-            "auto_share": 80.0,
-            "sensitive_labels": ["fraud_suspected"],
-            "sensitive_rules": ["chargeback_history"],
-            "audit_rate": 0.05,
-        },
-        reason="bench",
-    )
-    name, version = MODEL_LABEL.split("@")
-    register_model_version(category=category, name=name, version=version, user=None, status="active", reason="bench")
-    model_version = ModelVersion.objects.get(category=category, name=name, version=version)
-    queues = {q.kind: q for q in Queue.objects.filter(category=category)}
+    bench = create_bench_category(slug=CATEGORY_SLUG, name="Bench review", policy=SENSITIVE_POLICY)
+    queues = bench.queues
     group = Group.objects.get(name=REVIEWER)
 
     def reviewer(username: str) -> User:
-        user = User.objects.create_user(username=username, email=f"{username}@example.com", is_staff=True)
-        user.groups.add(group)
-        assign_perm("cases.work_queue", user, queues["quick"])
-        return user
+        return create_reviewer(username, queues=[queues["quick"]], groups=[group])
 
-    integration = User.objects.create_user(username=INTEGRATION_USER, email="integration@example.com")
+    integration = create_integration_user()
     page = reviewer(PAGE_REVIEWER)
     claimers = [reviewer(f"bench-reviewer-{i:02d}") for i in range(1, threads + 1)]
     historic = [reviewer(f"bench-past-reviewer-{i:02d}") for i in range(1, HISTORIC_REVIEWERS + 1)]
     return Fixture(
-        category_id=category.pk,
-        category_slug=category.slug,
-        model_version_id=model_version.pk,
+        category_id=bench.category.pk,
+        category_slug=bench.category.slug,
+        model_version_id=bench.model_version.pk,
         queues={kind: q.pk for kind, q in queues.items()},
         integration_id=integration.pk,
         page_reviewer_id=page.pk,

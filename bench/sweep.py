@@ -83,6 +83,9 @@ from common import (
     ScratchDatabase,
     check_database_url,
     configure_django,
+    create_bench_category,
+    create_integration_user,
+    create_reviewer,
     git_revision,
     migrate,
     print_rows,
@@ -160,46 +163,26 @@ class Fixture:
 
 
 def create_fixture(categories: int) -> Fixture:
-    from django.contrib.auth.models import User
-    from guardian.shortcuts import assign_perm
-
-    from cases.models import Queue
+    """The categories (their default queues and an active model version each), the integration user, and three
+    reviewers per category working its quick, full and escalation queues (the people the sweep notifies)."""
     from governance.history import system_user
-    from governance.models import ModelVersion
-    from governance.services import create_category, register_model_version
 
     system_user()  # in production it exists after the first job run
-    integration = User.objects.create_user(username=INTEGRATION_USER, email="integration@example.com")
+    integration = create_integration_user()
     category_ids, slugs, versions, reviewers = [], [], [], []
     queues: dict[str, list[int]] = {}
     slas: dict[str, timedelta] = {}
-    name, version = MODEL_LABEL.split("@")
     for c in range(1, categories + 1):
-        category = create_category(
-            user=None,
-            slug=f"{CATEGORY_PREFIX}-{c}",
-            name=f"Bench sweep {c}",
-            pattern="exception",
-            stage="live",
-            policy={"auto_threshold": 0.9, "review_threshold": 0.6, "auto_share": 80.0, "audit_rate": 0.05},
-            reason="bench",
-        )
-        register_model_version(
-            category=category, name=name, version=version, user=None, status="active", reason="bench"
-        )
-        by_kind = {q.kind: q for q in Queue.objects.filter(category=category)}
-        for kind, queue in by_kind.items():
+        bench = create_bench_category(slug=f"{CATEGORY_PREFIX}-{c}", name=f"Bench sweep {c}")
+        for kind, queue in bench.queues.items():
             queues.setdefault(kind, []).append(queue.pk)
             slas[kind] = queue.sla
+        worked = [bench.queues[kind] for kind in ("quick", "full", "escalation") if kind in bench.queues]
         for r in range(1, REVIEWERS_PER_CATEGORY + 1):
-            username = f"bench-reviewer-{c}-{r}"
-            user = User.objects.create_user(username=username, email=f"{username}@example.com", is_staff=True)
-            for kind in ("quick", "full", "escalation"):
-                assign_perm("cases.work_queue", user, by_kind[kind])
-            reviewers.append(user.pk)
-        category_ids.append(category.pk)
-        slugs.append(category.slug)
-        versions.append(ModelVersion.objects.get(category=category, name=name, version=version).pk)
+            reviewers.append(create_reviewer(f"bench-reviewer-{c}-{r}", queues=worked).pk)
+        category_ids.append(bench.category.pk)
+        slugs.append(bench.category.slug)
+        versions.append(bench.model_version.pk)
     for kind in ("quick", "full", "escalation"):
         if kind not in queues:
             raise BenchError(f"create_category made no {kind} queue: the default queues changed?")
