@@ -24,8 +24,8 @@ It creates a scratch PostgreSQL database (``--db-name``, never ``test``), migrat
    and VACUUM ANALYZE.
 2. EXPLAIN (ANALYZE, BUFFERS) of the overdue selection and of the biggest queue's warning condition, in a
    transaction rolled back (this also warms the cache, as a sweep every minute would). Then, right before
-   timing, the warnings "the previous sweep, a minute ago" would have made (plain SQL), so the timed sweep warns
-   about one minute's worth of cases, as in production where it runs every minute.
+   timing, the warnings "the previous sweep, a minute ago" would have made (its condition, without notices), so
+   the timed sweep warns about one minute's worth of cases, as in production where it runs every minute.
 3. One ``cases.services.sla.sweep()`` in this process, timed, with an execute wrapper recording every statement (start,
    duration): seconds, warned/moved/breached, the statement count, the time in SQL and in Python, the time by
    phase (each statement's Python lead-in is counted with it: building 10,000 audit events falls under "audit
@@ -65,7 +65,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from common import (
@@ -99,6 +99,9 @@ from common import (
     verdict,
     write_results,
 )
+
+if TYPE_CHECKING:
+    from cases.models import CaseQuerySet, Queue
 
 CATEGORY_PREFIX = "bench-sweep"
 REVIEWERS_PER_CATEGORY = 3
@@ -202,6 +205,8 @@ def create_fixture(categories: int) -> Fixture:
 
 def cases_sql(fx: Fixture, mix: Mix, anchor: datetime, lo: int, hi: int) -> str:
     """INSERT cases lo..hi (ids = row numbers), of the kind the permutation slot of each id says."""
+    from cases.models import SLA_WARN_SHARE
+
     n, o, h, s = mix.open, mix.overdue, mix.held, mix.stale
     k = len(fx.category_ids)
     at = f"'{anchor.isoformat()}'::timestamptz"
@@ -209,6 +214,8 @@ def cases_sql(fx: Fixture, mix: Mix, anchor: datetime, lo: int, hi: int) -> str:
     gap = sql_interval(DUE_GAP)
     reviewers = sql_int_array(fx.reviewer_ids)
     label = f"({sql_text_array(ROUTINE_LABELS)})[1 + (i / 3) % {len(ROUTINE_LABELS)}]"
+    # When the case came near its breach (Queue.near_breach_after): SLA_WARN_SHARE of its SLA gone.
+    near_breach = f"due - sla * (1 - {SLA_WARN_SHARE})"
     return f"""
 WITH g AS MATERIALIZED (
     SELECT i, (i::bigint * {mix.prime()}) % {n} AS slot, 1 + i % {k} AS cat,
@@ -279,7 +286,7 @@ SELECT
          WHEN cls = 'held' THEN {at} + interval '2 hours' + r_claim * interval '30 minutes'
          ELSE {at} + interval '10 minutes' + r_claim * 50 * interval '30 minutes' END,
     status, NULL, '',
-    CASE WHEN due - sla * 0.2 < {at} - {sql_interval(PREVIOUS_SWEEP)} THEN due - sla * 0.2 END,
+    CASE WHEN {near_breach} < {at} - {sql_interval(PREVIOUS_SWEEP)} THEN {near_breach} END,
     due - sla, due - sla, NULL
 FROM e
 """
@@ -374,22 +381,26 @@ def generate(fx: Fixture, mix: Mix, anchor: datetime, seed: int) -> dict[str, An
     return {"seconds": round(time.perf_counter() - start, 1), "seconds_by_step": rounded(timings)}
 
 
-def previous_sweep_warnings(fx: Fixture) -> int:
-    """The warnings the sweep of a minute ago made (plain SQL, per queue kind): the timed sweep then has one
-    minute's worth of cases to warn, however long generation took."""
-    from django.db import connection
+def to_warn(queue: Queue, now: datetime) -> CaseQuerySet:
+    """The cases a sweep at `now` warns about in this queue: waiting, not warned yet, due from `now` up to
+    `Queue.near_breach_after(now)` (the condition of the sweep's warning step, cases.services.sla)."""
+    from cases.models import Case
 
-    warned = 0
-    with connection.cursor() as cursor:
-        for kind in ("quick", "full", "escalation"):
-            cursor.execute(
-                "UPDATE cases_case SET sla_warned_at = now() - %s WHERE queue_id = ANY(%s) "
-                "AND status IN ('queued', 'claimed', 'escalated') AND sla_warned_at IS NULL "
-                "AND due_at >= now() - %s AND due_at <= now() - %s + %s * %s",
-                [PREVIOUS_SWEEP, fx.queues[kind], PREVIOUS_SWEEP, PREVIOUS_SWEEP, fx.slas[kind], 0.2],
-            )
-            warned += cursor.rowcount
-    return warned
+    return Case.objects.waiting_in(queue).filter(
+        sla_warned_at__isnull=True, due_at__gte=now, due_at__lte=queue.near_breach_after(now)
+    )
+
+
+def previous_sweep_warnings(fx: Fixture) -> int:
+    """The warnings the sweep of a minute ago made (one UPDATE per queue, no notices): the timed sweep then has
+    one minute's worth of cases to warn, however long generation took."""
+    from django.utils import timezone
+
+    from cases.models import Queue
+
+    then = timezone.now() - PREVIOUS_SWEEP
+    worked = [pk for kind in ("quick", "full", "escalation") for pk in fx.queues[kind]]
+    return sum(to_warn(queue, then).update(sla_warned_at=then) for queue in Queue.objects.filter(pk__in=worked))
 
 
 def prepare(args: argparse.Namespace, fx: Fixture) -> dict[str, Any]:
@@ -566,7 +577,7 @@ def explain_before(fx: Fixture) -> list[dict[str, str]]:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from cases.models import Case, Queue
+    from cases.models import Queue
     from cases.services.sla import overdue_unheld
 
     now = timezone.now()
@@ -579,9 +590,7 @@ def explain_before(fx: Fixture) -> list[dict[str, str]]:
         {"name": "overdue selection", "sql": connection.ops.compose_sql(sql, params), "plan": explain(sql, params)}
     )
     biggest = Queue.objects.get(pk=fx.queues["quick"][0])
-    threshold = biggest.near_breach_after(now)
-    warn = Case.objects.waiting_in(biggest).filter(sla_warned_at__isnull=True, due_at__gte=now, due_at__lte=threshold)
-    sql, params = warn.values("id").query.sql_with_params()
+    sql, params = to_warn(biggest, now).values("id").query.sql_with_params()
     plans.append(
         {
             "name": f"warning condition of {biggest.slug} (as a SELECT; the sweep runs it as an UPDATE)",
