@@ -1,5 +1,6 @@
 """What the benchmarks under bench/ share: the scratch database, Django set-up, the generated data's vocabulary and
-SQL literals, the fixture (categories and people), percentiles, SQL logging, the table.
+SQL literals, the fixture (categories and people), generating data in SQL, EXPLAIN, percentiles, SQL logging,
+the table.
 
 Every benchmark creates its own scratch PostgreSQL database (refusing ``test``, ``postgres`` and the templates,
 and one that already exists unless told to replace it), points Django at it, and drops it at the end. Results go
@@ -29,6 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import Group, User
+    from django.db.models import QuerySet
 
     from cases.models import Queue
     from governance.models import Category, ModelVersion
@@ -257,6 +259,106 @@ def create_reviewer(username: str, *, queues: Iterable[Queue], groups: Iterable[
     for queue in queues:
         assign_perm("cases.work_queue", user, queue)
     return user
+
+
+# --- Generating data in SQL, and reading plans ---------------------------------------------------------------
+
+# Each chain's head moved to its own last event: the generated events (seq from GENERATED_SEQ_BASE) come after
+# the real ones, so every append afterwards continues its category's chain from there.
+ADVANCE_CHAIN_HEADS = """
+UPDATE governance_auditchainhead h SET seq = last.seq, hash = last.hash
+FROM (SELECT DISTINCT ON (category_slug) category_slug, seq, hash FROM governance_auditevent
+      ORDER BY category_slug, seq DESC) AS last
+WHERE last.category_slug = h.chain AND last.seq > h.seq
+"""
+
+
+def generate_in_chunks(
+    total: int, *, seed: int, steps: Callable[[int, int], Iterable[tuple[str, str]]], what: str
+) -> dict[str, float]:
+    """Run the named statements `steps(lo, hi)` (INSERT ... SELECT generate_series(lo, hi)) for the cases 1..total,
+    CHUNK at a time, with a progress line per chunk; then set the cases' id sequence past them and advance the
+    audit chain heads. random() is seeded per chunk, so a seed gives the same data. Returns the seconds per step."""
+    from django.db import connection
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    with connection.cursor() as cursor:
+        # For the load only, in this session: the measurements run with the server's settings.
+        cursor.execute("SET synchronous_commit = off")
+        cursor.execute("SET work_mem = '64MB'")
+        for chunk_no, lo in enumerate(range(1, total + 1, CHUNK)):
+            hi = min(lo + CHUNK - 1, total)
+            cursor.execute("SELECT setseed(%s)", [((seed + chunk_no) % 1000) / 1000.0])
+            for step, sql in steps(lo, hi):
+                t0 = time.perf_counter()
+                cursor.execute(sql)
+                timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
+            elapsed = time.perf_counter() - start
+            rate = hi / elapsed
+            print(
+                f"  generated {hi:>9,}/{total:,} {what}  "
+                f"({elapsed:.1f} s, {rate:,.0f} cases/s, ~{(total - hi) / rate:.0f} s left)",
+                flush=True,
+            )
+        cursor.execute("RESET synchronous_commit")
+        cursor.execute("RESET work_mem")
+        cursor.execute("SELECT setval(pg_get_serial_sequence('cases_case', 'id'), %s)", [total])
+        cursor.execute(ADVANCE_CHAIN_HEADS)
+    return timings
+
+
+def run_extra_sql(statements: Iterable[str]) -> dict[str, float]:
+    """--extra-sql: each statement (a CREATE INDEX to try, say) run after generation, timed, with a line each."""
+    from django.db import connection
+
+    timings: dict[str, float] = {}
+    with connection.cursor() as cursor:
+        for statement in statements:
+            t0 = time.perf_counter()
+            cursor.execute(statement)
+            seconds = time.perf_counter() - t0
+            timings[f"extra_sql: {statement[:60]}"] = seconds
+            print(f"  --extra-sql ({seconds:.1f} s): {statement}", flush=True)
+    return timings
+
+
+def row_counts(cursor: Any, tables: Iterable[str]) -> dict[str, int]:
+    """How many rows each table holds (the benchmarks' own table names)."""
+    counts: dict[str, int] = {}
+    for table in tables:
+        cursor.execute(f"SELECT count(*) FROM {table}")
+        counts[table] = cursor.fetchone()[0]
+    return counts
+
+
+def database_size(cursor: Any) -> str:
+    cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
+    size: str = cursor.fetchone()[0]
+    return size
+
+
+def explain(sql: str, params: Any = None) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled back (the statement may lock rows, as claim-next's
+    candidates and the sweep's overdue selection do)."""
+    from django.db import connection, transaction
+
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            plan = "\n".join(r[0] for r in cursor.fetchall())
+        transaction.set_rollback(True)
+    return plan
+
+
+def explain_queryset(queryset: QuerySet[Any]) -> dict[str, str]:
+    """The statement the queryset runs (parameters inlined, for reading) and its plan."""
+    from django.db import connection, transaction
+
+    with transaction.atomic():  # Django compiles FOR UPDATE only inside one
+        sql, params = queryset.query.sql_with_params()
+    operations: Any = connection.ops  # compose_sql is PostgreSQL's, not in the base class the stubs know
+    return {"sql": operations.compose_sql(sql, params), "plan": explain(sql, params)}
 
 
 # --- Measurements ---------------------------------------------------------------------------------------------

@@ -74,7 +74,6 @@ from urllib.parse import urlsplit
 
 from common import (
     CHANNELS,
-    CHUNK,
     GENERATED_SEQ_BASE,
     INTEGRATION_USER,
     LABELS,
@@ -94,12 +93,18 @@ from common import (
     create_bench_category,
     create_integration_user,
     create_reviewer,
+    database_size,
+    explain,
+    explain_queryset,
+    generate_in_chunks,
     git_revision,
     migrate,
     percentile,
     print_rows,
     raise_interrupt,
     row,
+    row_counts,
+    run_extra_sql,
     size_label,
     sql_int_array,
     sql_shape,
@@ -454,49 +459,29 @@ def generate(fx: Fixture, n: int, backlog: Backlog, seed: int) -> dict[str, Any]
     """Fill the scratch database with n cases and what goes with them, in chunks; then ANALYZE."""
     from django.db import connection
 
-    timings: Counter[str] = Counter()
     start = time.perf_counter()
+    timings = generate_in_chunks(
+        n,
+        seed=seed,
+        steps=lambda lo, hi: (
+            ("cases", cases_sql(fx, n, backlog, lo, hi)),
+            ("history", history_sql(fx, lo, hi)),
+            ("decisions", decisions_sql(fx, lo, hi)),
+            ("audit_events", audit_events_sql(fx, lo, hi)),
+        ),
+        what="cases with history, decisions and audit events",
+    )
     with connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit = off")  # this session only: a scratch database
-        cursor.execute("SET work_mem = '64MB'")
-        for chunk_no, lo in enumerate(range(1, n + 1, CHUNK)):
-            hi = min(lo + CHUNK - 1, n)
-            cursor.execute("SELECT setseed(%s)", [((seed + chunk_no) % 1000) / 1000.0])
-            for table, sql in (
-                ("cases", cases_sql(fx, n, backlog, lo, hi)),
-                ("history", history_sql(fx, lo, hi)),
-                ("decisions", decisions_sql(fx, lo, hi)),
-                ("audit_events", audit_events_sql(fx, lo, hi)),
-            ):
-                t0 = time.perf_counter()
-                cursor.execute(sql)
-                timings[table] += time.perf_counter() - t0
-            elapsed = time.perf_counter() - start
-            rate = hi / elapsed
-            print(
-                f"  generated {hi:>9,}/{n:,} cases with history, decisions and audit events  "
-                f"({elapsed:.1f} s, {rate:,.0f} cases/s, ~{(n - hi) / rate:.0f} s left)",
-                flush=True,
-            )
-        cursor.execute("SELECT setval(pg_get_serial_sequence('cases_case', 'id'), %s)", [n])
-        cursor.execute(
-            "UPDATE governance_auditchainhead SET seq = (SELECT max(seq) FROM governance_auditevent), "
-            "hash = (SELECT hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1)"
-        )
         t0 = time.perf_counter()
         cursor.execute("ANALYZE")
-        timings["analyze"] += time.perf_counter() - t0
-        counts = {}
-        for table in ("cases_case", "cases_historicalcase", "reviews_decision", "governance_auditevent"):
-            cursor.execute(f"SELECT count(*) FROM {table}")
-            counts[table] = cursor.fetchone()[0]
+        timings["analyze"] = time.perf_counter() - t0
+        counts = row_counts(cursor, ("cases_case", "cases_historicalcase", "reviews_decision", "governance_auditevent"))
         cursor.execute(
             "SELECT q.kind, c.status, count(*) FROM cases_case c LEFT JOIN cases_queue q ON q.id = c.queue_id "
             "GROUP BY 1, 2 ORDER BY 1, 2"
         )
         by_queue_status = {f"{kind or '-'}/{status}": count for kind, status, count in cursor.fetchall()}
-        cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
-        db_size = cursor.fetchone()[0]
+        db_size = database_size(cursor)
     seconds = time.perf_counter() - start
     print(
         f"  generation took {seconds:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in timings.items())}); "
@@ -966,20 +951,7 @@ def run_claims(fx: Fixture, args: argparse.Namespace) -> dict[str, Any]:
 # --- Where the time goes --------------------------------------------------------------------------------------
 
 
-def explain(sql: str, params: Any = None) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled back (claim-next's query locks a row)."""
-    from django.db import connection, transaction
-
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-            plan = "\n".join(r[0] for r in cursor.fetchall())
-        transaction.set_rollback(True)
-    return plan
-
-
 def explain_all(fx: Fixture, pages: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-    from django.db import connection, transaction
     from django.utils import timezone
 
     from cases.models import Queue
@@ -994,9 +966,7 @@ def explain_all(fx: Fixture, pages: dict[str, Any]) -> dict[str, list[dict[str, 
         ]
     queue = Queue.objects.get(pk=fx.queues["quick"])
     candidates = claimable_in(queue, timezone.now()).select_for_update(skip_locked=True, of=("self",))[:1]
-    with transaction.atomic():  # Django compiles FOR UPDATE only inside one
-        sql, params = candidates.query.sql_with_params()
-    plans["claim_next_candidates"] = [{"sql": connection.ops.compose_sql(sql, params), "plan": explain(sql, params)}]
+    plans["claim_next_candidates"] = [explain_queryset(candidates)]
     return plans
 
 
@@ -1028,11 +998,8 @@ def run_size(n: int, database: ScratchDatabase, args: argparse.Namespace, urls_c
     if args.extra_sql:
         from django.db import connection
 
+        run_extra_sql(args.extra_sql)
         with connection.cursor() as cursor:
-            for statement in args.extra_sql:
-                t0 = time.perf_counter()
-                cursor.execute(statement)
-                print(f"  --extra-sql ({time.perf_counter() - t0:.1f} s): {statement}", flush=True)
             cursor.execute("ANALYZE cases_case")
     if not urls_cache:
         urls_cache.update(discover_urls(args.queue_url, args.case_url))

@@ -70,7 +70,6 @@ from urllib.parse import urlsplit
 
 from common import (
     CHANNELS,
-    CHUNK,
     GENERATED_SEQ_BASE,
     INTEGRATION_USER,
     LABELS,
@@ -86,11 +85,16 @@ from common import (
     create_bench_category,
     create_integration_user,
     create_reviewer,
+    database_size,
+    explain_queryset,
+    generate_in_chunks,
     git_revision,
     migrate,
     print_rows,
     raise_interrupt,
     row,
+    row_counts,
+    run_extra_sql,
     size_label,
     sql_int_array,
     sql_interval,
@@ -346,38 +350,20 @@ def generate(fx: Fixture, mix: Mix, anchor: datetime, seed: int) -> dict[str, An
     """Fill the scratch database in chunks of CHUNK cases (with their history rows and audit events)."""
     from django.db import connection
 
-    timings: dict[str, float] = {}
     start = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit = off")  # this session only: a scratch database
-        cursor.execute("SET work_mem = '64MB'")
         columns = history_columns(cursor)
-        for chunk_no, lo in enumerate(range(1, mix.open + 1, CHUNK)):
-            hi = min(lo + CHUNK - 1, mix.open)
-            cursor.execute("SELECT setseed(%s)", [((seed + chunk_no) % 1000) / 1000.0])
-            for step, sql in (
-                ("cases", cases_sql(fx, mix, anchor, lo, hi)),
-                ("breaches", breaches_sql(fx, lo, hi)),
-                ("history", history_sql(fx, columns, lo, hi)),
-                ("audit_events", audit_events_sql(fx, lo, hi)),
-            ):
-                t0 = time.perf_counter()
-                cursor.execute(sql)
-                timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
-            elapsed = time.perf_counter() - start
-            rate = hi / elapsed
-            print(
-                f"  generated {hi:>9,}/{mix.open:,} open cases with history rows and audit events  "
-                f"({elapsed:.1f} s, {rate:,.0f} cases/s, ~{(mix.open - hi) / rate:.0f} s left)",
-                flush=True,
-            )
-        cursor.execute("RESET synchronous_commit")  # the sweep runs with the server's settings
-        cursor.execute("RESET work_mem")
-        cursor.execute("SELECT setval(pg_get_serial_sequence('cases_case', 'id'), %s)", [mix.open])
-        cursor.execute(
-            "UPDATE governance_auditchainhead SET seq = (SELECT max(seq) FROM governance_auditevent), "
-            "hash = (SELECT hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1)"
-        )
+    timings = generate_in_chunks(
+        mix.open,
+        seed=seed,
+        steps=lambda lo, hi: (
+            ("cases", cases_sql(fx, mix, anchor, lo, hi)),
+            ("breaches", breaches_sql(fx, lo, hi)),
+            ("history", history_sql(fx, columns, lo, hi)),
+            ("audit_events", audit_events_sql(fx, lo, hi)),
+        ),
+        what="open cases with history rows and audit events",
+    )
     return {"seconds": round(time.perf_counter() - start, 1), "seconds_by_step": rounded(timings)}
 
 
@@ -407,21 +393,13 @@ def prepare(args: argparse.Namespace, fx: Fixture) -> dict[str, Any]:
     """After generation: --extra-sql, VACUUM ANALYZE, the previous sweep's warnings, and the state counted."""
     from django.db import connection
 
-    timings: dict[str, float] = {}
+    timings = run_extra_sql(args.extra_sql)
     with connection.cursor() as cursor:
-        for statement in args.extra_sql:
-            t0 = time.perf_counter()
-            cursor.execute(statement)
-            timings[f"extra_sql: {statement[:60]}"] = time.perf_counter() - t0
-            print(f"  --extra-sql ({time.perf_counter() - t0:.1f} s): {statement}", flush=True)
         print("  VACUUM ANALYZE ...", flush=True)
         t0 = time.perf_counter()
         cursor.execute("VACUUM ANALYZE")
         timings["vacuum_analyze"] = time.perf_counter() - t0
-        counts = {}
-        for table in ("cases_case", "cases_historicalcase", "cases_slabreach", "governance_auditevent"):
-            cursor.execute(f"SELECT count(*) FROM {table}")
-            counts[table] = cursor.fetchone()[0]
+        counts = row_counts(cursor, ("cases_case", "cases_historicalcase", "cases_slabreach", "governance_auditevent"))
         cursor.execute(
             "SELECT q.kind, c.status, count(*), count(*) FILTER (WHERE c.due_at < now()), "
             "count(*) FILTER (WHERE c.sla_warned_at IS NOT NULL) FROM cases_case c JOIN cases_queue q "
@@ -437,11 +415,9 @@ def prepare(args: argparse.Namespace, fx: Fixture) -> dict[str, Any]:
             [list(WRITTEN_TABLES)],
         )
         indexes = dict(cursor.fetchall())
-        cursor.execute(
-            "SELECT pg_size_pretty(pg_total_relation_size('cases_case')), "
-            "pg_size_pretty(pg_database_size(current_database()))"
-        )
-        case_size, db_size = cursor.fetchone()
+        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('cases_case'))")
+        case_size = cursor.fetchone()[0]
+        db_size = database_size(cursor)
     return {
         "seconds_by_step": rounded(timings),
         "rows": counts,
@@ -560,45 +536,24 @@ def count_params(params: Any) -> int:
     return len(params) if isinstance(params, list | tuple) else 0
 
 
-def explain(sql: str, params: Any = None) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled back (the overdue selection locks rows)."""
-    from django.db import connection, transaction
-
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-            plan = "\n".join(r[0] for r in cursor.fetchall())
-        transaction.set_rollback(True)
-    return plan
-
-
 def explain_before(fx: Fixture) -> list[dict[str, str]]:
     """The overdue selection as the sweep runs it, and the warning condition of the biggest queue."""
-    from django.db import connection, transaction
     from django.utils import timezone
 
     from cases.models import Queue
     from cases.services.sla import overdue_unheld
 
     now = timezone.now()
-    plans = []
     overdue = overdue_unheld(now).select_for_update(skip_locked=True, of=("self",))
     overdue = overdue.values("id", "queue_id", "due_at", "status", "audit_status")
-    with transaction.atomic():  # Django compiles FOR UPDATE only inside one
-        sql, params = overdue.query.sql_with_params()
-    plans.append(
-        {"name": "overdue selection", "sql": connection.ops.compose_sql(sql, params), "plan": explain(sql, params)}
-    )
     biggest = Queue.objects.get(pk=fx.queues["quick"][0])
-    sql, params = to_warn(biggest, now).values("id").query.sql_with_params()
-    plans.append(
+    return [
+        {"name": "overdue selection", **explain_queryset(overdue)},
         {
             "name": f"warning condition of {biggest.slug} (as a SELECT; the sweep runs it as an UPDATE)",
-            "sql": connection.ops.compose_sql(sql, params),
-            "plan": explain(sql, params),
-        }
-    )
-    return plans
+            **explain_queryset(to_warn(biggest, now).values("id")),
+        },
+    ]
 
 
 # --- The sweep ------------------------------------------------------------------------------------------------
