@@ -12,12 +12,16 @@ The scripts are run as ``.venv/bin/python bench/<name>.py``, so this module is i
 from __future__ import annotations
 
 import contextlib
+import cProfile
+import io
 import json
 import os
+import pstats
 import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -372,6 +376,30 @@ def percentile(sorted_values: list[float], pct: float) -> float:
     return sorted_values[rank - 1]
 
 
+def latency_summary(
+    ms: Iterable[float], percentiles: Iterable[int] = (50, 95, 99), digits: int = 2
+) -> dict[str, float]:
+    """Count, nearest-rank percentiles, max and mean of durations in milliseconds (at least one)."""
+    values = sorted(ms)
+    return {
+        "count": len(values),
+        **{f"p{pct}_ms": round(percentile(values, pct), digits) for pct in percentiles},
+        "max_ms": round(values[-1], digits),
+        "mean_ms": round(sum(values) / len(values), digits),
+    }
+
+
+def profile_text(profiler: cProfile.Profile, sort: str, limit: int) -> str:
+    """The profile's top `limit` functions by `sort`, with paths relative to the project or to site-packages: short,
+    and still saying which views.py is meant."""
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(limit)
+    text = out.getvalue()
+    for prefix in sorted({sysconfig.get_path("purelib"), sysconfig.get_path("stdlib"), str(ROOT)}, key=len)[::-1]:
+        text = text.replace(prefix + os.sep, "")
+    return text
+
+
 # --- Where the time goes: SQL statements ----------------------------------------------------------------------
 
 _SQL_PARAMS = re.compile(r"%s(?:, %s)+")
@@ -384,28 +412,44 @@ def sql_shape(sql: str) -> str:
     return re.sub(r"\s+", " ", shape)[:220]
 
 
+@dataclass(frozen=True)
+class Statement:
+    """One statement executed: its SQL and parameters, and when it started and ended (time.perf_counter)."""
+
+    sql: str
+    params: Any
+    start: float
+    end: float
+
+    @property
+    def seconds(self) -> float:
+        return self.end - self.start
+
+
 class QueryLog:
     """An execute wrapper recording every statement and the time spent executing it: the round trip plus
-    psycopg's adaptation. Transaction control (BEGIN, COMMIT) is not a statement and is not recorded."""
+    psycopg's adaptation. Transaction control (BEGIN, COMMIT) is not a statement and is not recorded. `t0` (when
+    the log was made, or set by the caller) is where a timeline of the statements starts."""
 
     def __init__(self) -> None:
-        self.entries: list[tuple[str, float]] = []
+        self.entries: list[Statement] = []
+        self.t0 = time.perf_counter()
 
     def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
         start = time.perf_counter()
         try:
             return execute(sql, params, many, context)
         finally:
-            self.entries.append((sql, time.perf_counter() - start))
+            self.entries.append(Statement(sql=sql, params=params, start=start, end=time.perf_counter()))
 
     @property
     def seconds(self) -> float:
-        return sum(seconds for _, seconds in self.entries)
+        return sum(statement.seconds for statement in self.entries)
 
     def report(self) -> dict[str, Any]:
         groups: dict[str, list[float]] = {}
-        for sql, seconds in self.entries:
-            groups.setdefault(sql_shape(sql), []).append(seconds)
+        for statement in self.entries:
+            groups.setdefault(sql_shape(statement.sql), []).append(statement.seconds)
         ranked = sorted(groups.items(), key=lambda kv: (-len(kv[1]), -sum(kv[1])))
         return {
             "statements": len(self.entries),

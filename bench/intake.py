@@ -40,17 +40,14 @@ import argparse
 import cProfile
 import functools
 import http.client
-import io
 import json
 import os
 import platform
-import pstats
 import random
 import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections import Counter
@@ -80,10 +77,12 @@ from common import (
     create_bench_category,
     create_integration_user,
     git_revision,
+    latency_summary,
     logged_queries,
     migrate,
     percentile,
     print_rows,
+    profile_text,
     raise_interrupt,
     row,
     verdict,
@@ -305,17 +304,10 @@ class Client:
 # --- Measurements ---------------------------------------------------------------------------------------------
 
 
-def latency_summary(seconds: list[float], wall: float) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in seconds)
-    return {
-        "count": len(ms),
-        "p50_ms": round(percentile(ms, 50), 3),
-        "p90_ms": round(percentile(ms, 90), 3),
-        "p99_ms": round(percentile(ms, 99), 3),
-        "max_ms": round(ms[-1], 3),
-        "mean_ms": round(sum(ms) / len(ms), 3),
-        "requests_per_s": round(len(ms) / wall, 1),
-    }
+def request_summary(seconds: list[float], wall: float) -> dict[str, float]:
+    """Round trips in ms (p50, p90, p99, max, mean) and the request rate."""
+    ms = [s * 1000 for s in seconds]
+    return {**latency_summary(ms, (50, 90, 99), digits=3), "requests_per_s": round(len(ms) / wall, 1)}
 
 
 def run_single(client: Client, rng: random.Random, *, prefix: str, count: int, quiet: bool) -> dict[str, Any]:
@@ -339,7 +331,7 @@ def run_single(client: Client, rng: random.Random, *, prefix: str, count: int, q
                 flush=True,
             )
     wall = time.perf_counter() - start
-    return {**latency_summary(times, wall), "routes": dict(sorted(routes.items()))}
+    return {**request_summary(times, wall), "routes": dict(sorted(routes.items()))}
 
 
 def run_floor(port: int) -> dict[str, Any]:
@@ -355,7 +347,7 @@ def run_floor(port: int) -> dict[str, Any]:
         times.append(elapsed)
     wall = time.perf_counter() - start
     client.close()
-    return latency_summary(times, wall)
+    return request_summary(times, wall)
 
 
 def batches_of(rng: random.Random, prefix: str, batches: int) -> list[list[dict[str, Any]]]:
@@ -497,16 +489,6 @@ def run_bulk_create(
 
 
 # --- Where the time goes: SQL queries and cProfile ------------------------------------------------------------
-
-
-def profile_text(profiler: cProfile.Profile, sort: str, limit: int) -> str:
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(limit)
-    text = out.getvalue()
-    # Paths relative to the project or to site-packages: short, and still saying which views.py is meant.
-    for prefix in sorted({sysconfig.get_path("purelib"), sysconfig.get_path("stdlib"), str(ROOT)}, key=len)[::-1]:
-        text = text.replace(prefix + os.sep, "")
-    return text
 
 
 def timed_with_sql(work: Callable[[], object]) -> dict[str, float]:

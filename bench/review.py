@@ -98,6 +98,7 @@ from common import (
     explain_queryset,
     generate_in_chunks,
     git_revision,
+    latency_summary,
     migrate,
     percentile,
     print_rows,
@@ -557,18 +558,6 @@ def discover_urls(queue_url: str, case_url: str) -> dict[str, Any]:
     }
 
 
-def latency(ms: list[float]) -> dict[str, float]:
-    s = sorted(ms)
-    return {
-        "count": len(s),
-        "p50_ms": round(percentile(s, 50), 2),
-        "p95_ms": round(percentile(s, 95), 2),
-        "p99_ms": round(percentile(s, 99), 2),
-        "max_ms": round(s[-1], 2),
-        "mean_ms": round(sum(s) / len(s), 2),
-    }
-
-
 def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup: int) -> dict[str, Any]:
     """GET the urls in turn: the time of each request, its SQL statements (counted by CaptureQueriesContext, timed
     by an execute wrapper), and the slowest statement shapes over all requests (for EXPLAIN)."""
@@ -603,7 +592,7 @@ def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup:
         sizes.append(len(response.content))
         statements = [q["sql"] for q in ctx.captured_queries]
         if len(statements) == len(log.entries):  # the same statements, in the same order
-            timed = [(seconds * 1000, sql) for (_, seconds), sql in zip(log.entries, statements, strict=True)]
+            timed = [(entry.seconds * 1000, sql) for entry, sql in zip(log.entries, statements, strict=True)]
         else:
             timed = [(float(q["time"]) * 1000, q["sql"]) for q in ctx.captured_queries]
         for ms, sql in timed:
@@ -622,8 +611,8 @@ def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup:
     return {
         "url_example": urls[0],
         "distinct_urls": len(set(urls)),
-        **latency(times),
-        "sql": latency(sql_times),
+        **latency_summary(times),
+        "sql": latency_summary(sql_times),
         "queries_min": min(counts),
         "queries_max": max(counts),
         "query_counts": dict(sorted(Counter(counts).items())),
@@ -909,7 +898,7 @@ def contended(fx: Fixture, args: argparse.Namespace, *, think_ms: float, mode: s
         and set(check["statuses"]) <= {"claimed"}
     )
     give_back([pk for w in workers for pk in w.claimed])
-    summary = latency(all_ms) if all_ms else {}
+    summary = latency_summary(all_ms) if all_ms else {}
     if not ok:
         print(f"  claim-next checks FAILED: {check}", flush=True)
     print(
@@ -920,7 +909,7 @@ def contended(fx: Fixture, args: argparse.Namespace, *, think_ms: float, mode: s
     )
     return {
         **summary,
-        "sql": latency(all_sql) if all_sql else {},
+        "sql": latency_summary(all_sql) if all_sql else {},
         "wall_s": round(wall, 3),
         "claims_per_s": round(len(all_ms) / wall, 1) if wall else None,
         "mode": mode,
@@ -939,7 +928,7 @@ def run_claims(fx: Fixture, args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError(f"claim_next failed: {alone.error}")
     give_back(alone.claimed)
     print(f"  p50 {percentile(sorted(alone.ms), 50):.1f} ms, p99 {percentile(sorted(alone.ms), 99):.1f} ms", flush=True)
-    result: dict[str, Any] = {"alone": {**latency(alone.ms), "sql": latency(alone.sql_ms)}}
+    result: dict[str, Any] = {"alone": {**latency_summary(alone.ms), "sql": latency_summary(alone.sql_ms)}}
     result["contended"] = contended(fx, args, think_ms=0.0, mode="threads")
     if args.claim_processes:
         result["contended_processes"] = contended(fx, args, think_ms=0.0, mode="processes")

@@ -62,8 +62,7 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -79,6 +78,7 @@ from common import (
     TEXTS,
     TIERS,
     BenchError,
+    QueryLog,
     ScratchDatabase,
     check_database_url,
     configure_django,
@@ -91,6 +91,7 @@ from common import (
     git_revision,
     migrate,
     print_rows,
+    profile_text,
     raise_interrupt,
     row,
     row_counts,
@@ -435,22 +436,6 @@ def rounded(timings: dict[str, float]) -> dict[str, float]:
 # --- Where the time goes --------------------------------------------------------------------------------------
 
 
-@dataclass
-class Timeline:
-    """An execute wrapper recording each statement's start (from `t0`), duration, SQL and parameters."""
-
-    t0: float = 0.0
-    entries: list[dict[str, Any]] = field(default_factory=list)
-
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            end = time.perf_counter()
-            self.entries.append({"start": start - self.t0, "end": end - self.t0, "sql": sql, "params": params})
-
-
 # The sweep's steps, recognised by their SQL (first match wins); a statement's Python lead-in counts with it.
 PHASES: tuple[tuple[str, str], ...] = (
     ("load queues", r'FROM "cases_queue"'),
@@ -476,21 +461,22 @@ def phase_of(sql: str) -> str:
     return "other"
 
 
-def breakdown(log: Timeline, seconds: float) -> dict[str, Any]:
-    """Time by phase (SQL, and the Python before each statement), by statement shape, and the slowest ones."""
+def breakdown(log: QueryLog, seconds: float) -> dict[str, Any]:
+    """Time by phase (SQL, and the Python before each statement), by statement shape, and the slowest ones, over
+    the `seconds` from `log.t0`."""
     phases: dict[str, dict[str, float]] = {}
     shapes: dict[str, dict[str, Any]] = {}
-    previous_end = 0.0
+    previous_end = log.t0
     statements = []
     for e in log.entries:
-        sql_s, python_s = e["end"] - e["start"], max(0.0, e["start"] - previous_end)
-        previous_end = e["end"]
-        name = phase_of(e["sql"])
+        sql_s, python_s = e.seconds, max(0.0, e.start - previous_end)
+        previous_end = e.end
+        name = phase_of(e.sql)
         p = phases.setdefault(name, {"statements": 0, "sql_ms": 0.0, "python_before_ms": 0.0})
         p["statements"] += 1
         p["sql_ms"] += sql_s * 1000
         p["python_before_ms"] += python_s * 1000
-        shape = sql_shape(e["sql"])
+        shape = sql_shape(e.sql)
         s = shapes.setdefault(shape, {"count": 0, "ms": 0.0, "phase": name})
         s["count"] += 1
         s["ms"] += sql_s * 1000
@@ -499,18 +485,18 @@ def breakdown(log: Timeline, seconds: float) -> dict[str, Any]:
                 "ms": round(sql_s * 1000, 2),
                 "python_before_ms": round(python_s * 1000, 2),
                 "phase": name,
-                "rows_in_params": count_params(e["params"]),
+                "rows_in_params": count_params(e.params),
                 "sql": shape,
             }
         )
-    after = max(0.0, seconds - previous_end)
+    after = max(0.0, log.t0 + seconds - previous_end)
     if after > 0:
         phases["Python after the last statement (on_commit, result)"] = {
             "statements": 0,
             "sql_ms": 0.0,
             "python_before_ms": after * 1000,
         }
-    sql_total = sum(e["end"] - e["start"] for e in log.entries)
+    sql_total = log.seconds
     return {
         "statements": len(log.entries),
         "sql_ms": round(sql_total * 1000, 1),
@@ -572,15 +558,13 @@ def rehearsal(profile_top: int) -> dict[str, Any]:
     """A sweep in a transaction rolled back, under cProfile (so slower than the timed one), then VACUUM of the
     tables it wrote: where the Python time goes, by function. Its on_commit notices never run."""
     import cProfile
-    import io
-    import pstats
 
     from django.db import connection, transaction
 
     from cases.services.sla import sweep
 
     profiler = cProfile.Profile()
-    log = Timeline()
+    log = QueryLog()
     with transaction.atomic():
         with connection.execute_wrapper(log):
             log.t0 = time.perf_counter()
@@ -593,11 +577,7 @@ def rehearsal(profile_top: int) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE " + ", ".join(WRITTEN_TABLES))
     vacuum_s = time.perf_counter() - t0
-    texts = {}
-    for key in ("tottime", "cumulative"):
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(profile_top)
-        texts[key] = out.getvalue()
+    texts = {key: profile_text(profiler, key, profile_top) for key in ("tottime", "cumulative")}
     print(
         f"  rehearsal (rolled back, under cProfile): {seconds:.3f} s, {result.as_dict()['moved']} moved; "
         f"VACUUM afterwards {vacuum_s:.1f} s",
@@ -654,14 +634,14 @@ def wal_since(before: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in before}
 
 
-def timed_sweep() -> tuple[Any, float, Timeline, dict[str, int]]:
+def timed_sweep() -> tuple[Any, float, QueryLog, dict[str, int]]:
     """One sweep() with every statement recorded; and the WAL the server wrote meanwhile (read outside the timing;
     other sessions' writes count too, so it is an upper bound on a shared server)."""
     from django.db import connection
 
     from cases.services.sla import sweep
 
-    log = Timeline()
+    log = QueryLog()
     wal = wal_stats()
     with connection.execute_wrapper(log):
         log.t0 = time.perf_counter()
