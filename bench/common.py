@@ -1,6 +1,6 @@
 """What the benchmarks under bench/ share: the scratch database, Django set-up, the generated data's vocabulary and
 SQL literals, the fixture (categories and people), generating data in SQL, EXPLAIN, percentiles, SQL logging,
-the table.
+the command line, the results and the table.
 
 Every benchmark creates its own scratch PostgreSQL database (refusing ``test``, ``postgres`` and the templates,
 and one that already exists unless told to replace it), points Django at it, and drops it at the end. Results go
@@ -11,14 +11,17 @@ The scripts are run as ``.venv/bin/python bench/<name>.py``, so this module is i
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import cProfile
 import io
 import json
 import os
+import platform
 import pstats
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import sysconfig
@@ -105,11 +108,12 @@ class ScratchDatabase:
         if self.is_sqlite:
             if self.sqlite_dir is not None:
                 shutil.rmtree(self.sqlite_dir, ignore_errors=True)
-            return
-        from psycopg import sql
+        else:
+            from psycopg import sql
 
-        with self._admin_connection() as conn:
-            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+            with self._admin_connection() as conn:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+        self.created = False
 
     def server_version(self) -> str:
         if self.is_sqlite:
@@ -132,6 +136,39 @@ def check_database_url(url: str, *, name: str, allow_sqlite: bool) -> None:
             )
     elif scheme not in ("postgres", "postgresql", "pgsql"):
         raise BenchError(f"DATABASE_URL must be postgres://... (got scheme {scheme!r}).")
+
+
+def scratch_databases(
+    names: Iterable[str], *, replace: bool, allow_sqlite: bool = False, postgres_only: str = ""
+) -> list[ScratchDatabase]:
+    """A run's scratch databases, on the server DATABASE_URL names: checked here, created by the run.
+    `postgres_only` says why a benchmark refuses SQLite outright (else --allow-sqlite decides)."""
+    base_url = os.environ.get("DATABASE_URL", "")
+    if not base_url:
+        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
+    if postgres_only and urlsplit(base_url).scheme.startswith("sqlite"):
+        raise BenchError(f"DATABASE_URL is SQLite: this benchmark ({postgres_only}) is PostgreSQL only.")
+    databases = [ScratchDatabase(base_url=base_url, name=name, replace=replace) for name in names]
+    for database in databases:
+        check_database_url(base_url, name=database.name, allow_sqlite=allow_sqlite)
+    return databases
+
+
+def release(databases: Iterable[ScratchDatabase], *, keep: bool) -> None:
+    """However a run ends: close this process's connections, then drop each scratch database it created and still
+    has, or say where it was kept (--keep-db)."""
+    if "django" in sys.modules:
+        from django.db import connections
+
+        connections.close_all()
+    for database in databases:
+        if not database.created:
+            continue
+        if keep:
+            print(f"Kept the scratch database at {database.url}", flush=True)
+        else:
+            database.drop()
+            print(f"Scratch database {database.name!r} dropped.", flush=True)
 
 
 # --- Django, in this process ----------------------------------------------------------------------------------
@@ -510,6 +547,83 @@ def write_results(benchmark: str, results: dict[str, Any]) -> Path:
     return path
 
 
+def run_record(benchmark: str, database: ScratchDatabase, load_at_start: float, **environment: Any) -> dict[str, Any]:
+    """How every results file starts: the benchmark, when, at which revision, the command, and the machine
+    (the load average at the start and at the end: others' work on a small machine shows in the figures)."""
+    return {
+        "benchmark": benchmark,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "revision": git_revision(),
+        "command": " ".join([".venv/bin/python", f"bench/{benchmark}.py", *sys.argv[1:]]),
+        "environment": {
+            "database": database.server_version(),
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
+            **environment,
+        },
+    }
+
+
+def save_results(name: str, results: dict[str, Any], rows: list[dict[str, str]], *, write: bool) -> None:
+    """The rows with a target go into the results, and the results to bench/results/<name>-<date>.json (unless
+    --no-write)."""
+    results["targets"] = [r for r in rows if r["target"]]
+    if write:
+        print(f"\nResults written to {write_results(name, results).relative_to(ROOT)}")
+
+
+# --- The command line -----------------------------------------------------------------------------------------
+
+DEFAULT_SEED = 20240601
+
+
+def bench_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's parser, described by the first paragraph of its docstring."""
+    return argparse.ArgumentParser(description=doc.split("\n\n")[0] if doc else None)
+
+
+def add_run_options(parser: argparse.ArgumentParser, *, db_name: str, db_help: str, results: str) -> None:
+    """What every benchmark takes: its scratch database(s), the seed of what it generates, and whether to write
+    its results (`results`: the file's name)."""
+    parser.add_argument("--keep-db", action="store_true", help="leave the scratch database(s) in place at the end")
+    parser.add_argument("--db-name", default=db_name, help=db_help)
+    parser.add_argument("--replace-db", action="store_true", help="drop and recreate a scratch database that exists")
+    parser.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help=f"seed of the generated data (default {DEFAULT_SEED})"
+    )
+    parser.add_argument("--no-write", action="store_true", help=f"do not write bench/results/{results}")
+
+
+def add_diagnosis_options(parser: argparse.ArgumentParser, *, benchmark: str) -> None:
+    """What the benchmarks generating their data in SQL also take: SQL to try, a tag for the results, the plans."""
+    parser.add_argument(
+        "--extra-sql",
+        action="append",
+        default=[],
+        help="SQL run after the data is generated (e.g. a CREATE INDEX to try); repeatable",
+    )
+    parser.add_argument("--tag", default="", help=f"write bench/results/{benchmark}-<tag>-<date>.json instead")
+    parser.add_argument("--explain", action="store_true", help="print every EXPLAIN ANALYZE (else only on a MISS)")
+
+
 def raise_interrupt(signum: int, frame: FrameType | None) -> None:
     """A signal handler for SIGINT and SIGTERM: end the run through its finally blocks (scratch database dropped)."""
     raise KeyboardInterrupt(f"signal {signum}")
+
+
+def run_main(script: str, run: Callable[[], object], *, interrupted: str) -> int:
+    """A benchmark's main: run it; a BenchError is printed without a traceback (exit 2), an interruption with
+    `interrupted` (exit 130). SIGINT and SIGTERM both end the run through its finally blocks; SIGINT explicitly,
+    since a shell starting this in the background would otherwise have it ignored."""
+    signal.signal(signal.SIGINT, raise_interrupt)
+    signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        run()
+    except BenchError as exc:
+        print(f"bench/{script}.py: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{interrupted}", file=sys.stderr)
+        return 130
+    return 0

@@ -42,9 +42,7 @@ import functools
 import http.client
 import json
 import os
-import platform
 import random
-import signal
 import socket
 import subprocess
 import sys
@@ -53,7 +51,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -71,22 +69,24 @@ from common import (
     TEXTS,
     TIERS,
     BenchError,
-    ScratchDatabase,
-    check_database_url,
+    add_run_options,
+    bench_parser,
     configure_django,
     create_bench_category,
     create_integration_user,
-    git_revision,
     latency_summary,
     logged_queries,
     migrate,
     percentile,
     print_rows,
     profile_text,
-    raise_interrupt,
+    release,
     row,
+    run_main,
+    run_record,
+    save_results,
+    scratch_databases,
     verdict,
-    write_results,
 )
 
 if TYPE_CHECKING:
@@ -678,16 +678,14 @@ def print_table(results: dict[str, Any], rows: list[dict[str, str]]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = bench_parser(__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="timed single-case requests (default 2000)")
     parser.add_argument("--bulk-batches", type=int, default=10, help="bulk batches of 500 per phase (default 10)")
-    parser.add_argument("--keep-db", action="store_true", help="leave the scratch database in place at the end")
-    parser.add_argument("--db-name", default="hitl_bench", help="the scratch database (default hitl_bench)")
-    parser.add_argument("--replace-db", action="store_true", help="drop and recreate the scratch database if it exists")
     parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite (not what the budgets are for)")
     parser.add_argument("--profile", action="store_true", help="print cProfile output and every SQL query shape")
-    parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated bodies")
-    parser.add_argument("--no-write", action="store_true", help="do not write bench/results/intake-<date>.json")
+    add_run_options(
+        parser, db_name="hitl_bench", db_help="the scratch database (default hitl_bench)", results="intake-<date>.json"
+    )
     args = parser.parse_args(argv)
     if args.requests < 1 or args.bulk_batches < 1:
         parser.error("--requests and --bulk-batches must be at least 1")
@@ -695,13 +693,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    base_url = os.environ.get("DATABASE_URL", "")
-    if not base_url:
-        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-    check_database_url(base_url, name=args.db_name, allow_sqlite=args.allow_sqlite)
-    database = ScratchDatabase(base_url=base_url, name=args.db_name, replace=args.replace_db)
+    (database,) = scratch_databases([args.db_name], replace=args.replace_db, allow_sqlite=args.allow_sqlite)
     server: Server | None = None
-    load_at_start = os.getloadavg()[0]  # others' work on this 2-core machine shows up in the tail latencies
+    load_at_start = os.getloadavg()[0]
     try:
         database.create()
         print(f"Scratch database {database.name!r} created; migrating ...", flush=True)
@@ -737,19 +731,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         diagnostics = run_diagnostics(fixture, rng, profile=args.profile)
 
         results: dict[str, Any] = {
-            "benchmark": "intake",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "revision": git_revision(),
-            "command": " ".join([".venv/bin/python", "bench/intake.py", *sys.argv[1:]]),
-            "environment": {
-                "database": database.server_version(),
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
-                "database_options": urlsplit(base_url).query,
-                "server": " ".join(["gunicorn", *server.command[1:]]).replace(str(server.port), "<port>"),
-                "client": "http.client, one keep-alive connection, sequential",
-            },
+            **run_record(
+                "intake",
+                database,
+                load_at_start,
+                database_options=urlsplit(database.base_url).query,
+                server=" ".join(["gunicorn", *server.command[1:]]).replace(str(server.port), "<port>"),
+                client="http.client, one keep-alive connection, sequential",
+            ),
             "parameters": {
                 "requests": args.requests,
                 "warmup": WARMUP_REQUESTS,
@@ -774,42 +763,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         rows = table_rows(results)
         print_table(results, rows)
-        results["targets"] = [r for r in rows if r["target"]]
-        if not args.no_write:
-            print(f"\nResults written to {write_results('intake', results).relative_to(ROOT)}")
+        save_results("intake", results, rows, write=not args.no_write)
         return results
     finally:
         if server is not None:
             server.stop()
-        if "django" in sys.modules and database.created:
-            from django.db import connections
-
-            connections.close_all()
-        if args.keep_db and database.created:
-            print(f"Kept the scratch database at {database.url}", flush=True)
-        else:
-            database.drop()
-            if database.created:
-                print(f"Scratch database {database.name!r} dropped.", flush=True)
+        release([database], keep=args.keep_db)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Both end the run through run()'s finally (gunicorn stopped, database dropped); SIGINT explicitly, since a
-    # shell starting this in the background would otherwise have it ignored.
-    signal.signal(signal.SIGINT, raise_interrupt)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"bench/intake.py: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "\nInterrupted; gunicorn was stopped (and the scratch database dropped unless --keep-db).", file=sys.stderr
-        )
-        return 130
-    return 0
+    return run_main(
+        "intake",
+        lambda: run(args),
+        interrupted="Interrupted; gunicorn was stopped (and the scratch database dropped unless --keep-db).",
+    )
 
 
 if __name__ == "__main__":

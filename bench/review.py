@@ -60,17 +60,14 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
-import signal
 import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from common import (
     CHANNELS,
@@ -80,7 +77,6 @@ from common import (
     LOCALES,
     MODEL_LABEL,
     REGIONS,
-    ROOT,
     RULES,
     SENSITIVE_POLICY,
     TEXTS,
@@ -88,7 +84,9 @@ from common import (
     BenchError,
     QueryLog,
     ScratchDatabase,
-    check_database_url,
+    add_diagnosis_options,
+    add_run_options,
+    bench_parser,
     configure_django,
     create_bench_category,
     create_integration_user,
@@ -97,21 +95,23 @@ from common import (
     explain,
     explain_queryset,
     generate_in_chunks,
-    git_revision,
     latency_summary,
     migrate,
     percentile,
     print_rows,
-    raise_interrupt,
+    release,
     row,
     row_counts,
     run_extra_sql,
+    run_main,
+    run_record,
+    save_results,
+    scratch_databases,
     size_label,
     sql_int_array,
     sql_shape,
     sql_text_array,
     verdict,
-    write_results,
 )
 
 if TYPE_CHECKING:
@@ -1140,7 +1140,7 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = bench_parser(__doc__)
     parser.add_argument("--sizes", type=parse_sizes, default=[10_000, 1_000_000], help="default 10000,1000000")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests per page first (default 10)")
@@ -1154,21 +1154,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also run the contended claims in forked processes (no shared GIL), as a comparison",
     )
-    parser.add_argument(
-        "--extra-sql",
-        action="append",
-        default=[],
-        help="SQL run after the data is generated (e.g. a CREATE INDEX to try); repeatable",
-    )
     parser.add_argument("--queue-url", default="auto", help="queue page URL template ({queue_id}, {queue_slug})")
     parser.add_argument("--case-url", default="auto", help="review page URL template ({case_id})")
-    parser.add_argument("--keep-db", action="store_true", help="leave the scratch databases in place at the end")
-    parser.add_argument("--db-name", default="hitl_bench_review", help="scratch database prefix (<name>_<size>)")
-    parser.add_argument("--replace-db", action="store_true", help="drop and recreate a scratch database that exists")
-    parser.add_argument("--explain", action="store_true", help="print every EXPLAIN ANALYZE (else only for a MISS)")
-    parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated data")
-    parser.add_argument("--no-write", action="store_true", help="do not write the results JSON")
-    parser.add_argument("--tag", default="", help="write bench/results/review-<tag>-<date>.json instead")
+    add_diagnosis_options(parser, benchmark="review")
+    add_run_options(
+        parser,
+        db_name="hitl_bench_review",
+        db_help="scratch database prefix (<name>_<size>; default hitl_bench_review)",
+        results="review-<date>.json",
+    )
     args = parser.parse_args(argv)
     if args.requests < 1 or args.threads < 1 or args.claims_per_thread < 1 or args.warmup < 0:
         parser.error("--requests, --threads and --claims-per-thread must be at least 1")
@@ -1176,17 +1170,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    base_url = os.environ.get("DATABASE_URL", "")
-    if not base_url:
-        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-    if urlsplit(base_url).scheme.startswith("sqlite"):
-        raise BenchError("DATABASE_URL is SQLite: this benchmark (row locks, SKIP LOCKED, 1M rows) is PostgreSQL only.")
-    databases = [
-        ScratchDatabase(base_url=base_url, name=f"{args.db_name}_{size_label(n)}", replace=args.replace_db)
-        for n in args.sizes
-    ]
-    for database in databases:
-        check_database_url(base_url, name=database.name, allow_sqlite=False)
+    databases = scratch_databases(
+        [f"{args.db_name}_{size_label(n)}" for n in args.sizes],
+        replace=args.replace_db,
+        postgres_only="row locks, SKIP LOCKED, 1M rows",
+    )
     load_at_start = os.getloadavg()[0]
     started = time.perf_counter()
     per_size: list[dict[str, Any]] = []
@@ -1196,22 +1184,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for n, database in zip(args.sizes, databases, strict=True):
             per_size.append(run_size(n, database, args, urls))
             if not args.keep_db:
-                use_database(database.name)  # closes this process's connections before the drop
-                database.drop()
-                database.created = False
-                print(f"Scratch database {database.name!r} dropped.", flush=True)
+                release([database], keep=False)  # one size at a time: the next size's database is not the same
         results: dict[str, Any] = {
-            "benchmark": "review",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "revision": git_revision(),
-            "command": " ".join([".venv/bin/python", "bench/review.py", *sys.argv[1:]]),
-            "environment": {
-                "database": databases[0].server_version(),
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
-                "client": "django.test.Client in this process (no HTTP), CaptureQueriesContext on every request",
-            },
+            **run_record(
+                "review",
+                databases[0],
+                load_at_start,
+                client="django.test.Client in this process (no HTTP), CaptureQueriesContext on every request",
+            ),
             "parameters": {
                 "sizes": args.sizes,
                 "requests": args.requests,
@@ -1237,39 +1217,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{os.cpu_count()} cores. Total run time {results['total_seconds']:.0f} s."
         )
         print_explains(per_size, only_missed=not args.explain, rows=rows)
-        results["targets"] = [r for r in rows if r["target"]]
-        if not args.no_write:
-            name = f"review-{args.tag}" if args.tag else "review"
-            print(f"\nResults written to {write_results(name, results).relative_to(ROOT)}")
+        save_results(f"review-{args.tag}" if args.tag else "review", results, rows, write=not args.no_write)
         return results
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        for database in databases:
-            if not database.created:
-                continue
-            if args.keep_db:
-                print(f"Kept the scratch database at {database.url}", flush=True)
-            else:
-                database.drop()
-                print(f"Scratch database {database.name!r} dropped.", flush=True)
+        release(databases, keep=args.keep_db)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, raise_interrupt)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"bench/review.py: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nInterrupted; the scratch databases were dropped (unless --keep-db).", file=sys.stderr)
-        return 130
-    return 0
+    return run_main(
+        "review", lambda: run(args), interrupted="Interrupted; the scratch databases were dropped (unless --keep-db)."
+    )
 
 
 if __name__ == "__main__":

@@ -57,15 +57,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import re
-import signal
 import sys
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from common import (
     CHANNELS,
@@ -73,14 +70,14 @@ from common import (
     INTEGRATION_USER,
     LABELS,
     MODEL_LABEL,
-    ROOT,
     SENSITIVE_LABEL,
     TEXTS,
     TIERS,
     BenchError,
     QueryLog,
-    ScratchDatabase,
-    check_database_url,
+    add_diagnosis_options,
+    add_run_options,
+    bench_parser,
     configure_django,
     create_bench_category,
     create_integration_user,
@@ -88,21 +85,23 @@ from common import (
     database_size,
     explain_queryset,
     generate_in_chunks,
-    git_revision,
     migrate,
     print_rows,
     profile_text,
-    raise_interrupt,
+    release,
     row,
     row_counts,
     run_extra_sql,
+    run_main,
+    run_record,
+    save_results,
+    scratch_databases,
     size_label,
     sql_int_array,
     sql_interval,
     sql_shape,
     sql_text_array,
     verdict,
-    write_results,
 )
 
 if TYPE_CHECKING:
@@ -838,31 +837,28 @@ def print_explains(plans: list[dict[str, str]]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = bench_parser(__doc__)
     parser.add_argument("--open", type=int, default=BUDGET_OPEN, help="open cases (default 1000000)")
     parser.add_argument("--overdue", type=int, default=BUDGET_OVERDUE, help="of those, overdue (default 10000)")
     parser.add_argument("--categories", type=int, default=4, help="categories, five queues each (default 4)")
-    parser.add_argument(
-        "--extra-sql", action="append", default=[], help="SQL run after generation (e.g. a CREATE INDEX); repeatable"
-    )
-    parser.add_argument("--keep-db", action="store_true", help="leave the scratch database in place at the end")
     parser.add_argument(
         "--prepare-only",
         action="store_true",
         help="generate the data and keep the database (implies --keep-db), without sweeping: to try fixes by hand",
     )
-    parser.add_argument("--db-name", default="hitl_bench_sweep", help="scratch database (default hitl_bench_sweep)")
-    parser.add_argument("--replace-db", action="store_true", help="drop and recreate the scratch database if it exists")
-    parser.add_argument("--explain", action="store_true", help="print the EXPLAIN ANALYZE plans (else only on a MISS)")
     parser.add_argument(
         "--profile",
         action="store_true",
         help="first a rehearsal sweep under cProfile, rolled back (then VACUUM), and print the profile",
     )
     parser.add_argument("--profile-top", type=int, default=35, help="functions listed in the profile (default 35)")
-    parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated data")
-    parser.add_argument("--no-write", action="store_true", help="do not write the results JSON")
-    parser.add_argument("--tag", default="", help="write bench/results/sweep-<tag>-<date>.json")
+    add_diagnosis_options(parser, benchmark="sweep")
+    add_run_options(
+        parser,
+        db_name="hitl_bench_sweep",
+        db_help="the scratch database (default hitl_bench_sweep)",
+        results="sweep-<size>-<date>.json",
+    )
     args = parser.parse_args(argv)
     args.keep_db = args.keep_db or args.prepare_only
     if args.open < 1 or args.overdue < 1 or args.categories < 1:
@@ -873,13 +869,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    base_url = os.environ.get("DATABASE_URL", "")
-    if not base_url:
-        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-    if urlsplit(base_url).scheme.startswith("sqlite"):
-        raise BenchError("DATABASE_URL is SQLite: this benchmark (1M rows, SKIP LOCKED) is PostgreSQL only.")
-    database = ScratchDatabase(base_url=base_url, name=args.db_name, replace=args.replace_db)
-    check_database_url(base_url, name=database.name, allow_sqlite=False)
+    (database,) = scratch_databases([args.db_name], replace=args.replace_db, postgres_only="1M rows, SKIP LOCKED")
     mix = Mix.for_size(args.open, args.overdue)
     load_at_start = os.getloadavg()[0]
     started = time.perf_counter()
@@ -918,18 +908,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  the previous sweep's warnings (a minute ago): {previous:,} cases", flush=True)
         sweeps = run_sweeps(fx, mix, anchor)
         results: dict[str, Any] = {
-            "benchmark": "sweep",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "revision": git_revision(),
-            "command": " ".join([".venv/bin/python", "bench/sweep.py", *sys.argv[1:]]),
-            "environment": {
-                "database": database.server_version(),
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
-                "email_backend": os.environ["EMAIL_URL"],
-                "server_settings": server_settings(),
-            },
+            **run_record(
+                "sweep",
+                database,
+                load_at_start,
+                email_backend=os.environ["EMAIL_URL"],
+                server_settings=server_settings(),
+            ),
             "parameters": {
                 "open": mix.open,
                 "overdue": mix.overdue,
@@ -963,37 +948,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if profiled:
             print(f"\n--- cProfile of the rehearsal (rolled back), by own time ---\n{profiled['profile']['tottime']}")
             print(f"--- by cumulative time ---\n{profiled['profile']['cumulative']}")
-        results["targets"] = [r for r in rows if r["target"]]
-        if not args.no_write:
-            name = f"sweep-{args.tag}" if args.tag else f"sweep-{size_label(mix.open)}"
-            print(f"\nResults written to {write_results(name, results).relative_to(ROOT)}")
+        name = f"sweep-{args.tag}" if args.tag else f"sweep-{size_label(mix.open)}"
+        save_results(name, results, rows, write=not args.no_write)
         return results
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        if database.created:
-            if args.keep_db:
-                print(f"Kept the scratch database at {database.url}", flush=True)
-            else:
-                database.drop()
-                print(f"Scratch database {database.name!r} dropped.", flush=True)
+        release([database], keep=args.keep_db)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, raise_interrupt)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"bench/sweep.py: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nInterrupted; the scratch database was dropped (unless --keep-db).", file=sys.stderr)
-        return 130
-    return 0
+    return run_main(
+        "sweep", lambda: run(args), interrupted="Interrupted; the scratch database was dropped (unless --keep-db)."
+    )
 
 
 if __name__ == "__main__":
