@@ -462,7 +462,7 @@ def run_bulk_create(
         start = time.perf_counter()
         Case.objects.bulk_create(cases, batch_size=BULK_BATCH)
         if with_history_and_audit:
-            Case.history.bulk_history_create(cases, batch_size=BULK_BATCH, default_change_reason="bench")  # type: ignore[attr-defined]
+            Case.history.bulk_history_create(cases, batch_size=BULK_BATCH, default_change_reason="bench")
             AuditEvent.objects.bulk_create(
                 [
                     AuditEvent(

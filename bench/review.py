@@ -820,9 +820,7 @@ def verify_claims(workers: list[ClaimWorker], held_before: set[int], since: date
     statuses = Counter(Case.objects.filter(pk__in=claimed).values_list("status", flat=True))
     wrong_holder = sorted(pk for pk in set(claimed) if rows.get(pk) != owner[pk])
     history = (
-        Case.history.filter(  # type: ignore[attr-defined]
-            id__in=claimed, history_change_reason="Claimed (next in queue)", history_date__gte=since
-        )
+        Case.history.filter(id__in=claimed, history_change_reason="Claimed (next in queue)", history_date__gte=since)
         .values("id")
         .annotate(n=Count("history_id"))
     )

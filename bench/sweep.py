@@ -466,7 +466,7 @@ def breakdown(log: QueryLog, seconds: float) -> dict[str, Any]:
     phases: dict[str, dict[str, float]] = {}
     shapes: dict[str, dict[str, Any]] = {}
     previous_end = log.t0
-    statements = []
+    statements: list[dict[str, Any]] = []
     for e in log.entries:
         sql_s, python_s = e.seconds, max(0.0, e.start - previous_end)
         previous_end = e.end
@@ -663,9 +663,7 @@ def verify(
     from governance.models import AuditEvent, Notification
 
     breaches = SlaBreach.objects.filter(detected_at__gte=since).count()
-    history = Case.history.filter(  # type: ignore[attr-defined]
-        history_date__gte=since, history_change_reason__startswith="SLA sweep"
-    ).count()
+    history = Case.history.filter(history_date__gte=since, history_change_reason__startswith="SLA sweep").count()
     # One chain per category (governance.events): each must go on from its own head, link by link.
     events: list[AuditEvent] = []
     chain_ok = True
