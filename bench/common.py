@@ -243,6 +243,24 @@ def sql_interval(delta: timedelta) -> str:
     return f"interval '{int(delta.total_seconds())} seconds'"
 
 
+AUDIT_EVENT_INSERT = (
+    "INSERT INTO governance_auditevent "
+    "(seq, created_at, kind, actor_id, actor_username, category_slug, case_id, payload, prev_hash, hash)"
+)
+
+
+def routed_events_sql(*, seq: str, integration_id: int, category_slug: str, status: str, lo: int, hi: int) -> str:
+    """SELECT, for the cases lo..hi, the case.routed event intake records, to follow AUDIT_EVENT_INSERT. `seq`,
+    `category_slug` and `status` (the status the case was routed to) are SQL expressions over cases_case. The
+    hashes are placeholders, unique per case: the chain is not recomputed (the scratch database is dropped)."""
+    return f"""SELECT {seq}, created_at, 'case.routed', {integration_id}, '{INTEGRATION_USER}', {category_slug}, id,
+    jsonb_build_object('external_id', external_id, 'route', route, 'reasons', route_reasons, 'status', {status},
+                       'confidence', confidence, 'model_version', '{MODEL_LABEL}', 'policy_version', 1,
+                       'audit_sampled', audit_sampled, 'draws', audit_draw),
+    repeat('0', 64), md5('r' || id) || md5('routed' || id)
+FROM cases_case WHERE id BETWEEN {lo} AND {hi}"""
+
+
 # --- The fixture: categories and people ----------------------------------------------------------------------
 
 POLICY: dict[str, Any] = {"auto_threshold": 0.9, "review_threshold": 0.6, "auto_share": 80.0, "audit_rate": 0.05}

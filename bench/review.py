@@ -70,9 +70,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from common import (
+    AUDIT_EVENT_INSERT,
     CHANNELS,
     GENERATED_SEQ_BASE,
-    INTEGRATION_USER,
     LABELS,
     LOCALES,
     MODEL_LABEL,
@@ -100,6 +100,7 @@ from common import (
     percentile,
     print_rows,
     release,
+    routed_events_sql,
     row,
     row_counts,
     run_extra_sql,
@@ -434,16 +435,17 @@ WHERE id BETWEEN {lo} AND {hi} AND audit_status IN ('confirmed', 'flagged')
 def audit_events_sql(fx: Fixture, lo: int, hi: int) -> str:
     """case.routed for every case, and one event per decision of the chunk (seq: above the real chain)."""
     slug, base = fx.category_slug, GENERATED_SEQ_BASE
+    routed = routed_events_sql(
+        seq=f"{base} + id * 4",
+        integration_id=fx.integration_id,
+        category_slug=f"'{slug}'",
+        status="CASE WHEN route = 'auto' THEN 'auto_approved' ELSE 'queued' END",
+        lo=lo,
+        hi=hi,
+    )
     return f"""
-INSERT INTO governance_auditevent (seq, created_at, kind, actor_id, actor_username, category_slug, case_id,
-    payload, prev_hash, hash)
-SELECT {base} + id * 4, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}', '{slug}', id,
-    jsonb_build_object('external_id', external_id, 'route', route, 'reasons', route_reasons,
-                       'status', CASE WHEN route = 'auto' THEN 'auto_approved' ELSE 'queued' END,
-                       'confidence', confidence, 'model_version', '{MODEL_LABEL}', 'policy_version', 1,
-                       'audit_sampled', audit_sampled, 'draws', audit_draw),
-    repeat('0', 64), md5('r' || id) || md5('routed' || id)
-FROM cases_case WHERE id BETWEEN {lo} AND {hi}
+{AUDIT_EVENT_INSERT}
+{routed}
 UNION ALL
 SELECT {base} + d.case_id * 4 + 1 + row_number() OVER (PARTITION BY d.case_id ORDER BY d.id), d.created_at,
     CASE d.action WHEN 'escalate' THEN 'case.escalated' WHEN 'confirm' THEN 'case.audited'

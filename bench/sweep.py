@@ -65,11 +65,10 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from common import (
+    AUDIT_EVENT_INSERT,
     CHANNELS,
     GENERATED_SEQ_BASE,
-    INTEGRATION_USER,
     LABELS,
-    MODEL_LABEL,
     SENSITIVE_LABEL,
     TEXTS,
     TIERS,
@@ -89,6 +88,7 @@ from common import (
     print_rows,
     profile_text,
     release,
+    routed_events_sql,
     row,
     row_counts,
     run_extra_sql,
@@ -321,19 +321,18 @@ FROM cases_case WHERE id BETWEEN {lo} AND {hi}
 
 
 def audit_events_sql(fx: Fixture, lo: int, hi: int) -> str:
+    """case.routed for every case of the chunk, in its category's chain (seq: above the real chain)."""
     slugs = sql_text_array(fx.category_slugs)
     categories = sql_int_array(fx.category_ids)
-    return f"""
-INSERT INTO governance_auditevent (seq, created_at, kind, actor_id, actor_username, category_slug, case_id,
-    payload, prev_hash, hash)
-SELECT {GENERATED_SEQ_BASE} + id, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}',
-    ({slugs})[array_position({categories}, category_id::bigint)], id,
-    jsonb_build_object('external_id', external_id, 'route', route, 'reasons', route_reasons, 'status', 'queued',
-                       'confidence', confidence, 'model_version', '{MODEL_LABEL}', 'policy_version', 1,
-                       'audit_sampled', audit_sampled, 'draws', audit_draw),
-    repeat('0', 64), md5('r' || id) || md5('routed' || id)
-FROM cases_case WHERE id BETWEEN {lo} AND {hi}
-"""
+    routed = routed_events_sql(
+        seq=f"{GENERATED_SEQ_BASE} + id",
+        integration_id=fx.integration_id,
+        category_slug=f"({slugs})[array_position({categories}, category_id::bigint)]",
+        status="'queued'",
+        lo=lo,
+        hi=hi,
+    )
+    return f"{AUDIT_EVENT_INSERT}\n{routed}"
 
 
 def history_columns(cursor: Any) -> str:
