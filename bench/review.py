@@ -1184,7 +1184,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for n, database in zip(args.sizes, databases, strict=True):
             per_size.append(run_size(n, database, args, urls))
             if not args.keep_db:
-                release([database], keep=False)  # one size at a time: the next size's database is not the same
+                release([database], keep=False)  # dropped once measured: two large databases never sit side by side
         results: dict[str, Any] = {
             **run_record(
                 "review",
