@@ -40,43 +40,53 @@ import argparse
 import cProfile
 import functools
 import http.client
-import io
 import json
 import os
-import platform
-import pstats
 import random
-import signal
 import socket
 import subprocess
 import sys
-import sysconfig
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from common import (
+    CHANNELS,
+    LABELS,
+    LOCALES,
+    MODEL_LABEL,
+    REGIONS,
     ROOT,
+    RULES,
+    SENSITIVE_POLICY,
+    TEXTS,
+    TIERS,
     BenchError,
-    ScratchDatabase,
-    check_database_url,
+    add_run_options,
+    bench_parser,
     configure_django,
-    git_revision,
+    create_bench_category,
+    create_integration_user,
+    latency_summary,
     logged_queries,
     migrate,
     percentile,
     print_rows,
-    raise_interrupt,
+    profile_text,
+    release,
     row,
+    run_main,
+    run_record,
+    save_results,
+    scratch_databases,
     verdict,
-    write_results,
 )
 
 if TYPE_CHECKING:
@@ -86,7 +96,6 @@ if TYPE_CHECKING:
 VENV_BIN = Path(sys.executable).parent
 
 CATEGORY_SLUG = "bench-intake"
-MODEL_LABEL = "bench-model@1"
 BULK_BATCH = 500
 WARMUP_REQUESTS = 100
 FLOOR_REQUESTS = 200
@@ -98,19 +107,6 @@ TARGET_P50_MS = 15.0
 TARGET_P99_MS = 50.0
 TARGET_BULK_RATIO = 0.5
 
-LABELS = ("shipping", "refund", "billing", "account", "cancellation", "fraud_suspected")
-CHANNELS = ("email", "chat", "phone", "web")
-TIERS = ("free", "silver", "gold", "platinum")
-REGIONS = ("eu-west", "eu-north", "us-east", "apac")
-RULES = ("keyword_match", "repeat_contact", "chargeback_history", "vip_customer")
-TEXTS = (
-    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
-    "I was charged twice for the same subscription this month, please refund one of the payments.",
-    "I cannot log in since I changed my phone; the code never arrives by SMS.",
-    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
-    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
-)
-
 
 # --- The fixture ----------------------------------------------------------------------------------------------
 
@@ -118,43 +114,31 @@ TEXTS = (
 @dataclass(frozen=True)
 class Fixture:
     category_id: int
+    model_version_id: int
+    quick_queue_id: int
     user_id: int
     token: str
 
 
 def create_fixture() -> Fixture:
     """The category (varied routes: sensitive label and rule, high-value limit, an 80 % ramp), its active model
-    version, and an integration user with governance.submit_case on it and a DRF token."""
-    # Imported here: Django is configured at run time, from the command line.
-    from django.contrib.auth.models import User
+    version, and the integration user with governance.submit_case on it and a DRF token."""
     from guardian.shortcuts import assign_perm
     from rest_framework.authtoken.models import Token
 
-    from governance.services import create_category, register_model_version
-
-    category = create_category(
-        user=None,
-        slug=CATEGORY_SLUG,
-        name="Bench intake",
-        pattern="exception",
-        stage="live",
-        policy={
-            "auto_threshold": 0.9,
-            "review_threshold": 0.6,
-            "auto_share": 80.0,
-            "high_value_amount": Decimal("5000.00"),
-            "sensitive_labels": ["fraud_suspected"],
-            "sensitive_rules": ["chargeback_history"],
-            "audit_rate": 0.05,
-        },
-        reason="bench",
+    bench = create_bench_category(
+        slug=CATEGORY_SLUG, name="Bench intake", policy={**SENSITIVE_POLICY, "high_value_amount": Decimal("5000.00")}
     )
-    name, version = MODEL_LABEL.split("@")
-    register_model_version(category=category, name=name, version=version, user=None, status="active", reason="bench")
-    user = User.objects.create_user(username="bench-integration", email="bench@example.com")
-    assign_perm("governance.submit_case", user, category)
+    user = create_integration_user()
+    assign_perm("governance.submit_case", user, bench.category)
     token = Token.objects.create(user=user)
-    return Fixture(category_id=category.pk, user_id=user.pk, token=token.key)
+    return Fixture(
+        category_id=bench.category.pk,
+        model_version_id=bench.model_version.pk,
+        quick_queue_id=bench.queues["quick"].pk,
+        user_id=user.pk,
+        token=token.key,
+    )
 
 
 # --- Request bodies -------------------------------------------------------------------------------------------
@@ -177,7 +161,7 @@ def case_body(rng: random.Random, external_id: str) -> dict[str, Any]:
         "input": {
             "text": rng.choice(TEXTS),
             "order_id": f"ORD-{rng.randint(100000, 999999)}",
-            "locale": rng.choice(("en-GB", "de-DE", "fr-FR", "en-US")),
+            "locale": rng.choice(LOCALES),
             "attachments": rng.randint(0, 3),
         },
         "output": {
@@ -320,17 +304,10 @@ class Client:
 # --- Measurements ---------------------------------------------------------------------------------------------
 
 
-def latency_summary(seconds: list[float], wall: float) -> dict[str, float]:
-    ms = sorted(s * 1000 for s in seconds)
-    return {
-        "count": len(ms),
-        "p50_ms": round(percentile(ms, 50), 3),
-        "p90_ms": round(percentile(ms, 90), 3),
-        "p99_ms": round(percentile(ms, 99), 3),
-        "max_ms": round(ms[-1], 3),
-        "mean_ms": round(sum(ms) / len(ms), 3),
-        "requests_per_s": round(len(ms) / wall, 1),
-    }
+def request_summary(seconds: list[float], wall: float) -> dict[str, float]:
+    """Round trips in ms (p50, p90, p99, max, mean) and the request rate."""
+    ms = [s * 1000 for s in seconds]
+    return {**latency_summary(ms, (50, 90, 99), digits=3), "requests_per_s": round(len(ms) / wall, 1)}
 
 
 def run_single(client: Client, rng: random.Random, *, prefix: str, count: int, quiet: bool) -> dict[str, Any]:
@@ -354,7 +331,7 @@ def run_single(client: Client, rng: random.Random, *, prefix: str, count: int, q
                 flush=True,
             )
     wall = time.perf_counter() - start
-    return {**latency_summary(times, wall), "routes": dict(sorted(routes.items()))}
+    return {**request_summary(times, wall), "routes": dict(sorted(routes.items()))}
 
 
 def run_floor(port: int) -> dict[str, Any]:
@@ -370,7 +347,7 @@ def run_floor(port: int) -> dict[str, Any]:
         times.append(elapsed)
     wall = time.perf_counter() - start
     client.close()
-    return latency_summary(times, wall)
+    return request_summary(times, wall)
 
 
 def batches_of(rng: random.Random, prefix: str, batches: int) -> list[list[dict[str, Any]]]:
@@ -449,9 +426,8 @@ def run_bulk_create(
     from governance.models import AuditEvent, Category, ModelVersion
 
     category = Category.objects.get(pk=fixture.category_id)
-    name, version = MODEL_LABEL.split("@")
-    model_version = ModelVersion.objects.get(category=category, name=name, version=version)
-    queue = Queue.objects.get(category=category, kind="quick")
+    model_version = ModelVersion.objects.get(pk=fixture.model_version_id)
+    queue = Queue.objects.get(pk=fixture.quick_queue_id)
     before = cases_in_table()
     times: list[float] = []
     for i, batch in enumerate(batches, 1):
@@ -486,7 +462,7 @@ def run_bulk_create(
         start = time.perf_counter()
         Case.objects.bulk_create(cases, batch_size=BULK_BATCH)
         if with_history_and_audit:
-            Case.history.bulk_history_create(cases, batch_size=BULK_BATCH, default_change_reason="bench")  # type: ignore[attr-defined]
+            Case.history.bulk_history_create(cases, batch_size=BULK_BATCH, default_change_reason="bench")
             AuditEvent.objects.bulk_create(
                 [
                     AuditEvent(
@@ -513,16 +489,6 @@ def run_bulk_create(
 
 
 # --- Where the time goes: SQL queries and cProfile ------------------------------------------------------------
-
-
-def profile_text(profiler: cProfile.Profile, sort: str, limit: int) -> str:
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats(sort).print_stats(limit)
-    text = out.getvalue()
-    # Paths relative to the project or to site-packages: short, and still saying which views.py is meant.
-    for prefix in sorted({sysconfig.get_path("purelib"), sysconfig.get_path("stdlib"), str(ROOT)}, key=len)[::-1]:
-        text = text.replace(prefix + os.sep, "")
-    return text
 
 
 def timed_with_sql(work: Callable[[], object]) -> dict[str, float]:
@@ -712,16 +678,14 @@ def print_table(results: dict[str, Any], rows: list[dict[str, str]]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = bench_parser(__doc__)
     parser.add_argument("--requests", type=int, default=2000, help="timed single-case requests (default 2000)")
     parser.add_argument("--bulk-batches", type=int, default=10, help="bulk batches of 500 per phase (default 10)")
-    parser.add_argument("--keep-db", action="store_true", help="leave the scratch database in place at the end")
-    parser.add_argument("--db-name", default="hitl_bench", help="the scratch database (default hitl_bench)")
-    parser.add_argument("--replace-db", action="store_true", help="drop and recreate the scratch database if it exists")
     parser.add_argument("--allow-sqlite", action="store_true", help="run on SQLite (not what the budgets are for)")
     parser.add_argument("--profile", action="store_true", help="print cProfile output and every SQL query shape")
-    parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated bodies")
-    parser.add_argument("--no-write", action="store_true", help="do not write bench/results/intake-<date>.json")
+    add_run_options(
+        parser, db_name="hitl_bench", db_help="the scratch database (default hitl_bench)", results="intake-<date>.json"
+    )
     args = parser.parse_args(argv)
     if args.requests < 1 or args.bulk_batches < 1:
         parser.error("--requests and --bulk-batches must be at least 1")
@@ -729,13 +693,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    base_url = os.environ.get("DATABASE_URL", "")
-    if not base_url:
-        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-    check_database_url(base_url, name=args.db_name, allow_sqlite=args.allow_sqlite)
-    database = ScratchDatabase(base_url=base_url, name=args.db_name, replace=args.replace_db)
+    (database,) = scratch_databases([args.db_name], replace=args.replace_db, allow_sqlite=args.allow_sqlite)
     server: Server | None = None
-    load_at_start = os.getloadavg()[0]  # others' work on this 2-core machine shows up in the tail latencies
+    load_at_start = os.getloadavg()[0]
     try:
         database.create()
         print(f"Scratch database {database.name!r} created; migrating ...", flush=True)
@@ -771,19 +731,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         diagnostics = run_diagnostics(fixture, rng, profile=args.profile)
 
         results: dict[str, Any] = {
-            "benchmark": "intake",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "revision": git_revision(),
-            "command": " ".join([".venv/bin/python", "bench/intake.py", *sys.argv[1:]]),
-            "environment": {
-                "database": database.server_version(),
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
-                "database_options": urlsplit(base_url).query,
-                "server": " ".join(["gunicorn", *server.command[1:]]).replace(str(server.port), "<port>"),
-                "client": "http.client, one keep-alive connection, sequential",
-            },
+            **run_record(
+                "intake",
+                database,
+                load_at_start,
+                database_options=urlsplit(database.base_url).query,
+                server=" ".join(["gunicorn", *server.command[1:]]).replace(str(server.port), "<port>"),
+                client="http.client, one keep-alive connection, sequential",
+            ),
             "parameters": {
                 "requests": args.requests,
                 "warmup": WARMUP_REQUESTS,
@@ -808,42 +763,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         rows = table_rows(results)
         print_table(results, rows)
-        results["targets"] = [r for r in rows if r["target"]]
-        if not args.no_write:
-            print(f"\nResults written to {write_results('intake', results).relative_to(ROOT)}")
+        save_results("intake", results, rows, write=not args.no_write)
         return results
     finally:
         if server is not None:
             server.stop()
-        if "django" in sys.modules and database.created:
-            from django.db import connections
-
-            connections.close_all()
-        if args.keep_db and database.created:
-            print(f"Kept the scratch database at {database.url}", flush=True)
-        else:
-            database.drop()
-            if database.created:
-                print(f"Scratch database {database.name!r} dropped.", flush=True)
+        release([database], keep=args.keep_db)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    # Both end the run through run()'s finally (gunicorn stopped, database dropped); SIGINT explicitly, since a
-    # shell starting this in the background would otherwise have it ignored.
-    signal.signal(signal.SIGINT, raise_interrupt)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"bench/intake.py: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "\nInterrupted; gunicorn was stopped (and the scratch database dropped unless --keep-db).", file=sys.stderr
-        )
-        return 130
-    return 0
+    return run_main(
+        "intake",
+        lambda: run(args),
+        interrupted="Interrupted; gunicorn was stopped (and the scratch database dropped unless --keep-db).",
+    )
 
 
 if __name__ == "__main__":

@@ -60,45 +60,67 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
-import signal
 import sys
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from common import (
-    ROOT,
+    AUDIT_EVENT_INSERT,
+    CHANNELS,
+    GENERATED_SEQ_BASE,
+    LABELS,
+    LOCALES,
+    MODEL_LABEL,
+    REGIONS,
+    RULES,
+    SENSITIVE_POLICY,
+    TEXTS,
+    TIERS,
     BenchError,
     QueryLog,
     ScratchDatabase,
-    check_database_url,
+    add_diagnosis_options,
+    add_run_options,
+    bench_parser,
     configure_django,
-    git_revision,
+    create_bench_category,
+    create_integration_user,
+    create_reviewer,
+    database_size,
+    explain,
+    explain_queryset,
+    generate_in_chunks,
+    latency_summary,
     migrate,
     percentile,
     print_rows,
-    raise_interrupt,
+    release,
+    routed_events_sql,
     row,
+    row_counts,
+    run_extra_sql,
+    run_main,
+    run_record,
+    save_results,
+    scratch_databases,
+    size_label,
+    sql_int_array,
     sql_shape,
+    sql_text_array,
     verdict,
-    write_results,
 )
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 CATEGORY_SLUG = "bench-review"
-MODEL_LABEL = "bench-model@1"
-CHUNK = 100_000
 REVIEW_PAGE_CASES = 200
 PAGE_REVIEWER = "bench-page-reviewer"
-INTEGRATION_USER = "bench-integration"
 HISTORIC_REVIEWERS = 10  # decision actors and holders of other claims, besides the claim-next threads' reviewers
 EXPLAIN_TOP = 2
 
@@ -110,20 +132,7 @@ BUDGET_SIZE = 1_000_000
 FALLBACK_QUEUE_URL = "/admin/cases/case/?queue={queue_id}&status__exact=queued&o=-6.10"
 FALLBACK_CASE_URL = "/admin/cases/case/{case_id}/change/"
 
-LABELS = ("shipping", "refund", "billing", "account", "cancellation", "fraud_suspected")
-LABEL_CUMULATIVE = (0.30, 0.55, 0.75, 0.90, 0.98)
-CHANNELS = ("email", "chat", "phone", "web")
-TIERS = ("free", "silver", "gold", "platinum")
-REGIONS = ("eu-west", "eu-north", "us-east", "apac")
-LOCALES = ("en-GB", "de-DE", "fr-FR", "en-US")
-RULES = ("keyword_match", "repeat_contact", "chargeback_history", "vip_customer")
-TEXTS = (
-    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
-    "I was charged twice for the same subscription this month, please refund one of the payments.",
-    "I cannot log in since I changed my phone; the code never arrives by SMS.",
-    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
-    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
-)
+LABEL_CUMULATIVE = (0.30, 0.55, 0.75, 0.90, 0.98)  # of LABELS, in order
 NOTES = (
     "Label matches the message.",
     "The customer asks for money back, not about delivery.",
@@ -161,19 +170,6 @@ class Backlog:
         return self.quick + self.full + self.escalation + self.expert + self.audit
 
 
-def size_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}m"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
-
-
-def sql_text_array(values: tuple[str, ...]) -> str:
-    """A text[] literal of constants defined in this file (no user input reaches the SQL)."""
-    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
-
-
 # --- The fixture ----------------------------------------------------------------------------------------------
 
 
@@ -193,50 +189,25 @@ def create_fixture(threads: int) -> Fixture:
     """The category (with its default queues and an active model version), and the people: an integration user,
     the page reviewer, one reviewer per claim thread and a few more who decided the history (all staff, in the
     Reviewer group, with cases.work_queue on the quick queue)."""
-    from django.contrib.auth.models import Group, User
-    from guardian.shortcuts import assign_perm
+    from django.contrib.auth.models import Group
 
-    from cases.models import Queue
-    from governance.models import ModelVersion
     from governance.permissions import REVIEWER
-    from governance.services import create_category, register_model_version
 
-    category = create_category(
-        user=None,
-        slug=CATEGORY_SLUG,
-        name="Bench review",
-        pattern="exception",
-        stage="live",
-        policy={
-            "auto_threshold": 0.9,
-            "review_threshold": 0.6,
-            "auto_share": 80.0,
-            "sensitive_labels": ["fraud_suspected"],
-            "sensitive_rules": ["chargeback_history"],
-            "audit_rate": 0.05,
-        },
-        reason="bench",
-    )
-    name, version = MODEL_LABEL.split("@")
-    register_model_version(category=category, name=name, version=version, user=None, status="active", reason="bench")
-    model_version = ModelVersion.objects.get(category=category, name=name, version=version)
-    queues = {q.kind: q for q in Queue.objects.filter(category=category)}
+    bench = create_bench_category(slug=CATEGORY_SLUG, name="Bench review", policy=SENSITIVE_POLICY)
+    queues = bench.queues
     group = Group.objects.get(name=REVIEWER)
 
     def reviewer(username: str) -> User:
-        user = User.objects.create_user(username=username, email=f"{username}@example.com", is_staff=True)
-        user.groups.add(group)
-        assign_perm("cases.work_queue", user, queues["quick"])
-        return user
+        return create_reviewer(username, queues=[queues["quick"]], groups=[group])
 
-    integration = User.objects.create_user(username=INTEGRATION_USER, email="integration@example.com")
+    integration = create_integration_user()
     page = reviewer(PAGE_REVIEWER)
     claimers = [reviewer(f"bench-reviewer-{i:02d}") for i in range(1, threads + 1)]
     historic = [reviewer(f"bench-past-reviewer-{i:02d}") for i in range(1, HISTORIC_REVIEWERS + 1)]
     return Fixture(
-        category_id=category.pk,
-        category_slug=category.slug,
-        model_version_id=model_version.pk,
+        category_id=bench.category.pk,
+        category_slug=bench.category.slug,
+        model_version_id=bench.model_version.pk,
         queues={kind: q.pk for kind, q in queues.items()},
         integration_id=integration.pk,
         page_reviewer_id=page.pk,
@@ -256,7 +227,7 @@ def cases_sql(fx: Fixture, n: int, backlog: Backlog, lo: int, hi: int) -> str:
     recent_from = n - 2 * backlog.total
     wq, wf, we, wx = backlog.quick, backlog.full, backlog.escalation, backlog.expert
     customers = max(n // 5, 100)
-    reviewers = "ARRAY[" + ", ".join(map(str, fx.historic_reviewer_ids)) + "]::int[]"
+    reviewers = sql_int_array(fx.historic_reviewer_ids)
     label = (
         "CASE "
         + " ".join(f"WHEN r_label < {c} THEN '{name}'" for name, c in zip(LABELS, LABEL_CUMULATIVE, strict=False))
@@ -461,21 +432,22 @@ WHERE id BETWEEN {lo} AND {hi} AND audit_status IN ('confirmed', 'flagged')
 """
 
 
-def audit_events_sql(fx: Fixture, seq_base: int, lo: int, hi: int) -> str:
+def audit_events_sql(fx: Fixture, lo: int, hi: int) -> str:
     """case.routed for every case, and one event per decision of the chunk (seq: above the real chain)."""
-    slug = fx.category_slug
+    slug, base = fx.category_slug, GENERATED_SEQ_BASE
+    routed = routed_events_sql(
+        seq=f"{base} + id * 4",
+        integration_id=fx.integration_id,
+        category_slug=f"'{slug}'",
+        status="CASE WHEN route = 'auto' THEN 'auto_approved' ELSE 'queued' END",
+        lo=lo,
+        hi=hi,
+    )
     return f"""
-INSERT INTO governance_auditevent (seq, created_at, kind, actor_id, actor_username, category_slug, case_id,
-    payload, prev_hash, hash)
-SELECT {seq_base} + id * 4, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}', '{slug}', id,
-    jsonb_build_object('external_id', external_id, 'route', route, 'reasons', route_reasons,
-                       'status', CASE WHEN route = 'auto' THEN 'auto_approved' ELSE 'queued' END,
-                       'confidence', confidence, 'model_version', '{MODEL_LABEL}', 'policy_version', 1,
-                       'audit_sampled', audit_sampled, 'draws', audit_draw),
-    repeat('0', 64), md5('r' || id) || md5('routed' || id)
-FROM cases_case WHERE id BETWEEN {lo} AND {hi}
+{AUDIT_EVENT_INSERT}
+{routed}
 UNION ALL
-SELECT {seq_base} + d.case_id * 4 + 1 + row_number() OVER (PARTITION BY d.case_id ORDER BY d.id), d.created_at,
+SELECT {base} + d.case_id * 4 + 1 + row_number() OVER (PARTITION BY d.case_id ORDER BY d.id), d.created_at,
     CASE d.action WHEN 'escalate' THEN 'case.escalated' WHEN 'confirm' THEN 'case.audited'
                   WHEN 'flag' THEN 'case.audited' ELSE 'case.decided' END,
     d.actor_id, 'bench-past-reviewer', '{slug}', d.case_id,
@@ -490,50 +462,29 @@ def generate(fx: Fixture, n: int, backlog: Backlog, seed: int) -> dict[str, Any]
     """Fill the scratch database with n cases and what goes with them, in chunks; then ANALYZE."""
     from django.db import connection
 
-    seq_base = 10_000_000  # the real chain (category and model version events) is far below
-    timings: Counter[str] = Counter()
     start = time.perf_counter()
+    timings = generate_in_chunks(
+        n,
+        seed=seed,
+        steps=lambda lo, hi: (
+            ("cases", cases_sql(fx, n, backlog, lo, hi)),
+            ("history", history_sql(fx, lo, hi)),
+            ("decisions", decisions_sql(fx, lo, hi)),
+            ("audit_events", audit_events_sql(fx, lo, hi)),
+        ),
+        what="cases with history, decisions and audit events",
+    )
     with connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit = off")  # this session only: a scratch database
-        cursor.execute("SET work_mem = '64MB'")
-        for chunk_no, lo in enumerate(range(1, n + 1, CHUNK)):
-            hi = min(lo + CHUNK - 1, n)
-            cursor.execute("SELECT setseed(%s)", [((seed + chunk_no) % 1000) / 1000.0])
-            for table, sql in (
-                ("cases", cases_sql(fx, n, backlog, lo, hi)),
-                ("history", history_sql(fx, lo, hi)),
-                ("decisions", decisions_sql(fx, lo, hi)),
-                ("audit_events", audit_events_sql(fx, seq_base, lo, hi)),
-            ):
-                t0 = time.perf_counter()
-                cursor.execute(sql)
-                timings[table] += time.perf_counter() - t0
-            elapsed = time.perf_counter() - start
-            rate = hi / elapsed
-            print(
-                f"  generated {hi:>9,}/{n:,} cases with history, decisions and audit events  "
-                f"({elapsed:.1f} s, {rate:,.0f} cases/s, ~{(n - hi) / rate:.0f} s left)",
-                flush=True,
-            )
-        cursor.execute("SELECT setval(pg_get_serial_sequence('cases_case', 'id'), %s)", [n])
-        cursor.execute(
-            "UPDATE governance_auditchainhead SET seq = (SELECT max(seq) FROM governance_auditevent), "
-            "hash = (SELECT hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1)"
-        )
         t0 = time.perf_counter()
         cursor.execute("ANALYZE")
-        timings["analyze"] += time.perf_counter() - t0
-        counts = {}
-        for table in ("cases_case", "cases_historicalcase", "reviews_decision", "governance_auditevent"):
-            cursor.execute(f"SELECT count(*) FROM {table}")
-            counts[table] = cursor.fetchone()[0]
+        timings["analyze"] = time.perf_counter() - t0
+        counts = row_counts(cursor, ("cases_case", "cases_historicalcase", "reviews_decision", "governance_auditevent"))
         cursor.execute(
             "SELECT q.kind, c.status, count(*) FROM cases_case c LEFT JOIN cases_queue q ON q.id = c.queue_id "
             "GROUP BY 1, 2 ORDER BY 1, 2"
         )
         by_queue_status = {f"{kind or '-'}/{status}": count for kind, status, count in cursor.fetchall()}
-        cursor.execute("SELECT pg_size_pretty(pg_database_size(current_database()))")
-        db_size = cursor.fetchone()[0]
+        db_size = database_size(cursor)
     seconds = time.perf_counter() - start
     print(
         f"  generation took {seconds:.1f} s ({', '.join(f'{k} {v:.1f} s' for k, v in timings.items())}); "
@@ -609,18 +560,6 @@ def discover_urls(queue_url: str, case_url: str) -> dict[str, Any]:
     }
 
 
-def latency(ms: list[float]) -> dict[str, float]:
-    s = sorted(ms)
-    return {
-        "count": len(s),
-        "p50_ms": round(percentile(s, 50), 2),
-        "p95_ms": round(percentile(s, 95), 2),
-        "p99_ms": round(percentile(s, 99), 2),
-        "max_ms": round(s[-1], 2),
-        "mean_ms": round(sum(s) / len(s), 2),
-    }
-
-
 def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup: int) -> dict[str, Any]:
     """GET the urls in turn: the time of each request, its SQL statements (counted by CaptureQueriesContext, timed
     by an execute wrapper), and the slowest statement shapes over all requests (for EXPLAIN)."""
@@ -655,7 +594,7 @@ def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup:
         sizes.append(len(response.content))
         statements = [q["sql"] for q in ctx.captured_queries]
         if len(statements) == len(log.entries):  # the same statements, in the same order
-            timed = [(seconds * 1000, sql) for (_, seconds), sql in zip(log.entries, statements, strict=True)]
+            timed = [(entry.seconds * 1000, sql) for entry, sql in zip(log.entries, statements, strict=True)]
         else:
             timed = [(float(q["time"]) * 1000, q["sql"]) for q in ctx.captured_queries]
         for ms, sql in timed:
@@ -674,8 +613,8 @@ def measure_page(name: str, client: Any, urls: list[str], requests: int, warmup:
     return {
         "url_example": urls[0],
         "distinct_urls": len(set(urls)),
-        **latency(times),
-        "sql": latency(sql_times),
+        **latency_summary(times),
+        "sql": latency_summary(sql_times),
         "queries_min": min(counts),
         "queries_max": max(counts),
         "query_counts": dict(sorted(Counter(counts).items())),
@@ -883,9 +822,7 @@ def verify_claims(workers: list[ClaimWorker], held_before: set[int], since: date
     statuses = Counter(Case.objects.filter(pk__in=claimed).values_list("status", flat=True))
     wrong_holder = sorted(pk for pk in set(claimed) if rows.get(pk) != owner[pk])
     history = (
-        Case.history.filter(  # type: ignore[attr-defined]
-            id__in=claimed, history_change_reason="Claimed (next in queue)", history_date__gte=since
-        )
+        Case.history.filter(id__in=claimed, history_change_reason="Claimed (next in queue)", history_date__gte=since)
         .values("id")
         .annotate(n=Count("history_id"))
     )
@@ -961,7 +898,7 @@ def contended(fx: Fixture, args: argparse.Namespace, *, think_ms: float, mode: s
         and set(check["statuses"]) <= {"claimed"}
     )
     give_back([pk for w in workers for pk in w.claimed])
-    summary = latency(all_ms) if all_ms else {}
+    summary = latency_summary(all_ms) if all_ms else {}
     if not ok:
         print(f"  claim-next checks FAILED: {check}", flush=True)
     print(
@@ -972,7 +909,7 @@ def contended(fx: Fixture, args: argparse.Namespace, *, think_ms: float, mode: s
     )
     return {
         **summary,
-        "sql": latency(all_sql) if all_sql else {},
+        "sql": latency_summary(all_sql) if all_sql else {},
         "wall_s": round(wall, 3),
         "claims_per_s": round(len(all_ms) / wall, 1) if wall else None,
         "mode": mode,
@@ -991,7 +928,7 @@ def run_claims(fx: Fixture, args: argparse.Namespace) -> dict[str, Any]:
         raise BenchError(f"claim_next failed: {alone.error}")
     give_back(alone.claimed)
     print(f"  p50 {percentile(sorted(alone.ms), 50):.1f} ms, p99 {percentile(sorted(alone.ms), 99):.1f} ms", flush=True)
-    result: dict[str, Any] = {"alone": {**latency(alone.ms), "sql": latency(alone.sql_ms)}}
+    result: dict[str, Any] = {"alone": {**latency_summary(alone.ms), "sql": latency_summary(alone.sql_ms)}}
     result["contended"] = contended(fx, args, think_ms=0.0, mode="threads")
     if args.claim_processes:
         result["contended_processes"] = contended(fx, args, think_ms=0.0, mode="processes")
@@ -1003,20 +940,7 @@ def run_claims(fx: Fixture, args: argparse.Namespace) -> dict[str, Any]:
 # --- Where the time goes --------------------------------------------------------------------------------------
 
 
-def explain(sql: str, params: Any = None) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled back (claim-next's query locks a row)."""
-    from django.db import connection, transaction
-
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-            plan = "\n".join(r[0] for r in cursor.fetchall())
-        transaction.set_rollback(True)
-    return plan
-
-
 def explain_all(fx: Fixture, pages: dict[str, Any]) -> dict[str, list[dict[str, str]]]:
-    from django.db import connection, transaction
     from django.utils import timezone
 
     from cases.models import Queue
@@ -1031,9 +955,7 @@ def explain_all(fx: Fixture, pages: dict[str, Any]) -> dict[str, list[dict[str, 
         ]
     queue = Queue.objects.get(pk=fx.queues["quick"])
     candidates = claimable_in(queue, timezone.now()).select_for_update(skip_locked=True, of=("self",))[:1]
-    with transaction.atomic():  # Django compiles FOR UPDATE only inside one
-        sql, params = candidates.query.sql_with_params()
-    plans["claim_next_candidates"] = [{"sql": connection.ops.compose_sql(sql, params), "plan": explain(sql, params)}]
+    plans["claim_next_candidates"] = [explain_queryset(candidates)]
     return plans
 
 
@@ -1065,11 +987,8 @@ def run_size(n: int, database: ScratchDatabase, args: argparse.Namespace, urls_c
     if args.extra_sql:
         from django.db import connection
 
+        run_extra_sql(args.extra_sql)
         with connection.cursor() as cursor:
-            for statement in args.extra_sql:
-                t0 = time.perf_counter()
-                cursor.execute(statement)
-                print(f"  --extra-sql ({time.perf_counter() - t0:.1f} s): {statement}", flush=True)
             cursor.execute("ANALYZE cases_case")
     if not urls_cache:
         urls_cache.update(discover_urls(args.queue_url, args.case_url))
@@ -1221,7 +1140,7 @@ def parse_sizes(text: str) -> list[int]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = bench_parser(__doc__)
     parser.add_argument("--sizes", type=parse_sizes, default=[10_000, 1_000_000], help="default 10000,1000000")
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests per page first (default 10)")
@@ -1235,21 +1154,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="also run the contended claims in forked processes (no shared GIL), as a comparison",
     )
-    parser.add_argument(
-        "--extra-sql",
-        action="append",
-        default=[],
-        help="SQL run after the data is generated (e.g. a CREATE INDEX to try); repeatable",
-    )
     parser.add_argument("--queue-url", default="auto", help="queue page URL template ({queue_id}, {queue_slug})")
     parser.add_argument("--case-url", default="auto", help="review page URL template ({case_id})")
-    parser.add_argument("--keep-db", action="store_true", help="leave the scratch databases in place at the end")
-    parser.add_argument("--db-name", default="hitl_bench_review", help="scratch database prefix (<name>_<size>)")
-    parser.add_argument("--replace-db", action="store_true", help="drop and recreate a scratch database that exists")
-    parser.add_argument("--explain", action="store_true", help="print every EXPLAIN ANALYZE (else only for a MISS)")
-    parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated data")
-    parser.add_argument("--no-write", action="store_true", help="do not write the results JSON")
-    parser.add_argument("--tag", default="", help="write bench/results/review-<tag>-<date>.json instead")
+    add_diagnosis_options(parser, benchmark="review")
+    add_run_options(
+        parser,
+        db_name="hitl_bench_review",
+        db_help="scratch database prefix (<name>_<size>; default hitl_bench_review)",
+        results="review-<date>.json",
+    )
     args = parser.parse_args(argv)
     if args.requests < 1 or args.threads < 1 or args.claims_per_thread < 1 or args.warmup < 0:
         parser.error("--requests, --threads and --claims-per-thread must be at least 1")
@@ -1257,17 +1170,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    base_url = os.environ.get("DATABASE_URL", "")
-    if not base_url:
-        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-    if urlsplit(base_url).scheme.startswith("sqlite"):
-        raise BenchError("DATABASE_URL is SQLite: this benchmark (row locks, SKIP LOCKED, 1M rows) is PostgreSQL only.")
-    databases = [
-        ScratchDatabase(base_url=base_url, name=f"{args.db_name}_{size_label(n)}", replace=args.replace_db)
-        for n in args.sizes
-    ]
-    for database in databases:
-        check_database_url(base_url, name=database.name, allow_sqlite=False)
+    databases = scratch_databases(
+        [f"{args.db_name}_{size_label(n)}" for n in args.sizes],
+        replace=args.replace_db,
+        postgres_only="row locks, SKIP LOCKED, 1M rows",
+    )
     load_at_start = os.getloadavg()[0]
     started = time.perf_counter()
     per_size: list[dict[str, Any]] = []
@@ -1277,22 +1184,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for n, database in zip(args.sizes, databases, strict=True):
             per_size.append(run_size(n, database, args, urls))
             if not args.keep_db:
-                use_database(database.name)  # closes this process's connections before the drop
-                database.drop()
-                database.created = False
-                print(f"Scratch database {database.name!r} dropped.", flush=True)
+                release([database], keep=False)  # dropped once measured: two large databases never sit side by side
         results: dict[str, Any] = {
-            "benchmark": "review",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "revision": git_revision(),
-            "command": " ".join([".venv/bin/python", "bench/review.py", *sys.argv[1:]]),
-            "environment": {
-                "database": databases[0].server_version(),
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
-                "client": "django.test.Client in this process (no HTTP), CaptureQueriesContext on every request",
-            },
+            **run_record(
+                "review",
+                databases[0],
+                load_at_start,
+                client="django.test.Client in this process (no HTTP), CaptureQueriesContext on every request",
+            ),
             "parameters": {
                 "sizes": args.sizes,
                 "requests": args.requests,
@@ -1318,39 +1217,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{os.cpu_count()} cores. Total run time {results['total_seconds']:.0f} s."
         )
         print_explains(per_size, only_missed=not args.explain, rows=rows)
-        results["targets"] = [r for r in rows if r["target"]]
-        if not args.no_write:
-            name = f"review-{args.tag}" if args.tag else "review"
-            print(f"\nResults written to {write_results(name, results).relative_to(ROOT)}")
+        save_results(f"review-{args.tag}" if args.tag else "review", results, rows, write=not args.no_write)
         return results
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        for database in databases:
-            if not database.created:
-                continue
-            if args.keep_db:
-                print(f"Kept the scratch database at {database.url}", flush=True)
-            else:
-                database.drop()
-                print(f"Scratch database {database.name!r} dropped.", flush=True)
+        release(databases, keep=args.keep_db)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, raise_interrupt)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"bench/review.py: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nInterrupted; the scratch databases were dropped (unless --keep-db).", file=sys.stderr)
-        return 130
-    return 0
+    return run_main(
+        "review", lambda: run(args), interrupted="Interrupted; the scratch databases were dropped (unless --keep-db)."
+    )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,8 @@ It creates a scratch PostgreSQL database (``--db-name``, never ``test``), migrat
    and VACUUM ANALYZE.
 2. EXPLAIN (ANALYZE, BUFFERS) of the overdue selection and of the biggest queue's warning condition, in a
    transaction rolled back (this also warms the cache, as a sweep every minute would). Then, right before
-   timing, the warnings "the previous sweep, a minute ago" would have made (plain SQL), so the timed sweep warns
-   about one minute's worth of cases, as in production where it runs every minute.
+   timing, the warnings "the previous sweep, a minute ago" would have made (its condition, without notices), so
+   the timed sweep warns about one minute's worth of cases, as in production where it runs every minute.
 3. One ``cases.services.sla.sweep()`` in this process, timed, with an execute wrapper recording every statement (start,
    duration): seconds, warned/moved/breached, the statement count, the time in SQL and in Python, the time by
    phase (each statement's Python lead-in is counted with it: building 10,000 audit events falls under "audit
@@ -57,39 +57,58 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import re
-import signal
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from common import (
-    ROOT,
+    AUDIT_EVENT_INSERT,
+    CHANNELS,
+    GENERATED_SEQ_BASE,
+    LABELS,
+    SENSITIVE_LABEL,
+    TEXTS,
+    TIERS,
     BenchError,
-    ScratchDatabase,
-    check_database_url,
+    QueryLog,
+    add_diagnosis_options,
+    add_run_options,
+    bench_parser,
     configure_django,
-    git_revision,
+    create_bench_category,
+    create_integration_user,
+    create_reviewer,
+    database_size,
+    explain_queryset,
+    generate_in_chunks,
     migrate,
     print_rows,
-    raise_interrupt,
+    profile_text,
+    release,
+    routed_events_sql,
     row,
+    row_counts,
+    run_extra_sql,
+    run_main,
+    run_record,
+    save_results,
+    scratch_databases,
+    size_label,
+    sql_int_array,
+    sql_interval,
     sql_shape,
+    sql_text_array,
     verdict,
-    write_results,
 )
 
+if TYPE_CHECKING:
+    from cases.models import CaseQuerySet, Queue
+
 CATEGORY_PREFIX = "bench-sweep"
-MODEL_LABEL = "bench-model@1"
-INTEGRATION_USER = "bench-integration"
 REVIEWERS_PER_CATEGORY = 3
-CHUNK = 100_000
-SEQ_BASE = 10_000_000  # generated audit events sit far above the real chain (category and model version events)
 
 FULL_SHARE = 0.3  # of the cases waiting in a category, the rest are in its quick queue
 CLAIMED_SHARE = 0.02  # of the cases not overdue: held under a live claim
@@ -106,37 +125,8 @@ BUDGET_OVERDUE = 10_000
 
 PERMUTATION_PRIMES = (7919, 104_729, 1_299_709, 15_485_863)
 
-TEXTS = (
-    "Where is my order? It was supposed to arrive on Monday and the tracking page has not changed since.",
-    "I was charged twice for the same subscription this month, please refund one of the payments.",
-    "I cannot log in since I changed my phone; the code never arrives by SMS.",
-    "Please cancel my plan at the end of the billing period, I no longer need the premium features.",
-    "The parcel arrived damaged, the box was crushed and two of the glasses are broken.",
-)
-LABELS = ("shipping", "refund", "billing", "account", "cancellation")
-CHANNELS = ("email", "chat", "phone", "web")
-TIERS = ("free", "silver", "gold", "platinum")
-
-
-def size_label(n: int) -> str:
-    if n >= 1_000_000 and n % 1_000_000 == 0:
-        return f"{n // 1_000_000}m"
-    if n >= 1000 and n % 1000 == 0:
-        return f"{n // 1000}k"
-    return str(n)
-
-
-def sql_text_array(values: tuple[str, ...]) -> str:
-    """A text[] literal of constants defined in this file (no user input reaches the SQL)."""
-    return "ARRAY[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]::text[]"
-
-
-def sql_int_array(values: list[int]) -> str:
-    return "ARRAY[" + ", ".join(str(int(v)) for v in values) + "]::bigint[]"
-
-
-def sql_interval(delta: timedelta) -> str:
-    return f"interval '{int(delta.total_seconds())} seconds'"
+# The sweep's cases are plain reviews: no sensitive label.
+ROUTINE_LABELS = tuple(label for label in LABELS if label != SENSITIVE_LABEL)
 
 
 # --- Sizes and the fixture ------------------------------------------------------------------------------------
@@ -180,46 +170,26 @@ class Fixture:
 
 
 def create_fixture(categories: int) -> Fixture:
-    from django.contrib.auth.models import User
-    from guardian.shortcuts import assign_perm
-
-    from cases.models import Queue
+    """The categories (their default queues and an active model version each), the integration user, and three
+    reviewers per category working its quick, full and escalation queues (the people the sweep notifies)."""
     from governance.history import system_user
-    from governance.models import ModelVersion
-    from governance.services import create_category, register_model_version
 
     system_user()  # in production it exists after the first job run
-    integration = User.objects.create_user(username=INTEGRATION_USER, email="integration@example.com")
+    integration = create_integration_user()
     category_ids, slugs, versions, reviewers = [], [], [], []
     queues: dict[str, list[int]] = {}
     slas: dict[str, timedelta] = {}
-    name, version = MODEL_LABEL.split("@")
     for c in range(1, categories + 1):
-        category = create_category(
-            user=None,
-            slug=f"{CATEGORY_PREFIX}-{c}",
-            name=f"Bench sweep {c}",
-            pattern="exception",
-            stage="live",
-            policy={"auto_threshold": 0.9, "review_threshold": 0.6, "auto_share": 80.0, "audit_rate": 0.05},
-            reason="bench",
-        )
-        register_model_version(
-            category=category, name=name, version=version, user=None, status="active", reason="bench"
-        )
-        by_kind = {q.kind: q for q in Queue.objects.filter(category=category)}
-        for kind, queue in by_kind.items():
+        bench = create_bench_category(slug=f"{CATEGORY_PREFIX}-{c}", name=f"Bench sweep {c}")
+        for kind, queue in bench.queues.items():
             queues.setdefault(kind, []).append(queue.pk)
             slas[kind] = queue.sla
+        worked = [bench.queues[kind] for kind in ("quick", "full", "escalation") if kind in bench.queues]
         for r in range(1, REVIEWERS_PER_CATEGORY + 1):
-            username = f"bench-reviewer-{c}-{r}"
-            user = User.objects.create_user(username=username, email=f"{username}@example.com", is_staff=True)
-            for kind in ("quick", "full", "escalation"):
-                assign_perm("cases.work_queue", user, by_kind[kind])
-            reviewers.append(user.pk)
-        category_ids.append(category.pk)
-        slugs.append(category.slug)
-        versions.append(ModelVersion.objects.get(category=category, name=name, version=version).pk)
+            reviewers.append(create_reviewer(f"bench-reviewer-{c}-{r}", queues=worked).pk)
+        category_ids.append(bench.category.pk)
+        slugs.append(bench.category.slug)
+        versions.append(bench.model_version.pk)
     for kind in ("quick", "full", "escalation"):
         if kind not in queues:
             raise BenchError(f"create_category made no {kind} queue: the default queues changed?")
@@ -239,13 +209,17 @@ def create_fixture(categories: int) -> Fixture:
 
 def cases_sql(fx: Fixture, mix: Mix, anchor: datetime, lo: int, hi: int) -> str:
     """INSERT cases lo..hi (ids = row numbers), of the kind the permutation slot of each id says."""
+    from cases.models import SLA_WARN_SHARE
+
     n, o, h, s = mix.open, mix.overdue, mix.held, mix.stale
     k = len(fx.category_ids)
     at = f"'{anchor.isoformat()}'::timestamptz"
     quick_sla, full_sla, esc_sla = (sql_interval(fx.slas[kind]) for kind in ("quick", "full", "escalation"))
     gap = sql_interval(DUE_GAP)
     reviewers = sql_int_array(fx.reviewer_ids)
-    label = f"({sql_text_array(LABELS)})[1 + (i / 3) % {len(LABELS)}]"
+    label = f"({sql_text_array(ROUTINE_LABELS)})[1 + (i / 3) % {len(ROUTINE_LABELS)}]"
+    # When the case came near its breach (Queue.near_breach_after): SLA_WARN_SHARE of its SLA gone.
+    near_breach = f"due - sla * (1 - {SLA_WARN_SHARE})"
     return f"""
 WITH g AS MATERIALIZED (
     SELECT i, (i::bigint * {mix.prime()}) % {n} AS slot, 1 + i % {k} AS cat,
@@ -316,7 +290,7 @@ SELECT
          WHEN cls = 'held' THEN {at} + interval '2 hours' + r_claim * interval '30 minutes'
          ELSE {at} + interval '10 minutes' + r_claim * 50 * interval '30 minutes' END,
     status, NULL, '',
-    CASE WHEN due - sla * 0.2 < {at} - {sql_interval(PREVIOUS_SWEEP)} THEN due - sla * 0.2 END,
+    CASE WHEN {near_breach} < {at} - {sql_interval(PREVIOUS_SWEEP)} THEN {near_breach} END,
     due - sla, due - sla, NULL
 FROM e
 """
@@ -347,19 +321,18 @@ FROM cases_case WHERE id BETWEEN {lo} AND {hi}
 
 
 def audit_events_sql(fx: Fixture, lo: int, hi: int) -> str:
-    slugs = sql_text_array(tuple(fx.category_slugs))
+    """case.routed for every case of the chunk, in its category's chain (seq: above the real chain)."""
+    slugs = sql_text_array(fx.category_slugs)
     categories = sql_int_array(fx.category_ids)
-    return f"""
-INSERT INTO governance_auditevent (seq, created_at, kind, actor_id, actor_username, category_slug, case_id,
-    payload, prev_hash, hash)
-SELECT {SEQ_BASE} + id, created_at, 'case.routed', {fx.integration_id}, '{INTEGRATION_USER}',
-    ({slugs})[array_position({categories}, category_id::bigint)], id,
-    jsonb_build_object('external_id', external_id, 'route', route, 'reasons', route_reasons, 'status', 'queued',
-                       'confidence', confidence, 'model_version', '{MODEL_LABEL}', 'policy_version', 1,
-                       'audit_sampled', audit_sampled, 'draws', audit_draw),
-    repeat('0', 64), md5('r' || id) || md5('routed' || id)
-FROM cases_case WHERE id BETWEEN {lo} AND {hi}
-"""
+    routed = routed_events_sql(
+        seq=f"{GENERATED_SEQ_BASE} + id",
+        integration_id=fx.integration_id,
+        category_slug=f"({slugs})[array_position({categories}, category_id::bigint)]",
+        status="'queued'",
+        lo=lo,
+        hi=hi,
+    )
+    return f"{AUDIT_EVENT_INSERT}\n{routed}"
 
 
 def history_columns(cursor: Any) -> str:
@@ -376,78 +349,56 @@ def generate(fx: Fixture, mix: Mix, anchor: datetime, seed: int) -> dict[str, An
     """Fill the scratch database in chunks of CHUNK cases (with their history rows and audit events)."""
     from django.db import connection
 
-    timings: dict[str, float] = {}
     start = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute("SET synchronous_commit = off")  # this session only: a scratch database
-        cursor.execute("SET work_mem = '64MB'")
         columns = history_columns(cursor)
-        for chunk_no, lo in enumerate(range(1, mix.open + 1, CHUNK)):
-            hi = min(lo + CHUNK - 1, mix.open)
-            cursor.execute("SELECT setseed(%s)", [((seed + chunk_no) % 1000) / 1000.0])
-            for step, sql in (
-                ("cases", cases_sql(fx, mix, anchor, lo, hi)),
-                ("breaches", breaches_sql(fx, lo, hi)),
-                ("history", history_sql(fx, columns, lo, hi)),
-                ("audit_events", audit_events_sql(fx, lo, hi)),
-            ):
-                t0 = time.perf_counter()
-                cursor.execute(sql)
-                timings[step] = timings.get(step, 0.0) + time.perf_counter() - t0
-            elapsed = time.perf_counter() - start
-            rate = hi / elapsed
-            print(
-                f"  generated {hi:>9,}/{mix.open:,} open cases with history rows and audit events  "
-                f"({elapsed:.1f} s, {rate:,.0f} cases/s, ~{(mix.open - hi) / rate:.0f} s left)",
-                flush=True,
-            )
-        cursor.execute("RESET synchronous_commit")  # the sweep runs with the server's settings
-        cursor.execute("RESET work_mem")
-        cursor.execute("SELECT setval(pg_get_serial_sequence('cases_case', 'id'), %s)", [mix.open])
-        cursor.execute(
-            "UPDATE governance_auditchainhead SET seq = (SELECT max(seq) FROM governance_auditevent), "
-            "hash = (SELECT hash FROM governance_auditevent ORDER BY seq DESC LIMIT 1)"
-        )
+    timings = generate_in_chunks(
+        mix.open,
+        seed=seed,
+        steps=lambda lo, hi: (
+            ("cases", cases_sql(fx, mix, anchor, lo, hi)),
+            ("breaches", breaches_sql(fx, lo, hi)),
+            ("history", history_sql(fx, columns, lo, hi)),
+            ("audit_events", audit_events_sql(fx, lo, hi)),
+        ),
+        what="open cases with history rows and audit events",
+    )
     return {"seconds": round(time.perf_counter() - start, 1), "seconds_by_step": rounded(timings)}
 
 
-def previous_sweep_warnings(fx: Fixture) -> int:
-    """The warnings the sweep of a minute ago made (plain SQL, per queue kind): the timed sweep then has one
-    minute's worth of cases to warn, however long generation took."""
-    from django.db import connection
+def to_warn(queue: Queue, now: datetime) -> CaseQuerySet:
+    """The cases a sweep at `now` warns about in this queue: waiting, not warned yet, due from `now` up to
+    `Queue.near_breach_after(now)` (the condition of the sweep's warning step, cases.services.sla)."""
+    from cases.models import Case
 
-    warned = 0
-    with connection.cursor() as cursor:
-        for kind in ("quick", "full", "escalation"):
-            cursor.execute(
-                "UPDATE cases_case SET sla_warned_at = now() - %s WHERE queue_id = ANY(%s) "
-                "AND status IN ('queued', 'claimed', 'escalated') AND sla_warned_at IS NULL "
-                "AND due_at >= now() - %s AND due_at <= now() - %s + %s * %s",
-                [PREVIOUS_SWEEP, fx.queues[kind], PREVIOUS_SWEEP, PREVIOUS_SWEEP, fx.slas[kind], 0.2],
-            )
-            warned += cursor.rowcount
-    return warned
+    return Case.objects.waiting_in(queue).filter(
+        sla_warned_at__isnull=True, due_at__gte=now, due_at__lte=queue.near_breach_after(now)
+    )
+
+
+def previous_sweep_warnings(fx: Fixture) -> int:
+    """The warnings the sweep of a minute ago made (one UPDATE per queue, no notices): the timed sweep then has
+    one minute's worth of cases to warn, however long generation took."""
+    from django.utils import timezone
+
+    from cases.models import Queue
+
+    then = timezone.now() - PREVIOUS_SWEEP
+    worked = [pk for kind in ("quick", "full", "escalation") for pk in fx.queues[kind]]
+    return sum(to_warn(queue, then).update(sla_warned_at=then) for queue in Queue.objects.filter(pk__in=worked))
 
 
 def prepare(args: argparse.Namespace, fx: Fixture) -> dict[str, Any]:
     """After generation: --extra-sql, VACUUM ANALYZE, the previous sweep's warnings, and the state counted."""
     from django.db import connection
 
-    timings: dict[str, float] = {}
+    timings = run_extra_sql(args.extra_sql)
     with connection.cursor() as cursor:
-        for statement in args.extra_sql:
-            t0 = time.perf_counter()
-            cursor.execute(statement)
-            timings[f"extra_sql: {statement[:60]}"] = time.perf_counter() - t0
-            print(f"  --extra-sql ({time.perf_counter() - t0:.1f} s): {statement}", flush=True)
         print("  VACUUM ANALYZE ...", flush=True)
         t0 = time.perf_counter()
         cursor.execute("VACUUM ANALYZE")
         timings["vacuum_analyze"] = time.perf_counter() - t0
-        counts = {}
-        for table in ("cases_case", "cases_historicalcase", "cases_slabreach", "governance_auditevent"):
-            cursor.execute(f"SELECT count(*) FROM {table}")
-            counts[table] = cursor.fetchone()[0]
+        counts = row_counts(cursor, ("cases_case", "cases_historicalcase", "cases_slabreach", "governance_auditevent"))
         cursor.execute(
             "SELECT q.kind, c.status, count(*), count(*) FILTER (WHERE c.due_at < now()), "
             "count(*) FILTER (WHERE c.sla_warned_at IS NOT NULL) FROM cases_case c JOIN cases_queue q "
@@ -463,11 +414,9 @@ def prepare(args: argparse.Namespace, fx: Fixture) -> dict[str, Any]:
             [list(WRITTEN_TABLES)],
         )
         indexes = dict(cursor.fetchall())
-        cursor.execute(
-            "SELECT pg_size_pretty(pg_total_relation_size('cases_case')), "
-            "pg_size_pretty(pg_database_size(current_database()))"
-        )
-        case_size, db_size = cursor.fetchone()
+        cursor.execute("SELECT pg_size_pretty(pg_total_relation_size('cases_case'))")
+        case_size = cursor.fetchone()[0]
+        db_size = database_size(cursor)
     return {
         "seconds_by_step": rounded(timings),
         "rows": counts,
@@ -483,22 +432,6 @@ def rounded(timings: dict[str, float]) -> dict[str, float]:
 
 
 # --- Where the time goes --------------------------------------------------------------------------------------
-
-
-@dataclass
-class Timeline:
-    """An execute wrapper recording each statement's start (from `t0`), duration, SQL and parameters."""
-
-    t0: float = 0.0
-    entries: list[dict[str, Any]] = field(default_factory=list)
-
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: dict[str, Any]) -> Any:
-        start = time.perf_counter()
-        try:
-            return execute(sql, params, many, context)
-        finally:
-            end = time.perf_counter()
-            self.entries.append({"start": start - self.t0, "end": end - self.t0, "sql": sql, "params": params})
 
 
 # The sweep's steps, recognised by their SQL (first match wins); a statement's Python lead-in counts with it.
@@ -526,21 +459,22 @@ def phase_of(sql: str) -> str:
     return "other"
 
 
-def breakdown(log: Timeline, seconds: float) -> dict[str, Any]:
-    """Time by phase (SQL, and the Python before each statement), by statement shape, and the slowest ones."""
+def breakdown(log: QueryLog, seconds: float) -> dict[str, Any]:
+    """Time by phase (SQL, and the Python before each statement), by statement shape, and the slowest ones, over
+    the `seconds` from `log.t0`."""
     phases: dict[str, dict[str, float]] = {}
     shapes: dict[str, dict[str, Any]] = {}
-    previous_end = 0.0
-    statements = []
+    previous_end = log.t0
+    statements: list[dict[str, Any]] = []
     for e in log.entries:
-        sql_s, python_s = e["end"] - e["start"], max(0.0, e["start"] - previous_end)
-        previous_end = e["end"]
-        name = phase_of(e["sql"])
+        sql_s, python_s = e.seconds, max(0.0, e.start - previous_end)
+        previous_end = e.end
+        name = phase_of(e.sql)
         p = phases.setdefault(name, {"statements": 0, "sql_ms": 0.0, "python_before_ms": 0.0})
         p["statements"] += 1
         p["sql_ms"] += sql_s * 1000
         p["python_before_ms"] += python_s * 1000
-        shape = sql_shape(e["sql"])
+        shape = sql_shape(e.sql)
         s = shapes.setdefault(shape, {"count": 0, "ms": 0.0, "phase": name})
         s["count"] += 1
         s["ms"] += sql_s * 1000
@@ -549,18 +483,18 @@ def breakdown(log: Timeline, seconds: float) -> dict[str, Any]:
                 "ms": round(sql_s * 1000, 2),
                 "python_before_ms": round(python_s * 1000, 2),
                 "phase": name,
-                "rows_in_params": count_params(e["params"]),
+                "rows_in_params": count_params(e.params),
                 "sql": shape,
             }
         )
-    after = max(0.0, seconds - previous_end)
+    after = max(0.0, log.t0 + seconds - previous_end)
     if after > 0:
         phases["Python after the last statement (on_commit, result)"] = {
             "statements": 0,
             "sql_ms": 0.0,
             "python_before_ms": after * 1000,
         }
-    sql_total = sum(e["end"] - e["start"] for e in log.entries)
+    sql_total = log.seconds
     return {
         "statements": len(log.entries),
         "sql_ms": round(sql_total * 1000, 1),
@@ -586,47 +520,24 @@ def count_params(params: Any) -> int:
     return len(params) if isinstance(params, list | tuple) else 0
 
 
-def explain(sql: str, params: Any = None) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) in a transaction rolled back (the overdue selection locks rows)."""
-    from django.db import connection, transaction
-
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-            plan = "\n".join(r[0] for r in cursor.fetchall())
-        transaction.set_rollback(True)
-    return plan
-
-
 def explain_before(fx: Fixture) -> list[dict[str, str]]:
     """The overdue selection as the sweep runs it, and the warning condition of the biggest queue."""
-    from django.db import connection, transaction
     from django.utils import timezone
 
-    from cases.models import Case, Queue
+    from cases.models import Queue
     from cases.services.sla import overdue_unheld
 
     now = timezone.now()
-    plans = []
     overdue = overdue_unheld(now).select_for_update(skip_locked=True, of=("self",))
     overdue = overdue.values("id", "queue_id", "due_at", "status", "audit_status")
-    with transaction.atomic():  # Django compiles FOR UPDATE only inside one
-        sql, params = overdue.query.sql_with_params()
-    plans.append(
-        {"name": "overdue selection", "sql": connection.ops.compose_sql(sql, params), "plan": explain(sql, params)}
-    )
     biggest = Queue.objects.get(pk=fx.queues["quick"][0])
-    threshold = biggest.near_breach_after(now)
-    warn = Case.objects.waiting_in(biggest).filter(sla_warned_at__isnull=True, due_at__gte=now, due_at__lte=threshold)
-    sql, params = warn.values("id").query.sql_with_params()
-    plans.append(
+    return [
+        {"name": "overdue selection", **explain_queryset(overdue)},
         {
             "name": f"warning condition of {biggest.slug} (as a SELECT; the sweep runs it as an UPDATE)",
-            "sql": connection.ops.compose_sql(sql, params),
-            "plan": explain(sql, params),
-        }
-    )
-    return plans
+            **explain_queryset(to_warn(biggest, now).values("id")),
+        },
+    ]
 
 
 # --- The sweep ------------------------------------------------------------------------------------------------
@@ -645,15 +556,13 @@ def rehearsal(profile_top: int) -> dict[str, Any]:
     """A sweep in a transaction rolled back, under cProfile (so slower than the timed one), then VACUUM of the
     tables it wrote: where the Python time goes, by function. Its on_commit notices never run."""
     import cProfile
-    import io
-    import pstats
 
     from django.db import connection, transaction
 
     from cases.services.sla import sweep
 
     profiler = cProfile.Profile()
-    log = Timeline()
+    log = QueryLog()
     with transaction.atomic():
         with connection.execute_wrapper(log):
             log.t0 = time.perf_counter()
@@ -666,11 +575,7 @@ def rehearsal(profile_top: int) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE " + ", ".join(WRITTEN_TABLES))
     vacuum_s = time.perf_counter() - t0
-    texts = {}
-    for key in ("tottime", "cumulative"):
-        out = io.StringIO()
-        pstats.Stats(profiler, stream=out).strip_dirs().sort_stats(key).print_stats(profile_top)
-        texts[key] = out.getvalue()
+    texts = {key: profile_text(profiler, key, profile_top) for key in ("tottime", "cumulative")}
     print(
         f"  rehearsal (rolled back, under cProfile): {seconds:.3f} s, {result.as_dict()['moved']} moved; "
         f"VACUUM afterwards {vacuum_s:.1f} s",
@@ -727,14 +632,14 @@ def wal_since(before: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in before}
 
 
-def timed_sweep() -> tuple[Any, float, Timeline, dict[str, int]]:
+def timed_sweep() -> tuple[Any, float, QueryLog, dict[str, int]]:
     """One sweep() with every statement recorded; and the WAL the server wrote meanwhile (read outside the timing;
     other sessions' writes count too, so it is an upper bound on a shared server)."""
     from django.db import connection
 
     from cases.services.sla import sweep
 
-    log = Timeline()
+    log = QueryLog()
     wal = wal_stats()
     with connection.execute_wrapper(log):
         log.t0 = time.perf_counter()
@@ -744,29 +649,33 @@ def timed_sweep() -> tuple[Any, float, Timeline, dict[str, int]]:
 
 
 def verify(
-    fx: Fixture, mix: Mix, anchor: datetime, since: datetime, head_before: tuple[int, str], result: Any
+    fx: Fixture, mix: Mix, anchor: datetime, since: datetime, heads_before: dict[str, tuple[int, str]], result: Any
 ) -> dict[str, Any]:
-    """What the first sweep wrote: one breach, history row and audit event per overdue case, the chain intact,
-    the cases moved to escalation as urgent; the held and stale cases untouched."""
+    """What the first sweep wrote: one breach, history row and audit event per overdue case, every category's
+    chain intact from its head before the sweep, the cases moved to escalation as urgent; the held and stale cases
+    untouched."""
     from django.contrib.auth.models import User
 
     from cases.models import Case, SlaBreach
     from governance.choices import AuditKind
-    from governance.events import compute_hash
+    from governance.events import GENESIS_HASH, compute_hash
     from governance.models import AuditEvent, Notification
 
     breaches = SlaBreach.objects.filter(detected_at__gte=since).count()
-    history = Case.history.filter(  # type: ignore[attr-defined]
-        history_date__gte=since, history_change_reason__startswith="SLA sweep"
-    ).count()
-    events = list(AuditEvent.objects.filter(seq__gt=head_before[0]).order_by("seq"))
+    history = Case.history.filter(history_date__gte=since, history_change_reason__startswith="SLA sweep").count()
+    # One chain per category (governance.events): each must go on from its own head, link by link.
+    events: list[AuditEvent] = []
+    chain_ok = True
+    for chain in sorted(set(heads_before) | set(chain_heads())):
+        seq, prev_hash = heads_before.get(chain, (0, GENESIS_HASH))
+        appended = list(AuditEvent.objects.filter(category_slug=chain, seq__gt=seq).order_by("seq"))
+        for event in appended:
+            if event.seq != seq + 1 or event.prev_hash != prev_hash or compute_hash(prev_hash, event) != event.hash:
+                chain_ok = False
+                break
+            seq, prev_hash = event.seq, event.hash
+        events += appended
     breach_events = sum(1 for e in events if e.kind == AuditKind.SLA_BREACHED)
-    chain_ok, prev_hash, expected_seq = True, head_before[1], head_before[0] + 1
-    for event in events:
-        if event.seq != expected_seq or event.prev_hash != prev_hash or compute_hash(prev_hash, event) != event.hash:
-            chain_ok = False
-            break
-        prev_hash, expected_seq = event.hash, expected_seq + 1
     moved_now = Case.objects.filter(
         queue_id__in=fx.queues["escalation"],
         status="escalated",
@@ -813,16 +722,17 @@ def verify(
     return checks
 
 
-def chain_head() -> tuple[tuple[str, int, str], ...]:
+def chain_heads() -> dict[str, tuple[int, str]]:
+    """Where each audit chain ends: chain -> (seq, hash)."""
     from governance.models import AuditChainHead
 
-    return tuple(AuditChainHead.objects.order_by("chain").values_list("chain", "seq", "hash"))
+    return {chain: (seq, hash_) for chain, seq, hash_ in AuditChainHead.objects.values_list("chain", "seq", "hash")}
 
 
 def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
     from django.utils import timezone
 
-    head = chain_head()
+    heads = chain_heads()
     since = timezone.now()
     drift = since - anchor
     if drift >= DUE_GAP:
@@ -832,7 +742,7 @@ def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
     print(f"Sweep 1: cases.services.sla.sweep() over {mix.open:,} open cases, {mix.overdue:,} overdue ...", flush=True)
     first, seconds, log, wal = timed_sweep()
     print(f"  {seconds:.3f} s: {first.as_dict()}; {len(log.entries)} statements", flush=True)
-    checks = verify(fx, mix, anchor, since, head, first)
+    checks = verify(fx, mix, anchor, since, heads, first)
     print(f"  checks {'passed' if checks['ok'] else 'FAILED'}: {checks}", flush=True)
     print("Sweep 2: cases.services.sla.sweep() again ...", flush=True)
     second, seconds2, log2, wal2 = timed_sweep()
@@ -924,31 +834,28 @@ def print_explains(plans: list[dict[str, str]]) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = bench_parser(__doc__)
     parser.add_argument("--open", type=int, default=BUDGET_OPEN, help="open cases (default 1000000)")
     parser.add_argument("--overdue", type=int, default=BUDGET_OVERDUE, help="of those, overdue (default 10000)")
     parser.add_argument("--categories", type=int, default=4, help="categories, five queues each (default 4)")
-    parser.add_argument(
-        "--extra-sql", action="append", default=[], help="SQL run after generation (e.g. a CREATE INDEX); repeatable"
-    )
-    parser.add_argument("--keep-db", action="store_true", help="leave the scratch database in place at the end")
     parser.add_argument(
         "--prepare-only",
         action="store_true",
         help="generate the data and keep the database (implies --keep-db), without sweeping: to try fixes by hand",
     )
-    parser.add_argument("--db-name", default="hitl_bench_sweep", help="scratch database (default hitl_bench_sweep)")
-    parser.add_argument("--replace-db", action="store_true", help="drop and recreate the scratch database if it exists")
-    parser.add_argument("--explain", action="store_true", help="print the EXPLAIN ANALYZE plans (else only on a MISS)")
     parser.add_argument(
         "--profile",
         action="store_true",
         help="first a rehearsal sweep under cProfile, rolled back (then VACUUM), and print the profile",
     )
     parser.add_argument("--profile-top", type=int, default=35, help="functions listed in the profile (default 35)")
-    parser.add_argument("--seed", type=int, default=20240601, help="seed of the generated data")
-    parser.add_argument("--no-write", action="store_true", help="do not write the results JSON")
-    parser.add_argument("--tag", default="", help="write bench/results/sweep-<tag>-<date>.json")
+    add_diagnosis_options(parser, benchmark="sweep")
+    add_run_options(
+        parser,
+        db_name="hitl_bench_sweep",
+        db_help="the scratch database (default hitl_bench_sweep)",
+        results="sweep-<size>-<date>.json",
+    )
     args = parser.parse_args(argv)
     args.keep_db = args.keep_db or args.prepare_only
     if args.open < 1 or args.overdue < 1 or args.categories < 1:
@@ -959,13 +866,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    base_url = os.environ.get("DATABASE_URL", "")
-    if not base_url:
-        raise BenchError("Set DATABASE_URL, e.g. postgres://postgres@127.0.0.1:5432/postgres")
-    if urlsplit(base_url).scheme.startswith("sqlite"):
-        raise BenchError("DATABASE_URL is SQLite: this benchmark (1M rows, SKIP LOCKED) is PostgreSQL only.")
-    database = ScratchDatabase(base_url=base_url, name=args.db_name, replace=args.replace_db)
-    check_database_url(base_url, name=database.name, allow_sqlite=False)
+    (database,) = scratch_databases([args.db_name], replace=args.replace_db, postgres_only="1M rows, SKIP LOCKED")
     mix = Mix.for_size(args.open, args.overdue)
     load_at_start = os.getloadavg()[0]
     started = time.perf_counter()
@@ -1004,18 +905,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  the previous sweep's warnings (a minute ago): {previous:,} cases", flush=True)
         sweeps = run_sweeps(fx, mix, anchor)
         results: dict[str, Any] = {
-            "benchmark": "sweep",
-            "date": datetime.now(UTC).isoformat(timespec="seconds"),
-            "revision": git_revision(),
-            "command": " ".join([".venv/bin/python", "bench/sweep.py", *sys.argv[1:]]),
-            "environment": {
-                "database": database.server_version(),
-                "python": platform.python_version(),
-                "cpus": os.cpu_count(),
-                "load_average_1m_at_start_and_end": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
-                "email_backend": os.environ["EMAIL_URL"],
-                "server_settings": server_settings(),
-            },
+            **run_record(
+                "sweep",
+                database,
+                load_at_start,
+                email_backend=os.environ["EMAIL_URL"],
+                server_settings=server_settings(),
+            ),
             "parameters": {
                 "open": mix.open,
                 "overdue": mix.overdue,
@@ -1049,37 +945,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         if profiled:
             print(f"\n--- cProfile of the rehearsal (rolled back), by own time ---\n{profiled['profile']['tottime']}")
             print(f"--- by cumulative time ---\n{profiled['profile']['cumulative']}")
-        results["targets"] = [r for r in rows if r["target"]]
-        if not args.no_write:
-            name = f"sweep-{args.tag}" if args.tag else f"sweep-{size_label(mix.open)}"
-            print(f"\nResults written to {write_results(name, results).relative_to(ROOT)}")
+        name = f"sweep-{args.tag}" if args.tag else f"sweep-{size_label(mix.open)}"
+        save_results(name, results, rows, write=not args.no_write)
         return results
     finally:
-        if "django" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-        if database.created:
-            if args.keep_db:
-                print(f"Kept the scratch database at {database.url}", flush=True)
-            else:
-                database.drop()
-                print(f"Scratch database {database.name!r} dropped.", flush=True)
+        release([database], keep=args.keep_db)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, raise_interrupt)
-    signal.signal(signal.SIGTERM, raise_interrupt)
-    try:
-        run(args)
-    except BenchError as exc:
-        print(f"bench/sweep.py: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("\nInterrupted; the scratch database was dropped (unless --keep-db).", file=sys.stderr)
-        return 130
-    return 0
+    return run_main(
+        "sweep", lambda: run(args), interrupted="Interrupted; the scratch database was dropped (unless --keep-db)."
+    )
 
 
 if __name__ == "__main__":
