@@ -105,7 +105,7 @@ from common import (
 )
 
 if TYPE_CHECKING:
-    from cases.models import CaseQuerySet, Queue
+    pass
 
 CATEGORY_PREFIX = "bench-sweep"
 REVIEWERS_PER_CATEGORY = 3
@@ -366,26 +366,18 @@ def generate(fx: Fixture, mix: Mix, anchor: datetime, seed: int) -> dict[str, An
     return {"seconds": round(time.perf_counter() - start, 1), "seconds_by_step": rounded(timings)}
 
 
-def to_warn(queue: Queue, now: datetime) -> CaseQuerySet:
-    """The cases a sweep at `now` warns about in this queue: waiting, not warned yet, due from `now` up to
-    `Queue.near_breach_after(now)` (the condition of the sweep's warning step, cases.services.sla)."""
-    from cases.models import Case
-
-    return Case.objects.waiting_in(queue).filter(
-        sla_warned_at__isnull=True, due_at__gte=now, due_at__lte=queue.near_breach_after(now)
-    )
-
-
 def previous_sweep_warnings(fx: Fixture) -> int:
     """The warnings the sweep of a minute ago made (one UPDATE per queue, no notices): the timed sweep then has
     one minute's worth of cases to warn, however long generation took."""
     from django.utils import timezone
 
-    from cases.models import Queue
+    from cases.models import Case, Queue
 
     then = timezone.now() - PREVIOUS_SWEEP
     worked = [pk for kind in ("quick", "full", "escalation") for pk in fx.queues[kind]]
-    return sum(to_warn(queue, then).update(sla_warned_at=then) for queue in Queue.objects.filter(pk__in=worked))
+    return sum(
+        Case.objects.to_warn_in(queue, then).update(sla_warned_at=then) for queue in Queue.objects.filter(pk__in=worked)
+    )
 
 
 def prepare(args: argparse.Namespace, fx: Fixture) -> dict[str, Any]:
@@ -524,7 +516,7 @@ def explain_before(fx: Fixture) -> list[dict[str, str]]:
     """The overdue selection as the sweep runs it, and the warning condition of the biggest queue."""
     from django.utils import timezone
 
-    from cases.models import Queue
+    from cases.models import Case, Queue
     from cases.services.sla import overdue_unheld
 
     now = timezone.now()
@@ -535,7 +527,7 @@ def explain_before(fx: Fixture) -> list[dict[str, str]]:
         {"name": "overdue selection", **explain_queryset(overdue)},
         {
             "name": f"warning condition of {biggest.slug} (as a SELECT; the sweep runs it as an UPDATE)",
-            **explain_queryset(to_warn(biggest, now).values("id")),
+            **explain_queryset(Case.objects.to_warn_in(biggest, now).values("id")),
         },
     ]
 

@@ -98,6 +98,13 @@ class CaseQuerySet(models.QuerySet["Case"]):
             return self.filter(queue=queue, audit_status=AuditStatus.PENDING)
         return self.filter(queue=queue, status__in=OPEN_STATUSES)
 
+    def to_warn_in(self, queue: Queue, now: datetime) -> CaseQuerySet:
+        """The cases an SLA sweep at `now` warns about in this queue: waiting, not warned yet, and due from `now`
+        up to the queue's near-breach point."""
+        return self.waiting_in(queue).filter(
+            sla_warned_at__isnull=True, due_at__gte=now, due_at__lte=queue.near_breach_after(now)
+        )
+
     def visible_to(self, user: User | AnonymousUser) -> CaseQuerySet:
         """Cases in the queues the user works, or in categories they have full access to. Apply before lookup."""
         if not user.is_authenticated:

@@ -69,13 +69,8 @@ def _warn(queues: dict[int, Queue], now: datetime) -> int:
     """Mark cases past 80 % of their SLA (once per due time) and tell each queue's people how many."""
     warned_total = 0
     for queue in queues.values():
-        threshold = queue.near_breach_after(now)
         # A conditional UPDATE: two workers at once warn each case once, and only the one that marked it notifies.
-        warned = (
-            Case.objects.waiting_in(queue)
-            .filter(sla_warned_at__isnull=True, due_at__gte=now, due_at__lte=threshold)
-            .update(sla_warned_at=now)
-        )
+        warned = Case.objects.to_warn_in(queue, now).update(sla_warned_at=now)
         if warned:
             warned_total += warned
             notify(
