@@ -14,11 +14,11 @@ class CasesConfig(AppConfig):
         from cases.api.serializers import CATEGORY_QUEUES
         from cases.models import Case, Queue
         from governance import permissions
-        from governance.api.serializers import register_category_field
+        from governance.api.serializers import CATEGORY_FIELDS
 
         # Governance's visibility, widened by this layer's grants (governance never names them): whoever works a
         # queue sees its category, and sees the audit events of the cases they may see.
         permissions.register_visible_category_ids("worked queues", Queue.objects.category_ids_worked_by)
         permissions.register_visible_case_ids("cases", lambda user: Case.objects.visible_to(user).values("pk"))
         # A category's representation in the API lists its queues.
-        register_category_field(CATEGORY_QUEUES)
+        CATEGORY_FIELDS.register(CATEGORY_QUEUES)

@@ -17,9 +17,10 @@ class ReviewsConfig(AppConfig):
         # What reviews adds to the layers below it, registered from here (the models are ready now, not at import).
         from django.db.models import Prefetch
 
-        from cases.api.serializers import CaseSection, register_case_section
+        from cases.api.serializers import CASE_FIELDS
         from cases.links import register_queue_work_page
         from governance import events
+        from governance.api.fields import ExtraField
         from reviews.api.serializers import CaseDecisionSerializer
         from reviews.links import work_list_url
         from reviews.models import Decision
@@ -35,10 +36,10 @@ class ReviewsConfig(AppConfig):
             )
         )
         # A case's representation in the API carries its human decisions, oldest first.
-        register_case_section(
-            CaseSection(
-                key="decisions",
-                field=lambda: CaseDecisionSerializer(many=True, read_only=True),
+        CASE_FIELDS.register(
+            ExtraField(
+                name="decisions",
+                make=lambda: CaseDecisionSerializer(many=True, read_only=True),
                 prefetch=lambda: Prefetch("decisions", queryset=Decision.objects.select_related("actor")),
             )
         )

@@ -111,7 +111,7 @@ def test_what_governance_needs_from_cases_is_registered_from_cases() -> None:
     providers cases registered in its ready()."""
     assert "worked queues" in permissions._VISIBLE_CATEGORY_IDS
     assert "cases" in permissions._VISIBLE_CASE_IDS
-    assert "queues" in serializers._CATEGORY_FIELDS
+    assert "queues" in serializers.CATEGORY_FIELDS
     assert list(incidents._INCIDENT_PANELS) == ["affected_cases", "alerts_fired"]  # in layer order
 
     category, other = make_category("refunds"), make_category("triage")

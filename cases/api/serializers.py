@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeGuard
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import slug_re
-from django.db.models import Prefetch, prefetch_related_objects
+from django.db.models import prefetch_related_objects
 from rest_framework import serializers
 
 from cases.choices import Priority
@@ -15,8 +14,8 @@ from cases.models import Case, Queue
 from cases.permissions import shown_input
 from cases.selectors import is_blind
 from cases.services.intake import IntakeItem, not_submittable_message, submittable_categories
-from governance.api.fields import JSONObjectField
-from governance.api.serializers import CategoryField, StrictFloatField
+from governance.api.fields import ExtraField, ExtraFields, JSONObjectField
+from governance.api.serializers import StrictFloatField
 from governance.models import AuditEvent, Category
 from governance.services import parse_model_label
 
@@ -70,39 +69,8 @@ class CaseIntakeSerializer(serializers.Serializer):
         return IntakeItem(**self.validated_data)
 
 
-@dataclass(frozen=True)
-class CaseSection:
-    """A key of a case's representation owned by a layer above cases, which registers it (reviews adds the case's
-    `decisions`): cases never names what sits above it, yet a case reads whole in one place.
-
-    `field` makes the read-only serializer field; `prefetch` lets a page of cases read the section in one query.
-    """
-
-    key: str
-    field: Callable[[], serializers.Field]
-    prefetch: Callable[[], Prefetch[Any]]
-
-
-CASE_SECTIONS: dict[str, CaseSection] = {}
-
-
-def register_case_section(section: CaseSection) -> None:
-    """Called from a higher app's `ready()`; registering the same key again replaces it (a reload is harmless)."""
-    CASE_SECTIONS[section.key] = section
-
-
-def case_prefetches() -> list[Prefetch[Any]]:
-    """What a queryset of cases prefetches so that every registered section costs one query per page."""
-    return [section.prefetch() for section in CASE_SECTIONS.values()]
-
-
-def mark_sections_empty(case: Case) -> None:
-    """A case created a moment ago has nothing in any section yet: answer without asking the database."""
-    cache: dict[str, Any] = case.__dict__.setdefault("_prefetched_objects_cache", {})
-    for section in CASE_SECTIONS.values():
-        prefetch = section.prefetch()
-        assert prefetch.queryset is not None
-        cache[prefetch.prefetch_to] = prefetch.queryset.none()
+# The read-only fields the layers above add to a case (reviews: its decisions), registered from their `ready()`.
+CASE_FIELDS = ExtraFields()
 
 
 class CaseSerializer(serializers.ModelSerializer[Case]):
@@ -163,8 +131,7 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields: dict[str, serializers.Field] = super().get_fields()
-        for section in CASE_SECTIONS.values():
-            fields[section.key] = section.field()
+        fields.update(CASE_FIELDS.made())
         return fields
 
 
@@ -239,7 +206,7 @@ class BulkIntake:
         """The response: one result per item, in the order sent, with counts of each kind; the stored cases are
         read whole in one query per registered section."""
         cases = [case for case, _ in stored]
-        prefetch_related_objects(cases, *case_prefetches())
+        prefetch_related_objects(cases, *CASE_FIELDS.prefetches())
         serialized = CaseSerializer(cases, many=True, context=context).data
         results: list[dict[str, Any]] = [
             {"index": i, "result": "invalid", "errors": self.errors[i]} if i in self.errors else {"index": i}
@@ -330,8 +297,8 @@ class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
 
 
 # The slugs of a category's queues, in the categories API (registered from CasesConfig.ready()).
-CATEGORY_QUEUES = CategoryField(
+CATEGORY_QUEUES = ExtraField(
     name="queues",
     make=lambda: serializers.SlugRelatedField(many=True, read_only=True, slug_field="slug"),
-    prefetch="queues",
+    prefetch=lambda: "queues",
 )

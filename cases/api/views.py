@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from cases.api.serializers import (
+    CASE_FIELDS,
     AuditEventSerializer,
     BulkIntake,
     BulkIntakeSerializer,
@@ -24,9 +25,7 @@ from cases.api.serializers import (
     CaseIntakeSerializer,
     CaseSerializer,
     QueueSerializer,
-    case_prefetches,
     looks_like_slug,
-    mark_sections_empty,
 )
 from cases.filtersets import CaseFilterSet, QueueFilterSet
 from cases.models import Case, Queue
@@ -52,7 +51,7 @@ class CaseViewSet(
 
     def get_queryset(self) -> QuerySet[Case]:
         # The sections higher layers registered (a case's decisions) are read once per page.
-        return super().get_queryset().prefetch_related(*case_prefetches())  # type: ignore[no-any-return]
+        return super().get_queryset().prefetch_related(*CASE_FIELDS.prefetches())  # type: ignore[no-any-return]
 
     @extend_schema(
         request=CaseIntakeSerializer,
@@ -73,7 +72,7 @@ class CaseViewSet(
         intake.is_valid(raise_exception=True)
         case, created = submit_cases(user=user, items=[intake.to_item()])[0]
         if created:
-            mark_sections_empty(case)
+            CASE_FIELDS.mark_empty(case)
         data = CaseSerializer(case, context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 

@@ -4,9 +4,12 @@ nesting than every reader can walk (`governance.jsonvalues` holds the rule)."""
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import IO, Any
 
 from django.db import models
+from django.db.models import Model, Prefetch
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
@@ -56,3 +59,47 @@ class StorableModelSerializer(serializers.ModelSerializer[Any]):
 
     serializer_field_mapping = {**serializers.ModelSerializer.serializer_field_mapping}
     serializer_field_mapping[models.JSONField] = StorableJSONField
+
+
+@dataclass(frozen=True)
+class ExtraField:
+    """A read-only field a higher layer adds to a lower layer's representation (cases adds a category's `queues`,
+    reviews a case's `decisions`): the lower layer never names what sits above it, yet the object reads whole.
+
+    `make` builds a fresh serializer field for each serializer; `prefetch` is what a list of these objects
+    prefetches so the field costs no query per object (a lookup, or a `Prefetch` with its queryset).
+    """
+
+    name: str
+    make: Callable[[], serializers.Field]
+    prefetch: Callable[[], str | Prefetch[Any]]
+
+
+class ExtraFields:
+    """The fields registered onto one serializer, in registration order (the layers' order: lower apps' `ready()`
+    run first). Registering a name again replaces it, so a reload is harmless."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, ExtraField] = {}
+
+    def register(self, field: ExtraField) -> None:
+        self._fields[field.name] = field
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._fields
+
+    def made(self) -> list[tuple[str, serializers.Field]]:
+        """A fresh field for each registration, for a serializer's `get_fields()`."""
+        return [(field.name, field.make()) for field in self._fields.values()]
+
+    def prefetches(self) -> list[str | Prefetch[Any]]:
+        """What a queryset of these objects prefetches so that every registered field is read once per page."""
+        return [field.prefetch() for field in self._fields.values()]
+
+    def mark_empty(self, obj: Model) -> None:
+        """An object created a moment ago has nothing related yet: its fields answer without asking the database."""
+        cache: dict[str, Any] = obj.__dict__.setdefault("_prefetched_objects_cache", {})
+        for field in self._fields.values():
+            prefetch = field.prefetch()
+            if isinstance(prefetch, Prefetch) and prefetch.queryset is not None:
+                cache[prefetch.prefetch_to] = prefetch.queryset.none()

@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from governance.api.fields import StorableModelSerializer
+from governance.api.fields import ExtraFields, StorableModelSerializer
 from governance.api.plumbing import django_errors_as_drf
 from governance.choices import Consequence, ModelStatus, Pattern, Stage
 from governance.models import Category, ModelVersion, Policy
@@ -72,30 +70,8 @@ class PolicyChangeSerializer(PolicySerializer):
         return super().validate(attrs)
 
 
-@dataclass(frozen=True)
-class CategoryField:
-    """A read-only field that a higher layer adds to a category's representation (cases: its queues' slugs).
-
-    `make` builds a fresh serializer field for each serializer; `prefetch` is the lookup the category list
-    prefetches so the field costs no query per category.
-    """
-
-    name: str
-    make: Callable[[], serializers.Field]
-    prefetch: str = ""
-
-
-_CATEGORY_FIELDS: dict[str, CategoryField] = {}
-
-
-def register_category_field(field: CategoryField) -> None:
-    """Called from a higher app's `ready()`: governance never names what hangs off a category from above."""
-    _CATEGORY_FIELDS[field.name] = field
-
-
-def category_prefetches() -> list[str]:
-    """The lookups the registered category fields read, for the views' querysets."""
-    return [field.prefetch for field in _CATEGORY_FIELDS.values() if field.prefetch]
+# The read-only fields the layers above add to a category (cases: its queues), registered from their `ready()`.
+CATEGORY_FIELDS = ExtraFields()
 
 
 class CategorySerializer(StorableModelSerializer):
@@ -132,7 +108,7 @@ class CategorySerializer(StorableModelSerializer):
         for name, field in super().get_fields().items():
             fields[name] = field
             if name == "policy":  # the registered fields follow the policy, as what hangs off the category
-                fields.update((extra.name, extra.make()) for extra in _CATEGORY_FIELDS.values())
+                fields.update(CATEGORY_FIELDS.made())
         return fields
 
     def validate_pii_fields(self, value: Any) -> list[str]:

@@ -16,13 +16,13 @@ from rest_framework.response import Response
 from governance import services
 from governance.api.plumbing import VisibleToUserMixin, acting_user, error_responses
 from governance.api.serializers import (
+    CATEGORY_FIELDS,
     CategoryPolicySerializer,
     CategorySerializer,
     ModelVersionSerializer,
     PolicyChangeSerializer,
     PromoteSerializer,
     ReasonSerializer,
-    category_prefetches,
 )
 from governance.filtersets import ModelVersionFilterSet
 from governance.models import Category, ModelVersion
@@ -46,7 +46,7 @@ class CategoryViewSet(
 
     def get_queryset(self) -> QuerySet[Category]:
         # The fields higher layers registered (a category's queues) are read once per page.
-        return super().get_queryset().prefetch_related(*category_prefetches())  # type: ignore[no-any-return]
+        return super().get_queryset().prefetch_related(*CATEGORY_FIELDS.prefetches())  # type: ignore[no-any-return]
 
     def _require_change(self, category: Category) -> None:
         if not can_change_category(self.request.user, category):
