@@ -16,7 +16,7 @@ from rq import cron
 
 from cases.jobs import retention_purge, sla_sweep
 from governance.jobs import audit_anchor, deliver_webhooks, verify_audit_chain
-from metrics.jobs import alert_check, pause_check
+from metrics.jobs import alert_check, pause_check, snapshot_metrics
 
 QUEUE_NAME = "default"
 
@@ -64,6 +64,12 @@ JOBS: dict[str, PeriodicJob] = {
         description="Replace the raw input of cases past their category's retention with its redacted form",
         cron="17 3 * * *",  # nightly, off the hour
         timeout=60 * 60,
+    ),
+    "snapshot_metrics": PeriodicJob(
+        func=snapshot_metrics,
+        description="Store each category's figures for the hour just ended, for the dashboard's trends",
+        cron="2 * * * *",  # just after the hour it counts
+        timeout=30 * 60,
     ),
     "sla_sweep": PeriodicJob(
         func=sla_sweep,

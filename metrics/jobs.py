@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from metrics.services import snapshots
 from metrics.services.alerts import check_all as check_alert_rules
 from metrics.services.pause import check_all, check_category
 
@@ -26,3 +27,11 @@ def alert_check() -> list[dict[str, Any]]:
     for line in fired:
         logger.warning("Alert: %s", line)
     return fired
+
+
+def snapshot_metrics() -> dict[str, Any]:
+    """Hourly: store each category's figures for the hours just completed (and any the worker missed)."""
+    result = snapshots.snapshot_metrics()
+    if result["written"]:
+        logger.info("Metric snapshots: %s", result)
+    return result

@@ -75,3 +75,39 @@ class ModelVersionPerformance(ModelVersion):
         proxy = True
         verbose_name = "model version performance"
         verbose_name_plural = "model version performance"
+
+
+class MetricSnapshot(models.Model):
+    """A category's figures over one hour, stored by the hourly `snapshot_metrics` job, so trends over days and
+    months read a row an hour instead of rescanning every case and decision.
+
+    The counts are the numerators and denominators of the rates (a day's rate is the sum of its hours' parts, not
+    an average of rates); `figures` is the whole KPI answer for the hour, as `metrics.kpis` gives it.
+    """
+
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="metric_snapshots")
+    hour = models.DateTimeField(help_text="The start of the hour (UTC) the figures count.")
+    volume = models.PositiveIntegerField()
+    auto = models.PositiveIntegerField()
+    escalated = models.PositiveIntegerField()
+    waited = models.PositiveIntegerField()
+    breaches = models.PositiveIntegerField()
+    verdicts = models.PositiveIntegerField()
+    overridden = models.PositiveIntegerField()
+    audits = models.PositiveIntegerField()
+    confirmed = models.PositiveIntegerField()
+    seconds_spent = models.PositiveBigIntegerField()
+    time_saved_minutes = models.FloatField()
+    figures = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = InCategoryQuerySet["MetricSnapshot"].as_manager()
+
+    class Meta:
+        ordering = ["category", "hour"]
+        constraints = [
+            models.UniqueConstraint(fields=["category", "hour"], name="%(app_label)s_%(class)s_once_per_hour"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category_id} @ {self.hour:%Y-%m-%d %H:00}"

@@ -12,7 +12,6 @@ A rule fires at most once per window and subject; `pause` rules pause the catego
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,22 +19,18 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils import timezone
 
-from cases.models import Case
 from governance.exceptions import Conflict
 from governance.history import require_reason, save_with_reason
 from governance.models import Category
 from governance.permissions import MODEL_STEWARD, can_change_category
 from governance.services.notifications import notify, users_in_role
+from metrics import kpis
 from metrics.choices import AlertAction, AlertKind
 from metrics.models import Alert, AlertRule
 from metrics.services.pause import pause_automation
-from metrics.stats import median, psi
-from reviews.choices import VERDICT_ACTIONS, Action
-from reviews.models import Decision
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -95,83 +90,58 @@ class Finding:
     details: dict[str, Any] | None = None
 
 
-def _decisions(category: Category, start: datetime, end: datetime) -> Any:
-    return Decision.objects.filter(case__category=category, created_at__gte=start, created_at__lt=end)
+# Each evaluator reads its figure from metrics.kpis, where the dashboard and the API read it too.
 
 
-def _override_rate(rule: AlertRule, start: datetime, now: datetime) -> Iterator[Finding]:
-    counts = _decisions(rule.category, start, now).override_counts()
-    if counts["reviewed"] >= rule.min_count:
-        rate = counts["overridden"] / counts["reviewed"]
-        if rate >= rule.threshold:
-            yield Finding(rate, details=counts)
+def _override_rate(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
+    counts = kpis.decision_counts(rule.category, window)
+    rate = counts["override_rate"]
+    if counts["verdicts"] >= rule.min_count and rate is not None and rate >= rule.threshold:
+        yield Finding(rate, details={"reviewed": counts["verdicts"], "refused": counts["overridden"]})
 
 
-def _escalation_share(category: Category, start: datetime, end: datetime) -> tuple[float, int]:
-    counts = _decisions(category, start, end).aggregate(
-        total=Count("id"), escalated=Count("id", filter=Q(action=Action.ESCALATE))
-    )
-    return (counts["escalated"] / counts["total"] if counts["total"] else 0.0), counts["total"]
+def _escalation_spike(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
+    current = kpis.case_counts(rule.category, window)
+    baseline = kpis.case_counts(rule.category, kpis.Window(window.start - BASELINE, window.start))
+    now_rate, then_rate = current["escalation_rate"], baseline["escalation_rate"]
+    spiking = now_rate is not None and bool(then_rate) and now_rate >= then_rate * (1 + rule.threshold)
+    if current["volume"] >= rule.min_count and spiking:
+        yield Finding(
+            now_rate / then_rate - 1, details={"current": now_rate, "baseline": then_rate, "cases": current["volume"]}
+        )
 
 
-def _escalation_spike(rule: AlertRule, start: datetime, now: datetime) -> Iterator[Finding]:
-    current, total = _escalation_share(rule.category, start, now)
-    baseline, _ = _escalation_share(rule.category, start - BASELINE, start)
-    if total >= rule.min_count and baseline > 0 and current >= baseline * (1 + rule.threshold):
-        yield Finding(current / baseline - 1, details={"current": current, "baseline": baseline, "decisions": total})
-
-
-def _resolution_minutes(category: Category, start: datetime, end: datetime) -> list[float]:
-    pairs = Case.objects.filter(category=category, decided_at__gte=start, decided_at__lt=end).exclude(
-        status="auto_approved"
-    )
-    return [(d - c).total_seconds() / 60 for c, d in pairs.values_list("created_at", "decided_at") if d]
-
-
-def _resolution_time(rule: AlertRule, start: datetime, now: datetime) -> Iterator[Finding]:
-    current = _resolution_minutes(rule.category, start, now)
-    baseline = _resolution_minutes(rule.category, start - BASELINE, start)
-    current_median, baseline_median = median(current), median(baseline)
-    if len(current) >= rule.min_count and current_median and baseline_median:
+def _resolution_time(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
+    current = kpis.resolution(rule.category, window)
+    baseline = kpis.resolution(rule.category, kpis.Window(window.start - BASELINE, window.start))
+    current_median = current["resolution_minutes"]["median"]
+    baseline_median = baseline["resolution_minutes"]["median"]
+    if current["resolved_by_people"] >= rule.min_count and current_median and baseline_median:
         ratio = current_median / baseline_median
         if ratio >= rule.threshold:
             yield Finding(ratio, details={"median_minutes": current_median, "baseline_minutes": baseline_median})
 
 
-def _confidences(category: Category, start: datetime, end: datetime) -> list[float]:
-    rows = Case.objects.filter(category=category, created_at__gte=start, created_at__lt=end)
-    return list(rows.values_list("confidence", flat=True)[:100_000])
+def _confidence_drift(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
+    reference = kpis.Window(window.start - DRIFT_REFERENCE, window.start)
+    current, before = kpis.confidence_histograms(rule.category, window, reference)
+    if sum(current) >= rule.min_count and sum(before) >= rule.min_count:
+        index = kpis.psi_from_counts(before, current)
+        if index is not None and index >= rule.threshold:
+            yield Finding(index, details={"cases": sum(current), "reference_cases": sum(before)})
 
 
-def _confidence_drift(rule: AlertRule, start: datetime, now: datetime) -> Iterator[Finding]:
-    current = _confidences(rule.category, start, now)
-    reference = _confidences(rule.category, start - DRIFT_REFERENCE, start)
-    if len(current) >= rule.min_count and len(reference) >= rule.min_count:
-        index = psi(reference, current)
-        if index >= rule.threshold:
-            yield Finding(index, details={"cases": len(current), "reference_cases": len(reference)})
-
-
-def _rubber_stamping(rule: AlertRule, start: datetime, now: datetime) -> Iterator[Finding]:
-    by_reviewer: dict[str, list[tuple[str, int | None, int]]] = defaultdict(list)
-    rows = _decisions(rule.category, start, now).filter(actor__isnull=False, action__in=sorted(VERDICT_ACTIONS))
-    for username, action, seconds, floor in rows.values_list(
-        "actor__username", "action", "seconds_spent", "case__queue__review_floor_seconds"
-    ):
-        by_reviewer[username].append((action, seconds, floor or 0))
-    for username, decisions in by_reviewer.items():
-        if len(decisions) < rule.min_count:
-            continue
-        approvals = sum(1 for action, _, _ in decisions if action in (Action.APPROVE, Action.CONFIRM))
-        share = approvals / len(decisions)
-        times = [s for _, s, _ in decisions if s is not None]
-        floor = max(f for _, _, f in decisions)
-        median_seconds = median(times)
-        if share >= rule.threshold and median_seconds is not None and median_seconds < floor:
+def _rubber_stamping(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
+    for person in kpis.reviewers(rule.category, window, approval_at=rule.threshold, min_decisions=rule.min_count):
+        if person["rubber_stamp"]:
             yield Finding(
-                share,
-                subject=username,
-                details={"decisions": len(decisions), "median_seconds": median_seconds, "floor_seconds": floor},
+                person["approval_rate"],
+                subject=person["username"],
+                details={
+                    "decisions": person["decisions"],
+                    "median_seconds": person["median_seconds"],
+                    "floor_seconds": person["floor_seconds"],
+                },
             )
 
 
@@ -189,7 +159,7 @@ def evaluate(rule: AlertRule, *, now: datetime | None = None) -> list[Alert]:
     now = now or timezone.now()
     start = now - timedelta(hours=rule.window_hours)
     fired: list[Alert] = []
-    for finding in EVALUATORS[AlertKind(rule.kind)](rule, start, now):
+    for finding in EVALUATORS[AlertKind(rule.kind)](rule, kpis.Window(start, now)):
         if Alert.objects.filter(rule=rule, subject=finding.subject, fired_at__gt=start).exists():
             continue
         fired.append(_fire(rule, finding, now))
