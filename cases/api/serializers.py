@@ -29,7 +29,7 @@ def looks_like_slug(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= 64 and slug_re.fullmatch(value) is not None
 
 
-class CaseIntakeSerializer(serializers.Serializer):
+class CaseIntakeSerializer(serializers.Serializer[Any]):
     """One submitted model output. Checks every field; the category lookup is the only database read."""
 
     category = serializers.SlugField(max_length=64)
@@ -48,7 +48,7 @@ class CaseIntakeSerializer(serializers.Serializer):
 
     def validate_category(self, slug: str) -> Category:
         # The view passes in the categories this user may submit to (cases.services.submittable_categories).
-        category = self.context.get("categories", {}).get(slug)
+        category: Category | None = self.context.get("categories", {}).get(slug)
         if category is None:
             raise serializers.ValidationError(not_submittable_message(slug))
         return category
@@ -79,7 +79,7 @@ class CaseSection:
     """
 
     key: str
-    field: Callable[[], serializers.Field]
+    field: Callable[[], serializers.Field[Any, Any, Any, Any]]
     prefetch: Callable[[], Prefetch[Any]]
 
 
@@ -106,11 +106,15 @@ def mark_sections_empty(case: Case) -> None:
 
 
 class CaseSerializer(serializers.ModelSerializer[Case]):
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    queue = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    queue: serializers.SlugRelatedField[Queue] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
     model_version = serializers.CharField(source="model_version.label", read_only=True)
     model_version_status = serializers.CharField(source="model_version.status", read_only=True)
-    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    claimed_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Case
@@ -161,14 +165,14 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
             data["output"] = None
         return data
 
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields: dict[str, serializers.Field] = super().get_fields()
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields: dict[str, serializers.Field[Any, Any, Any, Any]] = super().get_fields()
         for section in CASE_SECTIONS.values():
             fields[section.key] = section.field()
         return fields
 
 
-class BulkIntakeSerializer(serializers.Serializer):
+class BulkIntakeSerializer(serializers.Serializer[Any]):
     """The envelope of a bulk submission: `{"cases": [...]}`, or the bare list (see `bulk_envelope`)."""
 
     cases = serializers.ListField(
@@ -251,15 +255,16 @@ class BulkIntake:
         return {**counts, "results": results}
 
 
-class BulkResultSerializer(serializers.Serializer):
+class BulkResultSerializer(serializers.Serializer[Any]):
     index = serializers.IntegerField()
     result = serializers.ChoiceField(choices=["created", "existing", "invalid"])
     id = serializers.IntegerField(required=False)
     case = CaseSerializer(required=False)
-    errors = serializers.DictField(required=False)
+    # A declared field, which DRF's metaclass takes out of the class: it never shadows `Serializer.errors`.
+    errors = serializers.DictField(required=False)  # type: ignore[assignment]
 
 
-class BulkResponseSerializer(serializers.Serializer):
+class BulkResponseSerializer(serializers.Serializer[Any]):
     created = serializers.IntegerField()
     existing = serializers.IntegerField()
     invalid = serializers.IntegerField()
@@ -267,8 +272,10 @@ class BulkResponseSerializer(serializers.Serializer):
 
 
 class QueueSerializer(serializers.ModelSerializer[Queue]):
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    next_queue = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    next_queue: serializers.SlugRelatedField[Queue] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
     sla_seconds = serializers.SerializerMethodField()
     depth = serializers.SerializerMethodField()
     oldest_age_seconds = serializers.SerializerMethodField()
