@@ -31,7 +31,7 @@ test: install lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy governance cases reviews metrics hitl_project
+	$(BIN)/mypy governance cases reviews metrics hitl_project bench
 	$(BIN)/lint-imports
 
 clean:

@@ -8,7 +8,7 @@ choices come from the small category and queue tables), and shows only what `vis
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -57,7 +57,7 @@ class VisibleQueueFilter(admin.SimpleListFilter):
 
 
 @admin.register(Queue)
-class QueueAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin):
+class QueueAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Queue]):
     """Queues are created with their category; here they are listed, and their grants (`cases.work_queue`) managed."""
 
     read_only_change_form = True
@@ -80,7 +80,7 @@ class QueueAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin):
 
 
 @admin.register(Case)
-class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
+class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin[Case]):
     """Cases, read-only for everyone: they change through intake and review decisions, never by hand."""
 
     list_display = (
@@ -141,7 +141,7 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
         ("Audit trail", {"fields": ("audit_events",)}),
     )
     # Every field shown is read-only: cases change through intake and decisions only.
-    readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
+    readonly_fields = tuple(name for _, options in fieldsets for name in cast("tuple[str, ...]", options["fields"]))
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

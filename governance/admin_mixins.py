@@ -9,7 +9,7 @@ the category list without a global `view_category` (which would open every categ
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -20,7 +20,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import reverse
+from django.urls import URLPattern, reverse
 from guardian.admin import ReinforcedGuardedModelAdminMixin
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -30,8 +30,26 @@ from governance.models import Category
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
-# A mixin for ModelAdmin subclasses: its super() calls reach ModelAdmin's methods.
-AdminBase: Any = object
+    from governance.permissions import VisibleQuerySet
+
+_M = TypeVar("_M", bound=Model)
+
+if TYPE_CHECKING:
+    # A mixin for ModelAdmin subclasses: to the type checker it is a ModelAdmin, so its super() calls reach
+    # ModelAdmin's typed methods; at run time it is a plain mixin.
+    _AdminBase = admin.ModelAdmin[Any]
+
+    class _HistoryAdmin(admin.ModelAdmin[_M]):
+        """What HitlModelAdmin uses of simple-history's SimpleHistoryAdmin, which ships no types."""
+
+        def history_view(
+            self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+        ) -> HttpResponse: ...
+
+else:
+    _AdminBase = object
+    # `_HistoryAdmin[_M]` below is SimpleHistoryAdmin itself (django_stubs_ext.monkeypatch(), in the settings).
+    _HistoryAdmin = SimpleHistoryAdmin
 
 # Guardian's own permissions, which its "Object permissions" pages require (ReinforcedGuardedModelAdminMixin).
 OBJECT_PERMISSION_ADMIN_PERMS = (
@@ -42,7 +60,7 @@ OBJECT_PERMISSION_ADMIN_PERMS = (
 )
 
 
-class VisibleToAdminMixin(AdminBase):
+class VisibleToAdminMixin(_AdminBase):
     """Narrow an admin to what the user may see, and let object grants open it.
 
     `restrict()` is the one place an admin says what "visible" means for its model (by default the model's
@@ -53,7 +71,8 @@ class VisibleToAdminMixin(AdminBase):
     grants_open_admin = True
 
     def restrict(self, queryset: QuerySet[Any], user: User | AnonymousUser) -> QuerySet[Any]:
-        return queryset.visible_to(user)  # type: ignore[attr-defined]
+        # Every model whose admin keeps this default has a queryset with `visible_to`; QuerySet[Any] cannot say so.
+        return cast("VisibleQuerySet", queryset).visible_to(user)
 
     def _request_cache(self, request: HttpRequest) -> dict[tuple[str, object], Any]:
         # Visibility costs a few queries (the user's grants); work it out once per request and model.
@@ -65,7 +84,8 @@ class VisibleToAdminMixin(AdminBase):
         key = (self.opts.label, "queryset")
         if key not in cache:
             cache[key] = self.restrict(super().get_queryset(request), request.user)
-        return cache[key].all()
+        visible: QuerySet[Any] = cache[key]
+        return visible.all()
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None) -> Any:
         obj = super().get_object(request, object_id, from_field)
@@ -100,7 +120,7 @@ class VisibleToAdminMixin(AdminBase):
         return super().has_module_permission(request) or self.has_view_permission(request)
 
 
-class HitlModelAdmin(SimpleHistoryAdmin):
+class HitlModelAdmin(_HistoryAdmin[_M]):
     """The base of the admins of history-tracked models: history with its diffs, but never a revert.
 
     Every write goes through a service that records who, why and an audit event; simple-history's "revert"
@@ -116,7 +136,9 @@ class HitlModelAdmin(SimpleHistoryAdmin):
     def revert_disabled(self, request: HttpRequest, obj: Any = None) -> bool:
         return True
 
-    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None) -> Any:
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         if self.get_object(request, unquote(object_id)) is None:  # before simple-history looks at the history
             raise Http404
         return super().history_view(request, object_id, extra_context)
@@ -159,7 +181,7 @@ class HitlModelAdmin(SimpleHistoryAdmin):
         return super().render_change_form(request, context, add, change, form_url, obj)
 
 
-class GuardedHitlModelAdmin(ReinforcedGuardedModelAdminMixin, HitlModelAdmin):
+class GuardedHitlModelAdmin(ReinforcedGuardedModelAdminMixin, HitlModelAdmin[_M]):
     """HitlModelAdmin with guardian's "Object permissions" pages (who may work a queue, own a category).
 
     The reinforced mixin (guardian's GuardedModelAdmin plus a check of guardian's own permissions) keeps those
@@ -168,7 +190,13 @@ class GuardedHitlModelAdmin(ReinforcedGuardedModelAdminMixin, HitlModelAdmin):
     """
 
     # Guardian's mixin comes first in the MRO and would show its link to everyone; ours shows it to those above.
-    change_form_template = HitlModelAdmin.change_form_template
+    # (Guardian declares it an instance variable, django-stubs a ClassVar: the two disagree, not this line.)
+    change_form_template = HitlModelAdmin.change_form_template  # type: ignore[misc]
+
+    def get_urls(self) -> list[URLPattern]:
+        # Guardian's pages plus ModelAdmin's, as inherited: overridden only to type them (guardian does not).
+        urls: list[URLPattern] = super().get_urls()  # type: ignore[no-untyped-call]
+        return urls
 
     def can_manage_object_permissions(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perms(OBJECT_PERMISSION_ADMIN_PERMS))

@@ -34,6 +34,7 @@ def save_with_reason(
     update_fields: list[str] | None = None,
 ) -> None:
     """Save `instance` so that its history row names `user` (None: the system) and `reason`."""
+    # simple-history reads these two off the instance when it writes the history row; no model declares them.
     instance._history_user = user  # type: ignore[attr-defined]
     instance._change_reason = short_reason(reason)  # type: ignore[attr-defined]
     instance.save(update_fields=update_fields)

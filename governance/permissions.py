@@ -11,7 +11,7 @@ never names those layers: each registers what it adds (`register_visible_categor
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
@@ -49,7 +49,7 @@ def object_ids_with_perms(user: AnyUser, app_label: str, model: str, codenames: 
     cache: dict[tuple[str, str, tuple[str, ...]], set[int]] = user.__dict__.setdefault("_hitl_object_ids", {})
     key = (app_label, model, codenames)
     if key not in cache:
-        cache[key] = _object_ids_with_perms(cast("User", user), app_label, model, codenames)
+        cache[key] = _object_ids_with_perms(user, app_label, model, codenames)
     return cache[key]
 
 
@@ -80,6 +80,14 @@ def has_global_category_view(user: AnyUser) -> bool:
 def full_access_category_ids(user: AnyUser) -> set[int]:
     """Categories whose every case the user may see (view, change or submit grant on the category)."""
     return object_ids_with_perms(user, "governance", "category", CATEGORY_ACCESS_PERMS)
+
+
+class VisibleQuerySet(Protocol):
+    """A queryset that knows who may see its rows: every visible model's (`Case.objects.visible_to(user)`).
+
+    For the shared admin and API bases, which hold a queryset of whatever model they serve."""
+
+    def visible_to(self, user: AnyUser) -> QuerySet[Any]: ...
 
 
 # --- Visibility that the layers above add (registered from their AppConfig.ready()) ---

@@ -27,5 +27,8 @@ class HitlAutoSchema(AutoSchema):
             codes.append(413)
         for code, response in error_responses(*codes).items():
             if str(code) not in responses:
-                responses[str(code)] = self._get_response_for_code(response, str(code), direction=direction)
+                # drf-spectacular leaves this helper unannotated.
+                responses[str(code)] = self._get_response_for_code(  # type: ignore[no-untyped-call]
+                    response, str(code), direction=direction
+                )
         return responses

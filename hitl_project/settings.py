@@ -10,8 +10,13 @@ import secrets
 from datetime import timedelta
 from pathlib import Path
 
+import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets the classes django-stubs types as generic be subscripted at run time too (`admin.ModelAdmin[Case]`,
+# `forms.ModelForm[Queue]`): it adds a `__class_getitem__` that returns the class itself, nothing else.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()

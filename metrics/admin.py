@@ -24,7 +24,7 @@ class _CategoryScoped(VisibleToAdminMixin):
     grants_open_admin = False
 
 
-class AlertRuleForm(forms.ModelForm):
+class AlertRuleForm(forms.ModelForm[AlertRule]):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), help_text="Why the rule changes: kept in its history."
     )
@@ -35,7 +35,7 @@ class AlertRuleForm(forms.ModelForm):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin):
+class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin[AlertRule]):
     """Thresholds are tuned per category by whoever may change the category (product owners), one rule at a time
     with a reason, through `update_alert_rule`; the history says who changed what and why."""
 
@@ -46,7 +46,7 @@ class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin):
     readonly_fields = ("category", "kind")
     fields = ("category", "kind", *EDITABLE_RULE_FIELDS, "reason")
 
-    def save_model(self, request: HttpRequest, obj: AlertRule, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: AlertRule, form: forms.ModelForm[AlertRule], change: bool) -> None:
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_RULE_FIELDS}
         update_alert_rule(rule=obj, user=acting_user(request), changes=changes, reason=form.cleaned_data["reason"])
         obj.refresh_from_db()
@@ -64,7 +64,7 @@ class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(_CategoryScoped, admin.ModelAdmin):
+class AlertAdmin(_CategoryScoped, admin.ModelAdmin[Alert]):
     list_display = ("fired_at", "category", "rule", "subject", "value", "threshold", "incident")
     list_filter = (VisibleCategoryFilter, "rule__kind")
     list_select_related = ("category", "rule", "incident")
@@ -81,7 +81,7 @@ class AlertAdmin(_CategoryScoped, admin.ModelAdmin):
 
 
 @admin.register(ModelVersionPerformance)
-class ModelVersionPerformanceAdmin(VisibleToAdminMixin, admin.ModelAdmin):
+class ModelVersionPerformanceAdmin(VisibleToAdminMixin, admin.ModelAdmin[ModelVersionPerformance]):
     """How each version's outputs fared with people: canary and active side by side, and shadow agreement with
     its 95 % Wilson interval. One annotated query for the whole list."""
 

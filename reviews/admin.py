@@ -29,7 +29,7 @@ def _output_html(decision: Decision, output: Any) -> SafeString:
 
 
 @admin.register(Decision)
-class DecisionAdmin(VisibleToAdminMixin, admin.ModelAdmin):
+class DecisionAdmin(VisibleToAdminMixin, admin.ModelAdmin[Decision]):
     """Who decided what on which case; visible where the case is."""
 
     grants_open_admin = False

@@ -28,7 +28,7 @@ def looks_like_slug(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= 64 and slug_re.fullmatch(value) is not None
 
 
-class CaseIntakeSerializer(serializers.Serializer):
+class CaseIntakeSerializer(serializers.Serializer[Any]):
     """One submitted model output. Checks every field; the category lookup is the only database read."""
 
     category = serializers.SlugField(max_length=64)
@@ -47,7 +47,7 @@ class CaseIntakeSerializer(serializers.Serializer):
 
     def validate_category(self, slug: str) -> Category:
         # The view passes in the categories this user may submit to (cases.services.submittable_categories).
-        category = self.context.get("categories", {}).get(slug)
+        category: Category | None = self.context.get("categories", {}).get(slug)
         if category is None:
             raise serializers.ValidationError(not_submittable_message(slug))
         return category
@@ -74,11 +74,15 @@ CASE_FIELDS = ExtraFields()
 
 
 class CaseSerializer(serializers.ModelSerializer[Case]):
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    queue = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    queue: serializers.SlugRelatedField[Queue] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
     model_version = serializers.CharField(source="model_version.label", read_only=True)
     model_version_status = serializers.CharField(source="model_version.status", read_only=True)
-    claimed_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    claimed_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Case
@@ -129,13 +133,13 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
             data["output"] = None
         return data
 
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields: dict[str, serializers.Field] = super().get_fields()
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields: dict[str, serializers.Field[Any, Any, Any, Any]] = super().get_fields()
         fields.update(CASE_FIELDS.made())
         return fields
 
 
-class BulkIntakeSerializer(serializers.Serializer):
+class BulkIntakeSerializer(serializers.Serializer[Any]):
     """The envelope of a bulk submission: `{"cases": [...]}`, or the bare list (see `bulk_envelope`)."""
 
     cases = serializers.ListField(
@@ -218,15 +222,16 @@ class BulkIntake:
         return {**counts, "results": results}
 
 
-class BulkResultSerializer(serializers.Serializer):
+class BulkResultSerializer(serializers.Serializer[Any]):
     index = serializers.IntegerField()
     result = serializers.ChoiceField(choices=["created", "existing", "invalid"])
     id = serializers.IntegerField(required=False)
     case = CaseSerializer(required=False)
-    errors = serializers.DictField(required=False)
+    # A declared field, which DRF's metaclass takes out of the class: it never shadows `Serializer.errors`.
+    errors = serializers.DictField(required=False)  # type: ignore[assignment]
 
 
-class BulkResponseSerializer(serializers.Serializer):
+class BulkResponseSerializer(serializers.Serializer[Any]):
     created = serializers.IntegerField()
     existing = serializers.IntegerField()
     invalid = serializers.IntegerField()
@@ -234,8 +239,10 @@ class BulkResponseSerializer(serializers.Serializer):
 
 
 class QueueSerializer(serializers.ModelSerializer[Queue]):
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    next_queue = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    next_queue: serializers.SlugRelatedField[Queue] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
     sla_seconds = serializers.SerializerMethodField()
     depth = serializers.SerializerMethodField()
     oldest_age_seconds = serializers.SerializerMethodField()

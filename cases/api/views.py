@@ -51,7 +51,7 @@ class CaseViewSet(
 
     def get_queryset(self) -> QuerySet[Case]:
         # The sections higher layers registered (a case's decisions) are read once per page.
-        return super().get_queryset().prefetch_related(*CASE_FIELDS.prefetches())  # type: ignore[no-any-return]
+        return super().get_queryset().prefetch_related(*CASE_FIELDS.prefetches())
 
     @extend_schema(
         request=CaseIntakeSerializer,

@@ -336,6 +336,7 @@ def _submit_category_run(
                 results[index] = (Case.objects.get(category=category, external_id=external_id), False)
     for index in indexes:
         if results[index] is None:  # repeats within the submission
+            # The first occurrence of this external id was answered above, so its result is not None.
             case, _ = results[first_index_of[items[index].external_id]]  # type: ignore[misc]
             results[index] = (case, False)
 

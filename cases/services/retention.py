@@ -180,7 +180,7 @@ def _purge_cases(ids: list[int], *, category: Category, now: datetime, reason: s
 def _redact_past_versions(case_ids: list[int], *, pii_fields: list[str]) -> None:
     """The raw input also sits in every history row of the case: those are redacted in place, or the purge would
     leave the data it exists to remove (and the history page would show it as a change)."""
-    historical = Case.history.model  # type: ignore[attr-defined]
+    historical = Case.history.model
     versions = list(historical.objects.filter(id__in=case_ids).only("history_id", "input"))
     stale = []
     for version in versions:

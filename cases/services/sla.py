@@ -146,7 +146,7 @@ def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult) 
     SlaBreach.objects.bulk_create(breaches, ignore_conflicts=True)
     if moved_ids:
         moved = list(Case.objects.filter(pk__in=moved_ids))
-        Case.history.bulk_history_create(  # type: ignore[attr-defined]
+        Case.history.bulk_history_create(
             moved, default_user=actor, default_change_reason=f"{JOB_REASON}: overdue, moved on", default_date=now
         )
     events.record_many(specs)

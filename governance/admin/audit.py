@@ -21,7 +21,7 @@ class AuditCategoryFilter(VisibleCategoryFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(VisibleToAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(VisibleToAdminMixin, admin.ModelAdmin[AuditEvent]):
     """The audit log, read-only for everyone: the database refuses changes anyway, the admin never offers them."""
 
     grants_open_admin = False

@@ -58,7 +58,7 @@ def _policy_field(name: str) -> forms.Field:
     return field
 
 
-class CategoryAdminForm(forms.ModelForm):
+class CategoryAdminForm(forms.ModelForm[Category]):
     """A category with its policy: on creation, both; afterwards, the policy and the reason for changing it."""
 
     auto_threshold = _policy_field("auto_threshold")
@@ -118,7 +118,7 @@ class CategoryAdminForm(forms.ModelForm):
 
 
 @admin.register(Category)
-class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin):
+class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
     form = CategoryAdminForm
     list_display = ("slug", "name", "pattern_name", "stage", "paused", "policy_link")
     list_filter = ("pattern", "stage", "paused")
@@ -270,7 +270,7 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin):
 
 
 @admin.register(Policy)
-class PolicyAdmin(VisibleToAdminMixin, HitlModelAdmin):
+class PolicyAdmin(VisibleToAdminMixin, HitlModelAdmin[Policy]):
     """Read-only: a policy changes on its category's page (a new version with a reason); here is its history."""
 
     list_display = (

@@ -42,7 +42,7 @@ def register_incident_panel(panel: IncidentPanel) -> None:
     _INCIDENT_PANELS[panel.__name__] = panel
 
 
-class OpenIncidentForm(forms.ModelForm):
+class OpenIncidentForm(forms.ModelForm[Incident]):
     class Meta:
         model = Incident
         fields = ("category", "title")
@@ -57,7 +57,7 @@ class AdvanceForm(forms.Form):
 
 
 @admin.register(Incident)
-class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin):
+class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin[Incident]):
     """Incidents of the categories the user may see; opened by hand here, moved forward with a note."""
 
     grants_open_admin = False
@@ -163,7 +163,7 @@ class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(admin.ModelAdmin[Notification]):
     """Each person's own notices (SLA warnings, pauses...): read-only, marked read from the list."""
 
     list_display = ("subject", "kind", "category_slug", "created_at", "is_read", "open_link")
@@ -173,7 +173,7 @@ class NotificationAdmin(admin.ModelAdmin):
     fields = readonly_fields
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
-        return super().get_queryset(request).filter(user_id=request.user.pk)
+        return super().get_queryset(request).filter(user_id=acting_user(request).pk)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_active and request.user.is_staff

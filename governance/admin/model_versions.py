@@ -25,7 +25,7 @@ from governance.models import Category, ModelVersion
 from governance.services import promote_model_version, register_model_version
 
 
-class ModelVersionAdminForm(forms.ModelForm):
+class ModelVersionAdminForm(forms.ModelForm[ModelVersion]):
     reason = forms.CharField(
         required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), help_text="Why it is registered."
     )
@@ -41,7 +41,7 @@ class PromoteForm(ReasonForm):
 
 
 @admin.register(ModelVersion)
-class ModelVersionAdmin(VisibleToAdminMixin, HitlModelAdmin):
+class ModelVersionAdmin(VisibleToAdminMixin, HitlModelAdmin[ModelVersion]):
     """Model versions are registered here and promoted by an action with a reason, never by editing the status."""
 
     grants_open_admin = False

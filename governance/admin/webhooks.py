@@ -39,7 +39,7 @@ class DeliveryCategoryFilter(ManageableCategoryFilter):
     lookup = "endpoint__category_id"
 
 
-class WebhookEndpointForm(forms.ModelForm):
+class WebhookEndpointForm(forms.ModelForm[WebhookEndpoint]):
     url = forms.URLField(
         max_length=500, assume_scheme="https", help_text=WebhookEndpoint._meta.get_field("url").help_text
     )
@@ -54,7 +54,9 @@ class WebhookEndpointForm(forms.ModelForm):
         fields = ("category", *ENDPOINT_FIELDS)
 
 
-def _secret_page(model_admin: admin.ModelAdmin[Any], request: HttpRequest, secrets: list[tuple[Any, str]]) -> Any:
+def _secret_page(
+    model_admin: admin.ModelAdmin[Any], request: HttpRequest, secrets: list[tuple[Any, str]]
+) -> HttpResponse:
     context = {
         **model_admin.admin_site.each_context(request),
         "title": "Webhook secret" if len(secrets) == 1 else "Webhook secrets",
@@ -77,7 +79,7 @@ def _delivery_count(status: str) -> Coalesce:
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(VisibleToAdminMixin, HitlModelAdmin):
+class WebhookEndpointAdmin(VisibleToAdminMixin, HitlModelAdmin[WebhookEndpoint]):
     """Where a category's events go. Registered per category by whoever may change that category."""
 
     form = WebhookEndpointForm
@@ -90,7 +92,7 @@ class WebhookEndpointAdmin(VisibleToAdminMixin, HitlModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         # Counted in the list query itself (a fixed number of queries however many endpoints there are), each
         # from the (endpoint, status) index rather than a join over every delivery ever made.
-        return (
+        queryset: QuerySet[Any] = (
             super()
             .get_queryset(request)
             .annotate(
@@ -98,6 +100,7 @@ class WebhookEndpointAdmin(VisibleToAdminMixin, HitlModelAdmin):
                 failed_count=_delivery_count(DeliveryStatus.FAILED),
             )
         )
+        return queryset
 
     def get_fields(self, request: HttpRequest, obj: WebhookEndpoint | None = None) -> tuple[str, ...]:
         if obj is None:
@@ -167,7 +170,9 @@ class WebhookEndpointAdmin(VisibleToAdminMixin, HitlModelAdmin):
         obj.pk, obj.secret = created.pk, created.secret
         obj._state.adding = False
 
-    def response_add(self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None) -> Any:
+    def response_add(
+        self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None
+    ) -> HttpResponse:
         self.message_user(request, f"Webhook endpoint {obj} registered.", messages.SUCCESS)
         return _secret_page(self, request, [(obj, obj.secret)])
 
@@ -178,7 +183,7 @@ class WebhookEndpointAdmin(VisibleToAdminMixin, HitlModelAdmin):
         return _secret_page(self, request, secrets)
 
 
-class WebhookAttemptInline(admin.TabularInline):
+class WebhookAttemptInline(admin.TabularInline[WebhookAttempt, WebhookDelivery]):
     """Every attempt of a delivery, read-only (the delivery's own visibility already decides who sees it)."""
 
     model = WebhookAttempt
@@ -201,7 +206,7 @@ class WebhookAttemptInline(admin.TabularInline):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(VisibleToAdminMixin, admin.ModelAdmin):
+class WebhookDeliveryAdmin(VisibleToAdminMixin, admin.ModelAdmin[WebhookDelivery]):
     """Every delivery with its attempts, read-only; "retry now" sends a pending or failed one at once."""
 
     list_display = (

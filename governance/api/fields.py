@@ -71,7 +71,7 @@ class ExtraField:
     """
 
     name: str
-    make: Callable[[], serializers.Field]
+    make: Callable[[], serializers.Field[Any, Any, Any, Any]]
     prefetch: Callable[[], str | Prefetch[Any]]
 
 
@@ -88,7 +88,7 @@ class ExtraFields:
     def __contains__(self, name: object) -> bool:
         return name in self._fields
 
-    def made(self) -> list[tuple[str, serializers.Field]]:
+    def made(self) -> list[tuple[str, serializers.Field[Any, Any, Any, Any]]]:
         """A fresh field for each registration, for a serializer's `get_fields()`."""
         return [(field.name, field.make()) for field in self._fields.values()]
 

@@ -47,4 +47,5 @@ class IdField(forms.IntegerField):
 class IdFilter(django_filters.NumberFilter):
     """Filter on an id column (`category_id`, `queue_id`, `case`...)."""
 
-    field_class = IdField
+    # A whole number, not NumberFilter's decimal: the stubs pin NumberFilter's field to a DecimalField.
+    field_class = IdField  # type: ignore[assignment]

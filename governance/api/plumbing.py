@@ -3,10 +3,11 @@ service errors into HTTP answers, the documented refusals, and the JSON 404 unde
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
 from drf_spectacular.utils import OpenApiResponse
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     # default pagination class) while this module is still loading.
     from rest_framework.generics import GenericAPIView
 
+    from governance.permissions import VisibleQuerySet
+
     _ViewBase = GenericAPIView[Any]
 else:
     _ViewBase = object  # a mixin: its super() reaches the viewset's GenericAPIView
@@ -34,8 +37,9 @@ class VisibleToUserMixin(_ViewBase):
     the declared `queryset` is narrowed by its model's `visible_to(user)`, so an object the user may not see is a
     404, never a 403 that says it exists. A viewset declares `queryset` and never narrows it by hand."""
 
-    def get_queryset(self) -> Any:
-        return super().get_queryset().visible_to(self.request.user)  # type: ignore[attr-defined]
+    def get_queryset(self) -> QuerySet[Any]:
+        # Every viewset on this base serves a model whose queryset has `visible_to`; QuerySet[Any] cannot say so.
+        return cast("VisibleQuerySet", super().get_queryset()).visible_to(self.request.user)
 
 
 class CreatedCursorPagination(CursorPagination):
@@ -102,7 +106,7 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespon
     return JsonResponse({"detail": f"No API endpoint at {request.path}; {hint}"}, status=404)
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[Any]):
     """The body of a refusal: `detail` for 401/403/404/409/413; validation errors are {"field": ["message"]}."""
 
     detail = serializers.CharField()

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
@@ -10,6 +10,9 @@ from governance.api.plumbing import django_errors_as_drf
 from governance.choices import Consequence, ModelStatus, Pattern, Stage
 from governance.models import Category, ModelVersion, Policy
 from governance.services import POLICY_FIELDS
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 
 class StrictFloatField(serializers.FloatField):
@@ -49,7 +52,7 @@ class PolicySerializer(StorableModelSerializer):
 class CategoryPolicySerializer(PolicySerializer):
     """A policy as its own resource (/categories/{slug}/policy/): its fields plus the category it belongs to."""
 
-    category = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
 
     class Meta(PolicySerializer.Meta):
         fields = ["category", *PolicySerializer.Meta.fields]
@@ -103,8 +106,8 @@ class CategorySerializer(StorableModelSerializer):
         ]
         read_only_fields = ["paused", "paused_at", "paused_reason", "resumed_at", "created_at"]
 
-    def get_fields(self) -> dict[str, serializers.Field]:
-        fields: dict[str, serializers.Field] = {}
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields: dict[str, serializers.Field[Any, Any, Any, Any]] = {}
         for name, field in super().get_fields().items():
             fields[name] = field
             if name == "policy":  # the registered fields follow the policy, as what hangs off the category
@@ -117,16 +120,21 @@ class CategorySerializer(StorableModelSerializer):
         return value
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReasonSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=1000)
 
 
 class ModelVersionSerializer(StorableModelSerializer):
-    category = serializers.SlugRelatedField(slug_field="slug", queryset=Category.objects.all())
+    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(
+        slug_field="slug", queryset=Category.objects.all()
+    )
     status = serializers.ChoiceField(choices=ModelStatus.choices, default=ModelStatus.REGISTERED)
     reason = serializers.CharField(max_length=1000, write_only=True, required=False, allow_blank=True)
-    label = serializers.CharField(read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    # A declared field, which DRF's metaclass takes out of the class: it never shadows `Field.label`.
+    label = serializers.CharField(read_only=True)  # type: ignore[assignment]
+    approved_by: serializers.SlugRelatedField[User] = serializers.SlugRelatedField(
+        slug_field="username", read_only=True, allow_null=True
+    )
 
     class Meta:
         model = ModelVersion
@@ -153,6 +161,8 @@ class ModelVersionSerializer(StorableModelSerializer):
         request = self.context.get("request")
         if request is not None:
             # Only categories the user can see may be named; others read as unknown.
+            # `fields` holds plain Fields to the stubs (this one is the SlugRelatedField declared above), and a
+            # cast to it would not do: the stubs' `queryset: QuerySet | Manager` reads a Manager as a descriptor.
             self.fields["category"].queryset = Category.objects.visible_to(request.user)  # type: ignore[attr-defined]
 
     def validate_metrics(self, value: Any) -> dict[str, Any]:
@@ -161,6 +171,6 @@ class ModelVersionSerializer(StorableModelSerializer):
         return value
 
 
-class PromoteSerializer(serializers.Serializer):
+class PromoteSerializer(serializers.Serializer[Any]):
     status = serializers.ChoiceField(choices=ModelStatus.choices)
     reason = serializers.CharField(max_length=1000)

@@ -46,7 +46,7 @@ class CategoryViewSet(
 
     def get_queryset(self) -> QuerySet[Category]:
         # The fields higher layers registered (a category's queues) are read once per page.
-        return super().get_queryset().prefetch_related(*CATEGORY_FIELDS.prefetches())  # type: ignore[no-any-return]
+        return super().get_queryset().prefetch_related(*CATEGORY_FIELDS.prefetches())
 
     def _require_change(self, category: Category) -> None:
         if not can_change_category(self.request.user, category):
@@ -97,7 +97,7 @@ class CategoryViewSet(
         category = services.pause_category(
             category=category,
             user=acting_user(request),
-            reason=serializer.validated_data["reason"],  # type: ignore[arg-type]
+            reason=serializer.validated_data["reason"],
         )
         return Response(self.get_serializer(category).data)
 
@@ -114,7 +114,7 @@ class CategoryViewSet(
         category = services.resume_category(
             category=category,
             user=acting_user(request),
-            reason=serializer.validated_data["reason"],  # type: ignore[arg-type]
+            reason=serializer.validated_data["reason"],
         )
         return Response(self.get_serializer(category).data)
 

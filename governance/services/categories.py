@@ -136,7 +136,7 @@ def pause_category(*, category: Category, user: User | None, reason: str) -> Cat
         raise Conflict(f"Category {category.slug!r} is already paused{since}.")
     category.paused = True
     category.paused_at = timezone.now()
-    category.paused_by = user  # type: ignore[assignment]
+    category.paused_by = user
     category.paused_reason = reason
     save_with_reason(category, user=user, reason=f"Paused: {reason}")
     events.record(AuditKind.CATEGORY_PAUSED, actor=user, category_slug=category.slug, payload={"reason": reason})

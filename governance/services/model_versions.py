@@ -133,7 +133,7 @@ def promote_model_version(*, model_version: ModelVersion, status: str, user: Use
             )
     model_version.status = status
     if status in (ModelStatus.CANARY, ModelStatus.ACTIVE):
-        model_version.approved_by = user  # type: ignore[assignment]
+        model_version.approved_by = user
         model_version.approved_at = timezone.now()
     save_with_reason(model_version, user=user, reason=reason)
     events.record(

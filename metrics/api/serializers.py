@@ -3,35 +3,37 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
 
-class WindowSerializer(serializers.Serializer):
+class WindowSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(allow_null=True, help_text="1h, 24h, 7d, 30d or 90d; null for since/until.")
     since = serializers.DateTimeField()
     until = serializers.DateTimeField()
 
 
-class RoutesSerializer(serializers.Serializer):
+class RoutesSerializer(serializers.Serializer[Any]):
     auto = serializers.IntegerField()
     quick_review = serializers.IntegerField()
     full_review = serializers.IntegerField()
     shadow = serializers.IntegerField()
 
 
-class SpreadSerializer(serializers.Serializer):
+class SpreadSerializer(serializers.Serializer[Any]):
     median = serializers.FloatField(allow_null=True)
     p90 = serializers.FloatField(allow_null=True)
 
 
-class IntervalSerializer(serializers.Serializer):
+class IntervalSerializer(serializers.Serializer[Any]):
     n = serializers.IntegerField()
     rate = serializers.FloatField(allow_null=True)
     low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval, low end.")
     high = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval, high end.")
 
 
-class QueueFiguresSerializer(serializers.Serializer):
+class QueueFiguresSerializer(serializers.Serializer[Any]):
     slug = serializers.CharField()
     kind = serializers.CharField()
     depth = serializers.IntegerField()
@@ -40,19 +42,19 @@ class QueueFiguresSerializer(serializers.Serializer):
     near_breach = serializers.IntegerField()
 
 
-class SensitiveLabelSerializer(serializers.Serializer):
+class SensitiveLabelSerializer(serializers.Serializer[Any]):
     n = serializers.IntegerField(help_text="Human verdicts on outputs the model gave this label.")
     false_positive_rate = serializers.FloatField(allow_null=True)
     false_negative_rate = serializers.FloatField(allow_null=True)
 
 
-class FairnessValueSerializer(serializers.Serializer):
+class FairnessValueSerializer(serializers.Serializer[Any]):
     value = serializers.CharField()
     n = serializers.IntegerField()
     approval_rate = serializers.FloatField(allow_null=True, help_text="The model's output acted as proposed.")
 
 
-class FairnessSerializer(serializers.Serializer):
+class FairnessSerializer(serializers.Serializer[Any]):
     values = FairnessValueSerializer(many=True)
     disparity_ratio = serializers.FloatField(
         allow_null=True, help_text="Lowest over highest approval rate among values with n >= 20."
@@ -60,7 +62,7 @@ class FairnessSerializer(serializers.Serializer):
     flag = serializers.BooleanField(help_text="Under 0.8: the four-fifths rule.")
 
 
-class ReviewerSerializer(serializers.Serializer):
+class ReviewerSerializer(serializers.Serializer[Any]):
     username = serializers.CharField()
     decisions = serializers.IntegerField()
     per_hour = serializers.FloatField(allow_null=True, help_text="Decisions per hour of recorded review time.")
@@ -71,7 +73,7 @@ class ReviewerSerializer(serializers.Serializer):
     floor_seconds = serializers.IntegerField()
 
 
-class AdvisorRowSerializer(serializers.Serializer):
+class AdvisorRowSerializer(serializers.Serializer[Any]):
     threshold = serializers.FloatField()
     would_act_share = serializers.FloatField(allow_null=True)
     known = serializers.IntegerField(help_text="Cases above the threshold whose right answer is known.")
@@ -81,7 +83,7 @@ class AdvisorRowSerializer(serializers.Serializer):
     review_hours_per_day = serializers.FloatField()
 
 
-class CategoryMetricsSerializer(serializers.Serializer):
+class CategoryMetricsSerializer(serializers.Serializer[Any]):
     category = serializers.CharField()
     window = WindowSerializer()
     volume = serializers.IntegerField()

@@ -42,7 +42,7 @@ class CaseDecisionSerializer(serializers.ModelSerializer[Decision]):
         return data
 
 
-class DecideSerializer(serializers.Serializer):
+class DecideSerializer(serializers.Serializer[Any]):
     action = serializers.ChoiceField(choices=Action.choices)
     output = JSONObjectField(required=False, help_text="Your output (with `label`): to correct, to flag, or in shadow.")
     reason_code = serializers.ChoiceField(choices=ReasonCode.choices, required=False, allow_blank=True, default="")
@@ -50,23 +50,23 @@ class DecideSerializer(serializers.Serializer):
     seconds_spent = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=86400)
 
 
-class ReassignSerializer(serializers.Serializer):
+class ReassignSerializer(serializers.Serializer[Any]):
     queue = serializers.SlugField(required=False, help_text="The slug of the queue to move the case to.")
     assignee = serializers.CharField(required=False, help_text="The username of the person to hand the case to.")
     reason = serializers.CharField(max_length=1000)
 
 
-class BatchApproveSerializer(serializers.Serializer):
+class BatchApproveSerializer(serializers.Serializer[Any]):
     cases = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
     seconds_spent = serializers.IntegerField(required=False, allow_null=True, min_value=0)
 
 
-class BatchSkipSerializer(serializers.Serializer):
+class BatchSkipSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     reason = serializers.CharField()
 
 
-class BatchResultSerializer(serializers.Serializer):
+class BatchResultSerializer(serializers.Serializer[Any]):
     batch_id = serializers.UUIDField()
     approved = serializers.ListField(child=serializers.IntegerField())
     skipped = BatchSkipSerializer(many=True)

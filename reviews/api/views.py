@@ -80,7 +80,7 @@ class QueueWorkViewSet(VisibleToUserMixin, viewsets.GenericViewSet[Queue]):
     """Work a queue: claim its next case, or approve several at once where the queue allows it."""
 
     queryset = Queue.objects.all()
-    serializer_class = CaseSerializer  # type: ignore[assignment]  # what these verbs answer with: a case
+    serializer_class = CaseSerializer  # what these verbs answer with: a case
     lookup_field = "slug"
 
     @extend_schema(

@@ -71,6 +71,7 @@ def set_claim(case: Case, user: User | None, now: datetime) -> None:
     case.claimed_by = user
     case.claimed_until = now + claim_duration() if user is not None else None
     if case.status in OPEN_STATUSES:  # an auto case waiting for audit keeps its final status
+        # An open case always sits in a queue; `Case.queue` is nullable only for cases decided automatically.
         case.status = CaseStatus.CLAIMED if user is not None else waiting_status_for(case.queue)  # type: ignore[arg-type]
 
 
