@@ -28,9 +28,10 @@ def adopt_threshold(*, category: Category, user: User, threshold: float, window:
     reason = require_reason(reason)
     if not can_change_category(user, category):
         raise PermissionDenied(f"Changing the policy of {category.slug!r} needs governance.change_category.")
-    threshold = round(float(threshold), 2)
-    if threshold not in kpis.ADVISOR_THRESHOLDS:
+    candidate = next((c for c in kpis.ADVISOR_THRESHOLDS if abs(c - float(threshold)) < 1e-9), None)
+    if candidate is None:
         raise ValidationError({"threshold": "Choose one of the advisor's thresholds, 0.50 to 0.99 in steps of 0.01."})
+    threshold = candidate
     seconds = kpis.decision_counts(category, window)
     per_case = seconds["seconds_spent"] / seconds["timed_decisions"] if seconds["timed_decisions"] else None
     row = next(
