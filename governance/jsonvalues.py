@@ -54,7 +54,8 @@ def exceeds_depth(raw: bytes, limit: int | None = None) -> bool:
     return False
 
 
-def _text_problem(text: str) -> str | None:
+def text_problem(text: str) -> str | None:
+    """What keeps this text from being stored (or looked up: PostgreSQL refuses a NUL even in a query), or None."""
     if "\x00" in text:
         return "holds a NUL character (\\u0000), which cannot be stored"
     try:
@@ -76,14 +77,14 @@ def storage_problem(value: Any, *, limit: int | None = None) -> str | None:
             if isinstance(item, dict):
                 for key, child in item.items():
                     key_text = str(key)
-                    problem = _text_problem(key_text)
+                    problem = text_problem(key_text)
                     if problem:
                         return f"the key {key_text[:40]!r}{' in ' + path if path else ''} {problem}"
                     stack.append((child, f"{path}.{key_text}" if path else key_text, depth + 1))
             else:
                 stack.extend((child, f"{path}[{index}]", depth + 1) for index, child in enumerate(item))
         elif isinstance(item, str):
-            problem = _text_problem(item)
+            problem = text_problem(item)
             if problem:
                 return f"{path or 'the value'} {problem}"
     return None

@@ -221,6 +221,17 @@ def test_a_nul_in_decide_output_is_a_400_and_changes_nothing(api: Any) -> None:
     assert case.status == "queued"
 
 
+@pytest.mark.parametrize("slug", ["a\u0000b", "a\ud800b"])
+def test_a_category_named_with_a_nul_or_a_lone_surrogate_is_a_400_naming_it(api: Any, slug: str) -> None:
+    """A slug looked up in the database: PostgreSQL refuses a NUL even in a query (it was a 500 there)."""
+    make_category("cat")
+    superuser = User.objects.create_superuser("boss", "b@example.com", "pass-word-123")
+    body = json.dumps({"category": slug, "name": "m", "version": "2"})
+    response = post_raw(api(superuser), "/api/v1/model-versions/", body)
+    assert response.status_code == 400, response.content
+    assert "category" in response.json()
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -54,6 +54,18 @@ class JSONObjectField(StorableJSONField):
         return result
 
 
+class StorableSlugRelatedField(serializers.SlugRelatedField[Any]):
+    """A writable lookup by slug that refuses, as a 400 naming the field, text no database can look up (a NUL, a
+    lone surrogate), before the query that PostgreSQL would answer with an error."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, str):
+            problem = jsonvalues.text_problem(data)
+            if problem is not None:
+                raise serializers.ValidationError(f"The value {problem}.")
+        return super().to_internal_value(data)
+
+
 class StorableModelSerializer(serializers.ModelSerializer[Any]):
     """A ModelSerializer whose model JSON fields are StorableJSONFields."""
 

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
-from governance.api.fields import ExtraFields, StorableModelSerializer
+from governance.api.fields import ExtraFields, StorableModelSerializer, StorableSlugRelatedField
 from governance.api.plumbing import django_errors_as_drf
 from governance.choices import Consequence, ModelStatus, Pattern, Stage
 from governance.models import Category, ModelVersion, Policy
@@ -125,9 +125,7 @@ class ReasonSerializer(serializers.Serializer[Any]):
 
 
 class ModelVersionSerializer(StorableModelSerializer):
-    category: serializers.SlugRelatedField[Category] = serializers.SlugRelatedField(
-        slug_field="slug", queryset=Category.objects.all()
-    )
+    category = StorableSlugRelatedField(slug_field="slug", queryset=Category.objects.all())
     status = serializers.ChoiceField(choices=ModelStatus.choices, default=ModelStatus.REGISTERED)
     reason = serializers.CharField(max_length=1000, write_only=True, required=False, allow_blank=True)
     # A declared field, which DRF's metaclass takes out of the class: it never shadows `Field.label`.
