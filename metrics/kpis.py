@@ -50,7 +50,7 @@ from metrics.choices import AlertKind
 from metrics.models import AlertRule
 from metrics.stats import wilson_interval
 from reviews.choices import Action
-from reviews.models import Decision
+from reviews.models import Decision, DecisionQuerySet
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -180,7 +180,7 @@ def _cases(category: Category, window: Window) -> QuerySet[Case]:
     return Case.objects.filter(category=category, created_at__gte=window.start, created_at__lt=window.end)
 
 
-def _decisions(category: Category, window: Window) -> QuerySet[Decision]:
+def _decisions(category: Category, window: Window) -> DecisionQuerySet:
     return Decision.objects.filter(case__category=category, created_at__gte=window.start, created_at__lt=window.end)
 
 
@@ -240,6 +240,12 @@ def decision_counts(category: Category, window: Window) -> dict[str, Any]:
         "seconds_spent": int(counts["seconds"] or 0),
         "timed_decisions": counts["timed"],
     }
+
+
+def refusal_counts(category: Category, window: Window) -> dict[str, int]:
+    """The pause rule's figure (DESIGN.md, Time): the window's reviewed outputs (`reviewed`) and those not approved
+    as proposed, audit findings included (`overridden`). One query."""
+    return _decisions(category, window).override_counts()
 
 
 def resolution(category: Category, window: Window) -> dict[str, Any]:

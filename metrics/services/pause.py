@@ -25,6 +25,7 @@ from governance.permissions import MODEL_STEWARD
 from governance.services import pause_category
 from governance.services.incidents import open_incident
 from governance.services.notifications import notify, users_in_role
+from metrics import kpis
 from reviews.choices import OVERRIDE_ACTIONS
 from reviews.models import Decision
 
@@ -61,9 +62,8 @@ def evidence_for(category: Category, now: datetime) -> PauseEvidence:
     window_start = now - timedelta(hours=policy.pause_window_hours)
     if category.resumed_at and category.resumed_at > window_start:
         window_start = category.resumed_at  # a resume is a fresh start, not a re-pause on old evidence
-    counts = Decision.objects.filter(
-        case__category=category, created_at__gte=window_start, created_at__lte=now
-    ).override_counts()
+    # Up to and including `now`: the decision that started this check may carry this very instant.
+    counts = kpis.refusal_counts(category, kpis.Window(window_start, now + timedelta(microseconds=1)))
     return PauseEvidence(
         window_start=window_start,
         reviewed=counts["reviewed"],
