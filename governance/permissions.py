@@ -148,8 +148,14 @@ def can_change_category(user: AnyUser, category: Category | None = None) -> bool
     return bool(category_ids) if category is None else category.pk in category_ids
 
 
-def may_purge_data(user: AnyUser) -> bool:
-    """Who may run the retention purge by hand (DESIGN.md, roles): data curators and superusers."""
+def is_data_curator(user: AnyUser) -> bool:
+    """Who owns the labelled data (DESIGN.md, roles): data curators and superusers. They run the retention purge
+    by hand, certify reviewers and export labels."""
     if not user.is_authenticated or not user.is_active:
         return False
     return bool(user.is_superuser or user.groups.filter(name=DATA_CURATOR).exists())
+
+
+def may_purge_data(user: AnyUser) -> bool:
+    """Who may run the retention purge by hand: the data's owners."""
+    return is_data_curator(user)

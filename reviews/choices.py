@@ -30,3 +30,14 @@ class ReasonCode(models.TextChoices):
     WRONG_LABEL = "wrong_label", "Wrong label"
     BAD_DRAFT = "bad_draft", "Bad draft"
     OTHER = "other", "Other"
+
+
+class LabelSource(models.TextChoices):
+    """Which human verdict made a label (DESIGN.md, Feedback loop)."""
+
+    APPROVE = "approve", "Approved as proposed"
+    CORRECT = "correct", "Corrected"
+    SHADOW = "shadow", "A blind (shadow) review's own answer"
+    AUDIT_CONFIRM = "audit_confirm", "Confirmed by an audit"
+    AUDIT_FLAG = "audit_flag", "Flagged by an audit, with the corrected output"
+    ESCALATION = "escalation", "The final word of an escalation or expert queue"

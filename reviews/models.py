@@ -8,14 +8,23 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Count, Q
 from django.db.models.fields.json import KeyTransform
+from simple_history.models import HistoricalRecords
 
 from cases.models import Case
+from governance.models import Category, InCategoryQuerySet
 from governance.permissions import has_global_category_view
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
-from reviews.choices import ACTIONS_NEEDING_REASON, OVERRIDE_ACTIONS, VERDICT_ACTIONS, Action, ReasonCode
+from reviews.choices import (
+    ACTIONS_NEEDING_REASON,
+    OVERRIDE_ACTIONS,
+    VERDICT_ACTIONS,
+    Action,
+    LabelSource,
+    ReasonCode,
+)
 
 
 class DecisionQuerySet(models.QuerySet["Decision"]):
@@ -106,3 +115,86 @@ class Decision(models.Model):
             "policy_version": self.policy_version,
             "created_at": self.created_at.isoformat(),
         }
+
+
+class LabelQuerySet(models.QuerySet["Label"]):
+    def visible_to(self, user: User | AnonymousUser) -> LabelQuerySet:
+        """Labels of the categories the user may see."""
+        return self.filter(category__in=Category.objects.visible_to(user))
+
+    def current(self) -> LabelQuerySet:
+        """The labels no later human word has superseded: one per case at most."""
+        return self.filter(superseded=False)
+
+
+class Label(models.Model):
+    """A training example born from a human verdict, in the same transaction as the decision that made it.
+
+    The last human word on a case wins: a newer label marks the older ones `superseded` (they are kept).
+    `certified` is whether the reviewer was certified for the category at that moment; `passed_gate` is the
+    quality gate (certified, and no unresolved disagreement on it), which export and training filter on.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="labels")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="labels")
+    decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="label")
+    source = models.CharField(max_length=16, choices=LabelSource.choices)
+    label = models.CharField(max_length=200)
+    output = models.JSONField(help_text="The output the human verdict stands for (with its `label`).")
+    model_label = models.CharField(max_length=200, blank=True, help_text="What the model had said.")
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="labels", null=True, blank=True
+    )
+    reason_code = models.CharField(max_length=16, choices=ReasonCode.choices, blank=True)
+    model_version = models.CharField(max_length=201)
+    policy_version = models.PositiveIntegerField()
+    certified = models.BooleanField(help_text="The reviewer was certified for the category when they decided.")
+    passed_gate = models.BooleanField(help_text="Certified, and no unresolved disagreement hangs on it.")
+    superseded = models.BooleanField(default=False, help_text="A later human word on the case replaced it.")
+    created_at = models.DateTimeField()
+
+    objects = LabelQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(source__in=LabelSource.values), name="%(app_label)s_%(class)s_source_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(passed_gate=False) | Q(certified=True), name="%(app_label)s_%(class)s_gate_needs_cert"
+            ),
+        ]
+        indexes = [
+            # The export streams one category's labels in time order, optionally only those past the gate.
+            models.Index(fields=["category", "created_at", "id"], name="reviews_label_category_time"),
+            models.Index(fields=["case", "superseded"], name="reviews_label_case_current"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} for case {self.case_id} ({self.source})"
+
+
+class ReviewerCertification(models.Model):
+    """A reviewer certified for a category by a data curator, with why; a revocation keeps the row (and its
+    history), so one can always say whether someone was certified at a given moment."""
+
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="certifications")
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="certifications")
+    active = models.BooleanField(default=True)
+    certified_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    reason = models.TextField(help_text="Why certified (or, once revoked, why revoked).")
+
+    history = HistoricalRecords()
+    objects = InCategoryQuerySet["ReviewerCertification"].as_manager()
+
+    class Meta:
+        ordering = ["category__slug", "reviewer__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["reviewer", "category"], name="%(app_label)s_%(class)s_once_per_category")
+        ]
+
+    def __str__(self) -> str:
+        state = "certified" if self.active else "revoked"
+        return f"{self.reviewer} {state} for {self.category}"

@@ -191,7 +191,7 @@ def test_everything_emptied_is_named_by_the_anchor(chain: list[AuditEvent], deci
     """TRUNCATE of the audit log and the decisions plus a reset of the heads: row triggers would not see it."""
     services.anchor_audit_chains()
     with triggers_bypassed():
-        for table in (EVENTS, DECISIONS, HEADS):
+        for table in ("reviews_label", EVENTS, DECISIONS, HEADS):  # labels first: they point at decisions
             execute(f"DELETE FROM {table}")
     assert AuditEvent.objects.count() == 0
     message = broken()
@@ -245,6 +245,7 @@ def test_a_decision_added_behind_the_trails_back_is_named(decision: Decision) ->
 
 def test_a_deleted_decision_is_named(decision: Decision) -> None:
     with triggers_bypassed():
+        execute("DELETE FROM reviews_label WHERE decision_id = %s", [decision.pk])  # derived; it points at it
         execute(f"DELETE FROM {DECISIONS} WHERE id = %s", [decision.pk])
     assert f"decision {decision.pk} recorded here is gone" in broken()
 

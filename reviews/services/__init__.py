@@ -1,9 +1,11 @@
 """People at work, every write of the reviews layer, one module per subject: `claims` (claim, release, claim-next,
-skip), `decisions` (decide, batch approval) and `reassign`. The admin's workplace, the API and the jobs call
-these (as `reviews.services.claim(...)` and so on); neither writes a case another way."""
+skip), `decisions` (decide, batch approval), `labels` (the label each verdict makes, and certification) and
+`reassign`. The admin's workplace, the API and the jobs call these (as `reviews.services.claim(...)` and so on);
+neither writes a case another way."""
 
 from reviews.services.claims import claim, claim_duration, claim_next, claimable_in, is_waiting, may_work, release, skip
 from reviews.services.decisions import BatchResult, Verdict, batch_approve, check_may_batch, decide
+from reviews.services.labels import certify, is_certified, revoke
 from reviews.services.reassign import REASSIGN_PERM, reassign
 
 __all__ = [
@@ -12,14 +14,17 @@ __all__ = [
     "Verdict",
     "batch_approve",
     "check_may_batch",
+    "certify",
     "claim",
     "claim_duration",
     "claim_next",
     "claimable_in",
     "decide",
+    "is_certified",
     "is_waiting",
     "may_work",
     "reassign",
     "release",
+    "revoke",
     "skip",
 ]

@@ -26,6 +26,7 @@ from reviews.apps import DECISION_DIGEST_KEY, DECISION_ID_KEY
 from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTIONS, Action, ReasonCode
 from reviews.models import Decision
 from reviews.services.claims import check_can_act, claimable_in, lock_case, may_work
+from reviews.services.labels import record_label
 
 # Where a reject or an escalation goes, by reason code, from a quick or full queue (DESIGN.md, Lifecycle):
 # the model did not understand -> a domain expert; the stakes are high or legal -> a supervisor.
@@ -138,6 +139,8 @@ def decide(
         model_version=case.model_version.label,
         policy_version=case.policy_version,
     )
+    # The label the verdict makes (if any), in this transaction: a label exists exactly when its decision does.
+    record_label(decision=decision, case=case, final_word=from_queue.kind in FINAL_WORD_QUEUES)
     case.claimed_by, case.claimed_until = None, None
     if verdict.action in AUDIT_ACTIONS:
         case.audit_status = AuditStatus.CONFIRMED if verdict.action == Action.CONFIRM else AuditStatus.FLAGGED
