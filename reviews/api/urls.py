@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import DefaultRouter
 
-from reviews.api.views import CaseWorkViewSet, QueueWorkViewSet
+from reviews.api.views import CaseWorkViewSet, LabelExportView, QueueWorkViewSet
 
 router = DefaultRouter(trailing_slash=True)
 router.include_root_view = False
@@ -8,4 +9,4 @@ router.include_root_view = False
 router.register("cases", CaseWorkViewSet, basename="case-work")
 router.register("queues", QueueWorkViewSet, basename="queue-work")
 
-urlpatterns = router.urls
+urlpatterns = [path("labels/", LabelExportView.as_view(), name="label-export"), *router.urls]

@@ -7,16 +7,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.http import Http404, StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from cases.api.serializers import CaseSerializer
 from cases.models import Case, Queue
 from governance.api.plumbing import VisibleToUserMixin, acting_user, error_responses
-from reviews import services
+from governance.models import Category
+from reviews import export, services
 from reviews.api.serializers import BatchApproveSerializer, BatchResultSerializer, DecideSerializer, ReassignSerializer
 
 
@@ -114,3 +120,65 @@ class QueueWorkViewSet(VisibleToUserMixin, viewsets.GenericViewSet[Queue]):
             user=acting_user(request), queue=queue, case_ids=data["cases"], seconds_spent=data.get("seconds_spent")
         )
         return Response(BatchResultSerializer(result).data)
+
+
+class JSONLinesRenderer(JSONRenderer):
+    """`?format=jsonl`: the export streams its own lines; an error answer is plain JSON."""
+
+    media_type = "application/x-ndjson"
+    format = "jsonl"
+
+
+class CSVRenderer(JSONRenderer):
+    """`?format=csv`: the export streams its own rows; an error answer is plain JSON."""
+
+    media_type = "text/csv"
+    format = "csv"
+
+
+class LabelExportView(APIView):
+    """Every label of the categories you may see (or one, `category`), oldest first, streamed as JSON lines
+    (`format=jsonl`, the default) or CSV (`format=csv`); `since`, `until` and `passed_gate=true` narrow it.
+    The fields, in order: id, case, external_id, category, label, model_label, output, input (always redacted),
+    source, reviewer, certified, passed_gate, reason_code, model_version, policy_version, created_at.
+    Data curators and superusers only."""
+
+    renderer_classes = [JSONRenderer, JSONLinesRenderer, CSVRenderer]
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # DRF answers an unknown `?format=` with a 404; here it is a bad parameter, named.
+        try:
+            return super().perform_content_negotiation(request, force)
+        except (NotFound, Http404) as exc:
+            raise ValidationError({"format": [f"Choose one of {', '.join(export.FORMATS)}."]}) from exc
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("category", str, description="Only this category's labels (slug)."),
+            OpenApiParameter("format", str, enum=list(export.FORMATS), description="jsonl (default) or csv."),
+            OpenApiParameter("since", str, description="Labels made at or after (ISO 8601 with an offset)."),
+            OpenApiParameter("until", str, description="Labels made before (ISO 8601 with an offset)."),
+            OpenApiParameter("passed_gate", bool, description="true: only labels past the quality gate."),
+        ],
+        responses={
+            (200, "application/x-ndjson"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="One JSON object per line, per label."
+            ),
+            (200, "text/csv"): OpenApiResponse(
+                response=OpenApiTypes.STR, description="A header, then a row per label."
+            ),
+            **error_responses(400, 401, 403, 404),
+        },
+    )
+    def get(self, request: Request) -> StreamingHttpResponse:
+        user = acting_user(request)
+        export.require_exporter(user)
+        try:
+            wanted = export.ExportRequest.parse(request.query_params, user)
+        except Category.DoesNotExist as exc:
+            raise NotFound("No such category, or not visible to you.") from exc
+        content_type = "text/csv; charset=utf-8" if wanted.format == "csv" else "application/x-ndjson; charset=utf-8"
+        response = StreamingHttpResponse(export.lines(wanted, user), content_type=content_type)
+        name = wanted.category.slug if wanted.category else "all"
+        response["Content-Disposition"] = f'attachment; filename="labels-{name}.{wanted.format}"'
+        return response
