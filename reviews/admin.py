@@ -5,14 +5,26 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
+from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.html import format_html
 
 from cases.selectors import BLIND_NOTE, is_blind
-from governance.admin_mixins import VisibleCategoryFilter, VisibleToAdminMixin
-from reviews.models import Decision
+from governance.admin_mixins import (
+    HitlModelAdmin,
+    VisibleCategoryFilter,
+    VisibleToAdminMixin,
+    acting_user,
+    confirm_with_reason,
+)
+from governance.models import Category
+from governance.permissions import is_data_curator
+from reviews import services
+from reviews.models import Decision, Label, ReviewerCertification
 
 if TYPE_CHECKING:
     from django.utils.safestring import SafeString
@@ -92,3 +104,134 @@ class DecisionAdmin(VisibleToAdminMixin, admin.ModelAdmin[Decision]):
     @admin.display(description="category", ordering="case__category__slug")
     def category(self, obj: Decision) -> str:
         return obj.case.category.slug
+
+
+class CuratorsOnly(VisibleToAdminMixin):
+    """The labelled data is the data curators' (and superusers'): only they open these admins."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The role is the grant here (no model permission needed); rows stay those of the categories they see.
+        if not is_data_curator(request.user):
+            return False
+        return obj is None or self.is_visible(request, obj)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_data_curator(request.user)
+
+
+@admin.register(Label)
+class LabelAdmin(CuratorsOnly, admin.ModelAdmin[Label]):
+    """Every label, read-only: made by the review services with each verdict, never by hand."""
+
+    list_display = ("id", "created_at", "category", "case", "label", "model_label", "source", "reviewer",
+                    "certified", "passed_gate", "superseded")  # fmt: skip
+    list_filter = (VisibleCategoryFilter, "source", "passed_gate", "certified", "superseded")
+    list_select_related = ("category", "reviewer", "case")
+    search_fields = ("label", "case__external_id")
+    raw_id_fields = ("case", "decision", "reviewer")
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Label | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Label | None = None) -> bool:
+        return False
+
+
+class CertifyForm(forms.ModelForm[ReviewerCertification]):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), help_text="Why: kept in the history."
+    )
+
+    class Meta:
+        model = ReviewerCertification
+        fields = ("reviewer", "category", "reason")
+
+
+@admin.register(ReviewerCertification)
+class ReviewerCertificationAdmin(CuratorsOnly, HitlModelAdmin[ReviewerCertification]):
+    """Data curators certify reviewers per category (their labels pass the gate from then on) and revoke them,
+    always with a reason; the history says who did what and why. The agreement figures to decide on are each
+    reviewer's row in the category's KPIs (approval rate, median time, kappa)."""
+
+    form = CertifyForm
+    list_display = ("reviewer", "category", "active", "certified_at", "revoked_at", "labels_made", "approval_rate")
+    list_filter = (VisibleCategoryFilter, "active")
+    list_select_related = ("reviewer", "category")
+    raw_id_fields = ("reviewer",)
+    actions = ("revoke_selected",)
+    read_only_change_form = True
+
+    def get_fields(self, request: HttpRequest, obj: ReviewerCertification | None = None) -> tuple[str, ...]:
+        if obj is None:
+            return ("reviewer", "category", "reason")
+        return ("reviewer", "category", "active", "certified_at", "revoked_at", "reason")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: ReviewerCertification | None = None) -> tuple[str, ...]:
+        return () if obj is None else self.get_fields(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_data_curator(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: ReviewerCertification | None = None) -> bool:
+        return is_data_curator(request.user)
+
+    def has_delete_permission(self, request: HttpRequest, obj: ReviewerCertification | None = None) -> bool:
+        return False
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "category":
+            kwargs["queryset"] = Category.objects.visible_to(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(
+        self, request: HttpRequest, obj: ReviewerCertification, form: forms.ModelForm[Any], change: bool
+    ) -> None:
+        certified = services.certify(
+            curator=acting_user(request),
+            reviewer=obj.reviewer,
+            category=obj.category,
+            reason=form.cleaned_data["reason"],
+        )
+        obj.pk = certified.pk
+        obj._state.adding = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ReviewerCertification]:
+        # The reviewer's labels in this category and how often they approved: evidence for the curator's decision.
+        decided = Label.objects.filter(reviewer=OuterRef("reviewer"), category=OuterRef("category"))
+        counts = decided.order_by().values("reviewer").annotate(n=Count("id")).values("n")
+        approved = decided.filter(source="approve").order_by().values("reviewer").annotate(n=Count("id")).values("n")
+        queryset: QuerySet[ReviewerCertification] = super().get_queryset(request)
+        return queryset.annotate(
+            label_count=Coalesce(Subquery(counts), 0), approve_count=Coalesce(Subquery(approved), 0)
+        )
+
+    @admin.display(description="labels made", ordering="label_count")
+    def labels_made(self, obj: Any) -> int:
+        return int(obj.label_count)
+
+    @admin.display(description="approved as proposed")
+    def approval_rate(self, obj: Any) -> str:
+        return f"{obj.approve_count / obj.label_count:.0%}" if obj.label_count else "-"
+
+    @admin.action(description="Revoke the selected certifications (asks why)", permissions=["change"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[ReviewerCertification]) -> HttpResponse | None:
+        curator = acting_user(request)
+
+        def apply(certification: ReviewerCertification, data: dict[str, Any]) -> object:
+            return services.revoke(
+                curator=curator, reviewer=certification.reviewer, category=certification.category, reason=data["reason"]
+            )
+
+        return confirm_with_reason(
+            self,
+            request,
+            list(queryset.filter(active=True)),
+            title="Revoke certifications",
+            submit_label="Revoked",
+            apply=apply,
+            action="revoke_selected",
+        )
