@@ -1,0 +1,591 @@
+"""The dashboard's reads: a category's KPIs over a window, their trends from the hourly snapshots, the model
+versions side by side, and every figure's link to the cases behind it.
+
+The page costs a fixed number of queries whatever the data size: the KPIs (`kpis.category_figures`, one
+aggregate per figure), one grouped query over the snapshots, one annotated query over the model versions and one
+for the queue ids. Python only shapes the few rows that come back (a bucket, a bin, a segment, a reviewer or a
+threshold each) into what the template and the charts show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db.models import Count, IntegerField, QuerySet, Sum
+from django.db.models.fields.json import KT
+from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour
+from django.utils import timezone
+
+from cases.choices import Route
+from cases.models import Queue
+from governance.choices import ModelStatus
+from governance.models import Category, ModelVersion
+from governance.permissions import can_change_category
+from metrics import kpis
+from metrics.dashboard.links import cases_url
+from metrics.models import MetricSnapshot
+from metrics.selectors import rate_with_interval, with_kpis
+from metrics.services.snapshots import hour_start
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+HOUR = timedelta(hours=1)
+# The healthy bands of DESIGN.md (KPIs): an override rate over 30 % says the model needs work, under 2 % that
+# people review too much; escalations are healthy under 15 % and too many past 20 %.
+OVERRIDE_BAND = (0.02, 0.30)
+ESCALATION_HEALTHY, ESCALATION_LIMIT = 0.15, 0.20
+DRIFT_PSI = 0.2  # DESIGN.md: PSI >= 0.2 is drift
+# The active version first, the canary beside it, then the versions that do not act yet.
+STATUS_ORDER: dict[str, int] = {
+    ModelStatus.ACTIVE: 0,
+    ModelStatus.CANARY: 1,
+    ModelStatus.SHADOW: 2,
+    ModelStatus.REGISTERED: 3,
+}
+ROUTE_ORDER: tuple[str, ...] = (Route.AUTO, Route.QUICK_REVIEW, Route.FULL_REVIEW, Route.SHADOW)
+
+
+# --- bands: whether a figure is healthy, in words and a colour ---
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What the page says about a figure: `state` (ok, watch, bad, none: the colour) and the words for it."""
+
+    state: str
+    words: str
+
+
+def judge_override(rate: float | None) -> Judgement:
+    low, high = OVERRIDE_BAND
+    if rate is None:
+        return Judgement("none", "No human verdicts in the window.")
+    if rate > high:
+        return Judgement("bad", "Above the band: the model needs work.")
+    if rate < low:
+        return Judgement("watch", "Below the band: people may be reviewing too much.")
+    return Judgement("ok", "Inside the band.")
+
+
+def judge_escalation(rate: float | None) -> Judgement:
+    if rate is None:
+        return Judgement("none", "No cases in the window.")
+    if rate > ESCALATION_LIMIT:
+        return Judgement("bad", "Above the band: too much goes up to managers and experts.")
+    if rate > ESCALATION_HEALTHY:
+        return Judgement("watch", "Near the limit.")
+    return Judgement("ok", "Inside the band.")
+
+
+def judge_accuracy(interval: dict[str, Any], pause_rate: float) -> Judgement:
+    """Audited accuracy against the category's own pause rule: refusals at `pause_rate` pause automation, so an
+    accuracy under 1 - pause_rate is where the audits push towards a pause. The interval says how sure that is."""
+    floor = 1 - pause_rate
+    if not interval["n"]:
+        return Judgement("none", "No audits in the window.")
+    if interval["high"] < floor:
+        return Judgement("bad", "Under the band even at its best.")
+    if interval["low"] < floor:
+        return Judgement("watch", "May be under the band: audit more to know.")
+    return Judgement("ok", "Inside the band.")
+
+
+def judge_time_saved(minutes: float, volume: int) -> Judgement:
+    if not volume:
+        return Judgement("none", "No cases in the window.")
+    if minutes < 0:
+        return Judgement("bad", "People spend more time than the baseline: automation costs more than it saves.")
+    return Judgement("ok", "Saves more than people spend.")
+
+
+NO_BAND = Judgement("none", "")  # DESIGN.md gives no band: the figure is read with its trend
+
+
+# --- trends from the hourly snapshots ---
+
+
+@dataclass(frozen=True)
+class Trend:
+    """A figure per bucket (an hour for windows up to a day, a day otherwise), from the snapshots."""
+
+    labels: list[str]
+    series: dict[str, list[float | None]]
+    routes: dict[str, list[int]]
+    per: str  # "hour" or "day"
+    snapshots: int  # how many snapshot hours there were, 0: no trend yet
+
+
+def _ratio(part: float | None, whole: float | None) -> float | None:
+    return part / whole if part is not None and whole else None
+
+
+def snapshot_trend(category: Category, window: kpis.Window) -> Trend:
+    """The window's trend from the snapshots of the hours that end inside it, summed per bucket: a bucket's rate is
+    the sum of its hours' parts over the sum of their wholes, never an average of rates. One query."""
+    daily = window.hours > 24
+    first, last = hour_start(window.start), hour_start(window.end - HOUR)
+    bucket = TruncDay("hour") if daily else TruncHour("hour")
+    columns = ("volume", "auto", "escalated", "waited", "breaches", "verdicts", "overridden", "audits", "confirmed")
+    sums: dict[str, Any] = {name: Sum(name) for name in columns}
+    sums["time_saved"] = Sum("time_saved_minutes")
+    sums["hours"] = Count("id")
+    for route in ROUTE_ORDER:
+        # The route mix is in each hour's figures (an hour without cases has none: it counts 0).
+        sums[f"route_{route}"] = Coalesce(Sum(Cast(KT(f"figures__routes__{route}"), IntegerField())), 0)
+    rows = (
+        MetricSnapshot.objects.filter(category=category, hour__gte=first, hour__lte=last)
+        .annotate(bucket=bucket)
+        .values("bucket")
+        .annotate(**sums)
+        .order_by("bucket")
+    )
+    by_key: dict[Any, dict[str, Any]] = {_bucket_key(row["bucket"], daily): dict(row) for row in rows}
+    keys = _bucket_keys(first, last, daily)
+    labels = [key.strftime("%d %b") if isinstance(key, date) and daily else key.strftime("%H:00") for key in keys]
+    # A bucket with no snapshot is unknown (the job was not running), not zero: its points are gaps.
+    picked: list[dict[str, Any]] = [by_key.get(key, {}) for key in keys]
+
+    def ratio(part: str, whole: str) -> list[float | None]:
+        return [_ratio(row.get(part), row.get(whole)) for row in picked]
+
+    series: dict[str, list[float | None]] = {
+        "volume": [row.get("volume") for row in picked],
+        "auto_rate": ratio("auto", "volume"),
+        "override_rate": ratio("overridden", "verdicts"),
+        "escalation_rate": ratio("escalated", "volume"),
+        "time_saved_minutes": [row.get("time_saved") for row in picked],
+        "audited_accuracy": ratio("confirmed", "audits"),
+        "sla_breach_rate": ratio("breaches", "waited"),
+    }
+    routes = {route: [int(row.get(f"route_{route}", 0)) for row in picked] for route in ROUTE_ORDER}
+    return Trend(
+        labels=labels,
+        series=series,
+        routes=routes,
+        per="day" if daily else "hour",
+        snapshots=sum(int(row.get("hours", 0)) for row in picked),
+    )
+
+
+def _bucket_key(bucket: datetime, daily: bool) -> datetime | date:
+    return timezone.localtime(bucket).date() if daily else bucket
+
+
+def _bucket_keys(first: datetime, last: datetime, daily: bool) -> list[Any]:
+    if not daily:
+        return [first + HOUR * step for step in range(int((last - first) / HOUR) + 1)]
+    start, end = timezone.localtime(first).date(), timezone.localtime(last).date()
+    return [start + timedelta(days=step) for step in range((end - start).days + 1)]
+
+
+# --- the sparkline of a tile: drawn on the server, so it shows without JavaScript ---
+
+
+@dataclass(frozen=True)
+class Sparkline:
+    path: str
+    width: int = 120
+    height: int = 28
+    band_y: float | None = None
+    band_height: float | None = None
+    points: int = 0
+
+
+def sparkline(values: list[float | None], band: tuple[float, float] | None = None) -> Sparkline:
+    """An SVG path through the values (a gap where a bucket has nothing to count), with the healthy band shaded."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return Sparkline(path="")
+    width, height, pad = 120, 28, 2
+    low = min(0.0, *known)
+    high = max(*known, band[1] if band else 0.0)
+    span = (high - low) or 1.0
+    step = width / max(len(values) - 1, 1)
+
+    def y(value: float) -> float:
+        return round(height - pad - (value - low) / span * (height - 2 * pad), 1)
+
+    parts, pen_down = [], False
+    for index, value in enumerate(values):
+        if value is None:
+            pen_down = False
+            continue
+        x = round(index * step if len(values) > 1 else width / 2, 1)
+        parts.append(f"{'L' if pen_down else 'M'}{x} {y(value)}")
+        pen_down = True
+    if len(known) == 1 and len(parts) == 1:  # one point: a short dash, so it can be seen
+        x_text, y_text = parts[0][1:].split()
+        parts.append(f"L{float(x_text) + 3} {y_text}")
+    band_y = band_height = None
+    if band:
+        band_y = y(min(band[1], high))
+        band_height = round(y(max(band[0], low)) - band_y, 1)
+    return Sparkline(path=" ".join(parts), band_y=band_y, band_height=band_height, points=len(known))
+
+
+# --- the page ---
+
+
+@dataclass(frozen=True)
+class Tile:
+    key: str
+    label: str
+    value: str
+    detail: str
+    url: str
+    judgement: Judgement
+    band: str
+    spark: Sparkline
+    no_trend: str = "no trend yet"
+
+
+def _pct(rate: float | None, digits: int = 1) -> str:
+    return "—" if rate is None else f"{rate * 100:.{digits}f} %"
+
+
+def _span(low: float, high: float) -> str:
+    return f"{low * 100:.0f}–{high * 100:.0f} %"
+
+
+def _minutes_text(minutes: float) -> str:
+    hours = minutes / 60
+    return f"{hours:,.1f} h" if abs(hours) >= 1 else f"{minutes:,.0f} min"
+
+
+def _minutes_or_dash(minutes: float | None) -> str:
+    return "—" if minutes is None else _minutes_text(minutes)
+
+
+def tiles(
+    category: Category, window: kpis.Window, figures: dict[str, Any], counts: dict[str, Any], trend: Trend
+) -> list[Tile]:
+    """The headline figures, each with its count, its band, its trend and the cases behind it."""
+    series = trend.series
+    accuracy = figures["audited_accuracy"]
+    pause_rate = float(category.policy.pause_rejection_rate)
+    accuracy_detail = (
+        f"{counts['confirmed']} of {counts['audits']} audits confirmed; "
+        f"95 % CI {_span(accuracy['low'], accuracy['high'])}"
+        if accuracy["n"]
+        else "no audits"
+    )
+    return [
+        Tile(
+            "volume",
+            "Volume",
+            f"{figures['volume']:,}",
+            f"cases created; {figures['throughput_per_hour'] or 0:.1f} made final per hour",
+            cases_url(category, "created", window),
+            NO_BAND,
+            "",
+            sparkline([float(v) if v is not None else None for v in series["volume"]]),
+        ),
+        Tile(
+            "auto_rate",
+            "Auto rate",
+            _pct(figures["auto_rate"]),
+            f"{counts['auto']:,} of {counts['volume']:,} acted on their own",
+            cases_url(category, "created", window, route__exact=Route.AUTO),
+            NO_BAND,
+            "",
+            sparkline(series["auto_rate"]),
+        ),
+        Tile(
+            "override_rate",
+            "Override rate",
+            _pct(figures["override_rate"]),
+            f"{counts['overridden']:,} of {counts['verdicts']:,} human verdicts corrected or rejected",
+            cases_url(category, "overridden", window),
+            judge_override(figures["override_rate"]),
+            f"Healthy {_span(*OVERRIDE_BAND)}.",
+            sparkline(series["override_rate"], OVERRIDE_BAND),
+        ),
+        Tile(
+            "escalation_rate",
+            "Escalation rate",
+            _pct(figures["escalation_rate"]),
+            f"{counts['escalated']:,} of {counts['volume']:,} went to escalation or an expert",
+            cases_url(category, "escalated", window),
+            judge_escalation(figures["escalation_rate"]),
+            f"Healthy under {ESCALATION_HEALTHY * 100:.0f} %, at most {ESCALATION_LIMIT * 100:.0f} %.",
+            sparkline(series["escalation_rate"], (0.0, ESCALATION_HEALTHY)),
+        ),
+        Tile(
+            "time_saved_minutes",
+            "Time saved",
+            _minutes_text(figures["time_saved_minutes"]),
+            f"{category.baseline_minutes_per_case} min a case baseline, {counts['seconds_spent'] / 3600:,.1f} h spent",
+            cases_url(category, "created", window),
+            judge_time_saved(figures["time_saved_minutes"], figures["volume"]),
+            "",
+            sparkline(series["time_saved_minutes"]),
+        ),
+        Tile(
+            "audited_accuracy",
+            "Audited accuracy",
+            _pct(accuracy["rate"]),
+            accuracy_detail,
+            cases_url(category, "audited", window),
+            judge_accuracy(accuracy, pause_rate),
+            f"Healthy from {(1 - pause_rate) * 100:.0f} % (the pause rule's {pause_rate * 100:.0f} %).",
+            sparkline(series["audited_accuracy"], (1 - pause_rate, 1.0)),
+        ),
+        Tile(
+            "resolution_minutes",
+            "Resolution time",
+            _minutes_or_dash(figures["resolution_minutes"]["median"]),
+            f"median to a person's final word; p90 {_minutes_or_dash(figures['resolution_minutes']['p90'])}, "
+            f"{counts['resolved_by_people']:,} cases",
+            cases_url(category, "resolved", window),
+            NO_BAND,
+            "",
+            Sparkline(path=""),
+            "no trend: medians of hours do not add up to a day's",
+        ),
+        Tile(
+            "sla_breach_rate",
+            "SLA breach rate",
+            _pct(figures["sla_breach_rate"]),
+            f"{counts['breaches']:,} breaches of {counts['waited']:,} cases that waited",
+            cases_url(category, "breached", window),
+            NO_BAND,
+            "",
+            sparkline(series["sla_breach_rate"]),
+        ),
+    ]
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    version: ModelVersion
+    cases: int
+    auto: dict[str, Any]
+    overridden: dict[str, Any]
+    flagged: dict[str, Any]
+    shadow: dict[str, Any]
+    url: str
+
+
+def model_versions(category: Category, window: kpis.Window) -> list[VersionRow]:
+    """Each version of the category that is not retired, with its figures over the window (one query): a canary
+    beside the active version, and shadow agreement for a version that has not acted yet."""
+    versions: QuerySet[ModelVersion] = ModelVersion.objects.filter(category=category).exclude(
+        status=ModelStatus.RETIRED
+    )
+    rows = sorted(with_kpis(versions, window), key=lambda v: (STATUS_ORDER.get(v.status, 99), v.name, v.version))
+    return [
+        VersionRow(
+            version=v,
+            cases=v.kpi_cases,  # type: ignore[attr-defined]
+            auto=rate_with_interval(v.kpi_auto, v.kpi_cases),  # type: ignore[attr-defined]
+            overridden=rate_with_interval(v.kpi_overridden, v.kpi_reviewed),  # type: ignore[attr-defined]
+            flagged=rate_with_interval(v.kpi_flagged, v.kpi_audited),  # type: ignore[attr-defined]
+            shadow=rate_with_interval(v.kpi_shadow_agree, v.kpi_shadow_total),  # type: ignore[attr-defined]
+            url=cases_url(category, "created", window, model_version=str(v.pk)),
+        )
+        for v in rows
+    ]
+
+
+@dataclass
+class Dashboard:
+    """Everything the page shows for one category and window, and the data its charts draw."""
+
+    category: Category
+    window: kpis.Window
+    figures: dict[str, Any]
+    counts: dict[str, Any]
+    trend: Trend
+    tiles: list[Tile]
+    routes: list[dict[str, Any]]
+    histogram: list[dict[str, Any]]
+    drift: Judgement
+    queues: list[dict[str, Any]]
+    fairness: list[dict[str, Any]]
+    reviewers: list[dict[str, Any]]
+    versions: list[VersionRow]
+    advisor: list[dict[str, Any]]
+    may_adopt: bool
+    chart_data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_kappa(self) -> bool:
+        return any(row["kappa"] is not None for row in self.reviewers)
+
+
+def dashboard(category: Category, window: kpis.Window, *, user: User | AnonymousUser) -> Dashboard:
+    """The dashboard of `category` over `window` as `user` may see it (their reviewer rows, their advisor forms)."""
+    figures, counts = kpis.category_figures(category, window, user=user)
+    trend = snapshot_trend(category, window)
+    volume = figures["volume"]
+    routes = [
+        {
+            "route": route,
+            "label": Route(route).label,
+            "n": figures["routes"][route],
+            "share": _ratio(figures["routes"][route], volume),
+            "url": cases_url(category, "created", window, route__exact=route),
+        }
+        for route in ROUTE_ORDER
+    ]
+    histogram = [
+        {
+            "bin": f"{b / 10:.1f}-{(b + 1) / 10:.1f}",
+            "low": f"{b / 10:.1f}",
+            "n": n,
+            "previous": counts["previous_histogram"][b],
+            "url": cases_url(category, "created", window, confidence=f"{b / 10:.1f}-{(b + 1) / 10:.1f}"),
+        }
+        for b, n in enumerate(figures["confidence_histogram"])
+    ]
+    psi = figures["drift_psi"]
+    drift = (
+        Judgement("none", "Nothing to compare: one of the two windows has no cases.")
+        if psi is None
+        else Judgement("bad", f"PSI {psi:.2f}: the confidences have drifted (0.2 or more).")
+        if psi >= DRIFT_PSI
+        else Judgement("ok", f"PSI {psi:.2f}: no drift against the previous window (under 0.2).")
+    )
+    queue_ids = dict(Queue.objects.filter(category=category).values_list("slug", "pk"))
+    queue_rows = [
+        {
+            **queue,
+            "oldest": _age_text(queue["oldest_age_seconds"]),
+            "url": cases_url(category, None, None, queue=str(queue_ids[queue["slug"]]), waiting="yes"),
+        }
+        for queue in figures["queues"]
+    ]
+    fairness_rows = [_fairness_row(category, window, key, entry) for key, entry in figures["fairness"].items()]
+    reviewer_rows = [
+        {**row, "url": cases_url(category, "reviewed", window, kpi_reviewer=row["username"])}
+        for row in figures["reviewers"]
+    ]
+    may_adopt = can_change_category(user, category)
+    advisor = [_advisor_row(category, window, row, may_adopt=may_adopt) for row in figures["threshold_advisor"]]
+    board = Dashboard(
+        category=category,
+        window=window,
+        figures=figures,
+        counts=counts,
+        trend=trend,
+        tiles=tiles(category, window, figures, counts, trend),
+        routes=routes,
+        histogram=histogram,
+        drift=drift,
+        queues=queue_rows,
+        fairness=fairness_rows,
+        reviewers=reviewer_rows,
+        versions=model_versions(category, window),
+        advisor=advisor,
+        may_adopt=may_adopt,
+    )
+    board.chart_data = _chart_data(board)
+    return board
+
+
+def _advisor_row(category: Category, window: kpis.Window, row: dict[str, Any], *, may_adopt: bool) -> dict[str, Any]:
+    """An advisor row, with whether this user may adopt it here and, where not, why in words. A row the service
+    would refuse gets no form: too little data to advise, the threshold the policy has, or one at or below the
+    review threshold (a policy keeps review < auto)."""
+    policy = category.policy
+    current = abs(row["threshold"] - float(policy.auto_threshold)) < 1e-9
+    note = ""
+    if not row["enough_data"]:
+        note = f"Too little data: {row['known']} known outcomes, {kpis.ADVISOR_MIN_KNOWN} needed."
+    elif row["threshold"] <= float(policy.review_threshold):
+        note = f"At or below the review threshold ({float(policy.review_threshold):.2f})."
+    return {
+        **row,
+        "current": current,
+        "note": note,
+        "adoptable": may_adopt and not current and not note,
+        "url": cases_url(category, "created", window, confidence=f"{row['threshold']:.2f}-"),
+    }
+
+
+def _fairness_row(category: Category, window: kpis.Window, key: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """One segment key: its values with their approval rates and links, and the four-fifths line (0.8 of the best
+    rate among values with enough cases, which the disparity ratio compares)."""
+    rated = [v["approval_rate"] for v in entry["values"] if v["n"] >= kpis.FAIRNESS_MIN_N and v["approval_rate"]]
+    line = kpis.FOUR_FIFTHS * max(rated) if rated else None
+    values = [
+        {
+            **value,
+            "enough": value["n"] >= kpis.FAIRNESS_MIN_N,
+            "under_line": line is not None
+            and value["n"] >= kpis.FAIRNESS_MIN_N
+            and value["approval_rate"] is not None
+            and value["approval_rate"] < line,
+            "url": cases_url(category, "final", window, segment=f"{key}:{value['value']}"),
+        }
+        for value in entry["values"]
+    ]
+    return {"key": key, "values": values, "ratio": entry["disparity_ratio"], "flag": entry["flag"], "line": line}
+
+
+def _age_text(seconds: int | None) -> str:
+    if seconds is None:
+        return "—"
+    minutes, _ = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes:02d}m" if hours else f"{minutes}m"
+
+
+def _chart_data(board: Dashboard) -> dict[str, Any]:
+    """What dashboard.js draws, as plain JSON (`json_script`): the same numbers as the page's tables."""
+    trend = board.trend
+    return {
+        "routes": {
+            "labels": trend.labels,
+            "snapshots": trend.snapshots,
+            "series": [
+                {"route": route, "label": Route(route).label, "data": trend.routes[route]} for route in ROUTE_ORDER
+            ],
+        },
+        "histogram": {
+            "labels": [row["bin"] for row in board.histogram],
+            "current": [row["n"] for row in board.histogram],
+            "previous": [row["previous"] for row in board.histogram],
+            "urls": [row["url"] for row in board.histogram],
+        },
+        "queues": {
+            "labels": [row["slug"] for row in board.queues],
+            "depth": [row["depth"] for row in board.queues],
+            "oldest": [row["oldest"] for row in board.queues],
+            "overdue": [row["overdue"] for row in board.queues],
+            "urls": [row["url"] for row in board.queues],
+        },
+        "fairness": [
+            {
+                "key": row["key"],
+                "labels": [v["value"] for v in row["values"]],
+                "rates": [v["approval_rate"] for v in row["values"]],
+                "n": [v["n"] for v in row["values"]],
+                "line": row["line"],
+                "urls": [v["url"] for v in row["values"]],
+            }
+            for row in board.fairness
+        ],
+        "advisor": {
+            "labels": [f"{row['threshold']:.2f}" for row in board.advisor],
+            "would_act": [row["would_act_share"] for row in board.advisor],
+            "error": [row["error_rate"] for row in board.advisor],
+            "upper": [row["error_rate_upper"] for row in board.advisor],
+            "current": f"{float(board.category.policy.auto_threshold):.2f}",
+        },
+        "versions": {
+            "labels": [row.version.label for row in board.versions],
+            "overridden": [row.overridden["rate"] if row.overridden["n"] else None for row in board.versions],
+            "flagged": [row.flagged["rate"] if row.flagged["n"] else None for row in board.versions],
+            "shadow": [row.shadow["rate"] if row.shadow["n"] else None for row in board.versions],
+        },
+    }
+
+
+__all__ = ["Dashboard", "dashboard", "snapshot_trend", "sparkline"]
