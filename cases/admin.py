@@ -162,7 +162,7 @@ class SegmentFilter(admin.SimpleListFilter):
         return queryset.alias(_segment_value=KeyTransform(key, "segment")).filter(matches)
 
 
-# Filters that layers above add to the case list (metrics: the cases behind a dashboard figure), after ours.
+# Filters that layers above add to the case list (metrics: the cases behind a dashboard figure), before ours.
 _REGISTERED_LIST_FILTERS: list[type[admin.ListFilter]] = []
 
 
@@ -274,7 +274,8 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin):
     readonly_fields = tuple(name for _, options in fieldsets for name in options["fields"])
 
     def get_list_filter(self, request: HttpRequest) -> tuple[Any, ...]:
-        return (*self.list_filter, *_REGISTERED_LIST_FILTERS)
+        # First: a registered filter says what the list is (the cases behind a dashboard figure), when in use.
+        return (*_REGISTERED_LIST_FILTERS, *self.list_filter)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -14,21 +14,12 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 
-from governance.models import Category
-from metrics.dashboard.views import dashboard_view
+from metrics.dashboard.views import dashboard_view, sees_a_category
 
 
 def dashboard_urls(site: AdminSite) -> list[URLPattern]:
     """The dashboard's page, wrapped by `site.admin_view`: signed-in staff only, CSRF, never cached."""
     return [path("metrics/dashboard/", site.admin_view(dashboard_view), name="metrics_dashboard")]
-
-
-def sees_a_category(request: HttpRequest) -> bool:
-    """Whether the user may see any category; once per request (the app list is built on every admin page)."""
-    cache: dict[str, bool] = request.__dict__.setdefault("_hitl_dashboard", {})
-    if "sees" not in cache:
-        cache["sees"] = Category.objects.visible_to(request.user).exists()
-    return cache["sees"]
 
 
 def with_dashboard(app_list: list[Any], request: HttpRequest, *, app_label: str | None, site: AdminSite) -> list[Any]:
@@ -58,4 +49,4 @@ def with_dashboard(app_list: list[Any], request: HttpRequest, *, app_label: str 
     return app_list
 
 
-__all__ = ["dashboard_urls", "with_dashboard"]
+__all__ = ["dashboard_urls", "sees_a_category", "with_dashboard"]

@@ -76,9 +76,9 @@ class KpiFigureFilter(admin.ListFilter):
         except IncorrectLookupParameters:
             return
         start, end = timezone.localtime(window.start), timezone.localtime(window.end)
-        who = f"{reviewer}: " if reviewer else ""
+        who = f" ({reviewer})" if reviewer else ""
         yield {
             "selected": True,
             "query_string": changelist.get_query_string(),
-            "display": f"{who}{kpis.FIGURES_BEHIND[figure]}, {start:%d %b %H:%M} to {end:%d %b %H:%M}",
+            "display": f"Cases {kpis.FIGURES_BEHIND[figure]}{who}, {start:%d %b %H:%M} to {end:%d %b %H:%M}",
         }

@@ -44,6 +44,20 @@ def dashboard_url(category: Category | None = None, window: str | None = None, a
     return reverse("admin:metrics_dashboard") + (f"?{query}" if query else "") + (f"#{anchor}" if anchor else "")
 
 
+def _seen(request: HttpRequest) -> dict[str, bool]:
+    cache: dict[str, bool] = request.__dict__.setdefault("_hitl_dashboard", {})
+    return cache
+
+
+def sees_a_category(request: HttpRequest) -> bool:
+    """Whether the user may see any category; once per request (the app list is built on every admin page, and
+    the dashboard itself already knows)."""
+    seen = _seen(request)
+    if "sees" not in seen:
+        seen["sees"] = Category.objects.visible_to(request.user).exists()
+    return seen["sees"]
+
+
 def _render(request: HttpRequest, context: dict[str, Any]) -> HttpResponse:
     request.current_app = admin.site.name
     return TemplateResponse(request, TEMPLATE, {**admin.site.each_context(request), **context})
@@ -60,6 +74,7 @@ def dashboard_view(request: HttpRequest) -> HttpResponse:
     """The dashboard of one visible category over one window (GET); adopting an advisor row (POST)."""
     user = acting_user(request)
     categories = list(Category.objects.visible_to(user).select_related("policy").order_by("slug"))
+    _seen(request)["sees"] = bool(categories)
     if request.method == "POST":
         return _adopt(request, categories)
     slug = request.GET.get("category", "")
