@@ -185,7 +185,7 @@ def test_a_product_owner_sees_every_headline_figure_with_its_band(story: Story) 
 
 
 def test_the_bands_say_inside_above_and_below_in_words() -> None:
-    from metrics.dashboard.selectors import Judgement, judge_escalation, judge_override
+    from metrics.dashboard.bands import Judgement, judge_escalation, judge_override
 
     assert judge_override(0.1) == Judgement("ok", "Inside the band.")
     assert judge_override(0.01).state == "watch" and "reviewing too much" in judge_override(0.01).words
@@ -427,7 +427,7 @@ def test_rows_the_policy_cannot_take_have_no_form(advised: Story) -> None:
 
 
 def test_trends_sum_each_buckets_parts_over_its_wholes(story: Story) -> None:
-    from metrics.dashboard.selectors import snapshot_trend
+    from metrics.dashboard.trends import snapshot_trend
     from metrics.models import MetricSnapshot
 
     now = timezone.now()

@@ -2,21 +2,17 @@
 versions side by side, and every figure's link to the cases behind it.
 
 The page costs a fixed number of queries whatever the data size: the KPIs (`kpis.category_figures`, one
-aggregate per figure), one grouped query over the snapshots, one annotated query over the model versions and one
-for the queue ids. Python only shapes the few rows that come back (a bucket, a bin, a segment, a reviewer or a
-threshold each) into what the template and the charts show.
+aggregate per figure), one grouped query over the snapshots (`trends`), one annotated query over the model
+versions and one for the queue ids. Python only shapes the few rows that come back (a bucket, a bin, a segment, a
+reviewer or a threshold each) into what the template and the charts show.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Count, IntegerField, QuerySet, Sum
-from django.db.models.fields.json import KT
-from django.db.models.functions import Cast, Coalesce, TruncDay, TruncHour
-from django.utils import timezone
+from django.db.models import QuerySet
 
 from cases.choices import Route
 from cases.models import Queue
@@ -24,20 +20,25 @@ from governance.choices import ModelStatus
 from governance.models import Category, ModelVersion
 from governance.permissions import can_change_category
 from metrics import kpis
+from metrics.dashboard.bands import (
+    DRIFT_PSI,
+    ESCALATION_HEALTHY,
+    ESCALATION_LIMIT,
+    NO_BAND,
+    OVERRIDE_BAND,
+    Judgement,
+    judge_accuracy,
+    judge_escalation,
+    judge_override,
+    judge_time_saved,
+)
 from metrics.dashboard.links import cases_url
-from metrics.models import MetricSnapshot
+from metrics.dashboard.trends import ROUTE_ORDER, Sparkline, Trend, ratio_of, snapshot_trend, sparkline
 from metrics.selectors import rate_with_interval, with_kpis
-from metrics.services.snapshots import hour_start
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
-HOUR = timedelta(hours=1)
-# The healthy bands of DESIGN.md (KPIs): an override rate over 30 % says the model needs work, under 2 % that
-# people review too much; escalations are healthy under 15 % and too many past 20 %.
-OVERRIDE_BAND = (0.02, 0.30)
-ESCALATION_HEALTHY, ESCALATION_LIMIT = 0.15, 0.20
-DRIFT_PSI = 0.2  # DESIGN.md: PSI >= 0.2 is drift
 # The active version first, the canary beside it, then the versions that do not act yet.
 STATUS_ORDER: dict[str, int] = {
     ModelStatus.ACTIVE: 0,
@@ -45,188 +46,6 @@ STATUS_ORDER: dict[str, int] = {
     ModelStatus.SHADOW: 2,
     ModelStatus.REGISTERED: 3,
 }
-ROUTE_ORDER: tuple[str, ...] = (Route.AUTO, Route.QUICK_REVIEW, Route.FULL_REVIEW, Route.SHADOW)
-
-
-# --- bands: whether a figure is healthy, in words and a colour ---
-
-
-@dataclass(frozen=True)
-class Judgement:
-    """What the page says about a figure: `state` (ok, watch, bad, none: the colour) and the words for it."""
-
-    state: str
-    words: str
-
-
-def judge_override(rate: float | None) -> Judgement:
-    low, high = OVERRIDE_BAND
-    if rate is None:
-        return Judgement("none", "No human verdicts in the window.")
-    if rate > high:
-        return Judgement("bad", "Above the band: the model needs work.")
-    if rate < low:
-        return Judgement("watch", "Below the band: people may be reviewing too much.")
-    return Judgement("ok", "Inside the band.")
-
-
-def judge_escalation(rate: float | None) -> Judgement:
-    if rate is None:
-        return Judgement("none", "No cases in the window.")
-    if rate > ESCALATION_LIMIT:
-        return Judgement("bad", "Above the band: too much goes up to managers and experts.")
-    if rate > ESCALATION_HEALTHY:
-        return Judgement("watch", "Near the limit.")
-    return Judgement("ok", "Inside the band.")
-
-
-def judge_accuracy(interval: dict[str, Any], pause_rate: float) -> Judgement:
-    """Audited accuracy against the category's own pause rule: refusals at `pause_rate` pause automation, so an
-    accuracy under 1 - pause_rate is where the audits push towards a pause. The interval says how sure that is."""
-    floor = 1 - pause_rate
-    if not interval["n"]:
-        return Judgement("none", "No audits in the window.")
-    if interval["high"] < floor:
-        return Judgement("bad", "Under the band even at its best.")
-    if interval["low"] < floor:
-        return Judgement("watch", "May be under the band: audit more to know.")
-    return Judgement("ok", "Inside the band.")
-
-
-def judge_time_saved(minutes: float, volume: int) -> Judgement:
-    if not volume:
-        return Judgement("none", "No cases in the window.")
-    if minutes < 0:
-        return Judgement("bad", "People spend more time than the baseline: automation costs more than it saves.")
-    return Judgement("ok", "Saves more than people spend.")
-
-
-NO_BAND = Judgement("none", "")  # DESIGN.md gives no band: the figure is read with its trend
-
-
-# --- trends from the hourly snapshots ---
-
-
-@dataclass(frozen=True)
-class Trend:
-    """A figure per bucket (an hour for windows up to a day, a day otherwise), from the snapshots."""
-
-    labels: list[str]
-    series: dict[str, list[float | None]]
-    routes: dict[str, list[int]]
-    per: str  # "hour" or "day"
-    snapshots: int  # how many snapshot hours there were, 0: no trend yet
-
-
-def _ratio(part: float | None, whole: float | None) -> float | None:
-    return part / whole if part is not None and whole else None
-
-
-def snapshot_trend(category: Category, window: kpis.Window) -> Trend:
-    """The window's trend from the snapshots of the hours that end inside it, summed per bucket: a bucket's rate is
-    the sum of its hours' parts over the sum of their wholes, never an average of rates. One query."""
-    daily = window.hours > 24
-    first, last = hour_start(window.start), hour_start(window.end - HOUR)
-    bucket = TruncDay("hour") if daily else TruncHour("hour")
-    columns = ("volume", "auto", "escalated", "waited", "breaches", "verdicts", "overridden", "audits", "confirmed")
-    sums: dict[str, Any] = {name: Sum(name) for name in columns}
-    sums["time_saved"] = Sum("time_saved_minutes")
-    sums["hours"] = Count("id")
-    for route in ROUTE_ORDER:
-        # The route mix is in each hour's figures (an hour without cases has none: it counts 0).
-        sums[f"route_{route}"] = Coalesce(Sum(Cast(KT(f"figures__routes__{route}"), IntegerField())), 0)
-    rows = (
-        MetricSnapshot.objects.filter(category=category, hour__gte=first, hour__lte=last)
-        .annotate(bucket=bucket)
-        .values("bucket")
-        .annotate(**sums)
-        .order_by("bucket")
-    )
-    by_key: dict[Any, dict[str, Any]] = {_bucket_key(row["bucket"], daily): dict(row) for row in rows}
-    keys = _bucket_keys(first, last, daily)
-    labels = [key.strftime("%d %b") if isinstance(key, date) and daily else key.strftime("%H:00") for key in keys]
-    # A bucket with no snapshot is unknown (the job was not running), not zero: its points are gaps.
-    picked: list[dict[str, Any]] = [by_key.get(key, {}) for key in keys]
-
-    def ratio(part: str, whole: str) -> list[float | None]:
-        return [_ratio(row.get(part), row.get(whole)) for row in picked]
-
-    series: dict[str, list[float | None]] = {
-        "volume": [row.get("volume") for row in picked],
-        "auto_rate": ratio("auto", "volume"),
-        "override_rate": ratio("overridden", "verdicts"),
-        "escalation_rate": ratio("escalated", "volume"),
-        "time_saved_minutes": [row.get("time_saved") for row in picked],
-        "audited_accuracy": ratio("confirmed", "audits"),
-        "sla_breach_rate": ratio("breaches", "waited"),
-    }
-    routes = {route: [int(row.get(f"route_{route}", 0)) for row in picked] for route in ROUTE_ORDER}
-    return Trend(
-        labels=labels,
-        series=series,
-        routes=routes,
-        per="day" if daily else "hour",
-        snapshots=sum(int(row.get("hours", 0)) for row in picked),
-    )
-
-
-def _bucket_key(bucket: datetime, daily: bool) -> datetime | date:
-    return timezone.localtime(bucket).date() if daily else bucket
-
-
-def _bucket_keys(first: datetime, last: datetime, daily: bool) -> list[Any]:
-    if not daily:
-        return [first + HOUR * step for step in range(int((last - first) / HOUR) + 1)]
-    start, end = timezone.localtime(first).date(), timezone.localtime(last).date()
-    return [start + timedelta(days=step) for step in range((end - start).days + 1)]
-
-
-# --- the sparkline of a tile: drawn on the server, so it shows without JavaScript ---
-
-
-@dataclass(frozen=True)
-class Sparkline:
-    path: str
-    width: int = 120
-    height: int = 28
-    band_y: float | None = None
-    band_height: float | None = None
-    points: int = 0
-
-
-def sparkline(values: list[float | None], band: tuple[float, float] | None = None) -> Sparkline:
-    """An SVG path through the values (a gap where a bucket has nothing to count), with the healthy band shaded."""
-    known = [v for v in values if v is not None]
-    if not known:
-        return Sparkline(path="")
-    width, height, pad = 120, 28, 2
-    low = min(0.0, *known)
-    high = max(*known, band[1] if band else 0.0)
-    span = (high - low) or 1.0
-    step = width / max(len(values) - 1, 1)
-
-    def y(value: float) -> float:
-        return round(height - pad - (value - low) / span * (height - 2 * pad), 1)
-
-    parts, pen_down = [], False
-    for index, value in enumerate(values):
-        if value is None:
-            pen_down = False
-            continue
-        x = round(index * step if len(values) > 1 else width / 2, 1)
-        parts.append(f"{'L' if pen_down else 'M'}{x} {y(value)}")
-        pen_down = True
-    if len(known) == 1 and len(parts) == 1:  # one point: a short dash, so it can be seen
-        x_text, y_text = parts[0][1:].split()
-        parts.append(f"L{float(x_text) + 3} {y_text}")
-    band_y = band_height = None
-    if band:
-        band_y = y(min(band[1], high))
-        band_height = round(y(max(band[0], low)) - band_y, 1)
-    return Sparkline(path=" ".join(parts), band_y=band_y, band_height=band_height, points=len(known))
-
-
-# --- the page ---
 
 
 @dataclass(frozen=True)
@@ -426,7 +245,7 @@ def dashboard(category: Category, window: kpis.Window, *, user: User | Anonymous
             "route": route,
             "label": Route(route).label,
             "n": figures["routes"][route],
-            "share": _ratio(figures["routes"][route], volume),
+            "share": ratio_of(figures["routes"][route], volume),
             "url": cases_url(category, "created", window, route__exact=route),
         }
         for route in ROUTE_ORDER
@@ -588,4 +407,4 @@ def _chart_data(board: Dashboard) -> dict[str, Any]:
     }
 
 
-__all__ = ["Dashboard", "dashboard", "snapshot_trend", "sparkline"]
+__all__ = ["Dashboard", "dashboard"]
