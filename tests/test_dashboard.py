@@ -486,3 +486,22 @@ def test_the_page_costs_the_same_queries_for_small_and_larger_data(story: Story,
         snapshot_hour(story.category, hour_start(now) - HOUR * back)
 
     assert _queries(client) == small
+
+
+def test_hourly_trends_keep_the_snapshots_hours_in_a_zone_half_an_hour_off_utc(story: Story, settings: Any) -> None:
+    from metrics.dashboard.trends import snapshot_trend
+    from metrics.models import MetricSnapshot
+
+    settings.TIME_ZONE = "Asia/Kolkata"  # UTC+5:30: its local hours would cut each snapshot hour in two
+    now = timezone.now()
+    hour = hour_start(now) - 3 * HOUR
+    common = {"auto": 0, "escalated": 0, "waited": 0, "breaches": 0, "audits": 0, "confirmed": 0, "seconds_spent": 0}
+    MetricSnapshot.objects.create(
+        category=story.category, hour=hour, volume=7, verdicts=4, overridden=1, time_saved_minutes=1.0, **common
+    )
+    trend = snapshot_trend(story.category, Window.last("24h", now))
+
+    index = trend.labels.index(timezone.localtime(hour).strftime("%H:%M"))
+    assert trend.labels[index].endswith(":30")
+    assert trend.series["volume"][index] == 7 and trend.series["override_rate"][index] == 0.25
+    assert trend.snapshots == 1

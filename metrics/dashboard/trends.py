@@ -4,7 +4,7 @@ sparkline a tile draws from them on the server, so it shows without JavaScript."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, IntegerField, Sum
@@ -42,7 +42,9 @@ def snapshot_trend(category: Category, window: kpis.Window) -> Trend:
     the sum of its hours' parts over the sum of their wholes, never an average of rates. One query."""
     daily = window.hours > 24
     first, last = hour_start(window.start), hour_start(window.end - HOUR)
-    bucket = TruncDay("hour") if daily else TruncHour("hour")
+    # Hours stay the snapshots' own UTC hours (a zone half an hour off UTC would cut them in two); days are the
+    # site's local days, as people read a date.
+    bucket = TruncDay("hour") if daily else TruncHour("hour", tzinfo=UTC)
     columns = ("volume", "auto", "escalated", "waited", "breaches", "verdicts", "overridden", "audits", "confirmed")
     sums: dict[str, Any] = {name: Sum(name) for name in columns}
     sums["time_saved"] = Sum("time_saved_minutes")
@@ -59,7 +61,7 @@ def snapshot_trend(category: Category, window: kpis.Window) -> Trend:
     )
     by_key: dict[Any, dict[str, Any]] = {_bucket_key(row["bucket"], daily): dict(row) for row in rows}
     keys = _bucket_keys(first, last, daily)
-    labels = [key.strftime("%d %b") if isinstance(key, date) and daily else key.strftime("%H:00") for key in keys]
+    labels = [key.strftime("%d %b") if daily else timezone.localtime(key).strftime("%H:%M") for key in keys]
     # A bucket with no snapshot is unknown (the job was not running), not zero: its points are gaps.
     picked: list[dict[str, Any]] = [by_key.get(key, {}) for key in keys]
 
