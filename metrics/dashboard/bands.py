@@ -66,4 +66,12 @@ def judge_time_saved(minutes: float, volume: int) -> Judgement:
     return Judgement("ok", "Saves more than people spend.")
 
 
+def judge_drift(psi: float | None) -> Judgement:
+    if psi is None:
+        return Judgement("none", "Nothing to compare: one of the two windows has no cases.")
+    if psi >= DRIFT_PSI:
+        return Judgement("bad", f"PSI {psi:.2f}: the confidences have drifted (0.2 or more).")
+    return Judgement("ok", f"PSI {psi:.2f}: no drift against the previous window (under 0.2).")
+
+
 NO_BAND = Judgement("none", "")  # DESIGN.md gives no band: the figure is read with its trend

@@ -21,13 +21,13 @@ from governance.models import Category, ModelVersion
 from governance.permissions import can_change_category
 from metrics import kpis
 from metrics.dashboard.bands import (
-    DRIFT_PSI,
     ESCALATION_HEALTHY,
     ESCALATION_LIMIT,
     NO_BAND,
     OVERRIDE_BAND,
     Judgement,
     judge_accuracy,
+    judge_drift,
     judge_escalation,
     judge_override,
     judge_time_saved,
@@ -260,14 +260,6 @@ def dashboard(category: Category, window: kpis.Window, *, user: User | Anonymous
         }
         for b, n in enumerate(figures["confidence_histogram"])
     ]
-    psi = figures["drift_psi"]
-    drift = (
-        Judgement("none", "Nothing to compare: one of the two windows has no cases.")
-        if psi is None
-        else Judgement("bad", f"PSI {psi:.2f}: the confidences have drifted (0.2 or more).")
-        if psi >= DRIFT_PSI
-        else Judgement("ok", f"PSI {psi:.2f}: no drift against the previous window (under 0.2).")
-    )
     queue_ids = dict(Queue.objects.filter(category=category).values_list("slug", "pk"))
     queue_rows = [
         {
@@ -293,7 +285,7 @@ def dashboard(category: Category, window: kpis.Window, *, user: User | Anonymous
         tiles=tiles(category, window, figures, counts, trend),
         routes=routes,
         histogram=histogram,
-        drift=drift,
+        drift=judge_drift(figures["drift_psi"]),
         queues=queue_rows,
         fairness=fairness_rows,
         reviewers=reviewer_rows,
