@@ -8,20 +8,25 @@ choices come from the small category and queue tables), and shows only what `vis
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.db.models.fields.json import KeyTransform
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
+from cases.choices import OPEN_STATUSES, AuditStatus
 from cases.models import Case, Queue
 from cases.permissions import shown_input
-from cases.selectors import BLIND_NOTE, is_blind
+from cases.selectors import BLIND_NOTE, confidence_bucket, is_blind
 from cases.services.retention import purge_expired_inputs, purge_preview
 from governance.admin.incidents import register_incident_panel
 from governance.admin_mixins import (
@@ -32,11 +37,12 @@ from governance.admin_mixins import (
     acting_user,
     offered_value,
 )
-from governance.models import AuditEvent, Incident
+from governance.models import AuditEvent, Incident, ModelVersion
 from governance.permissions import may_purge_data
 from governance.pii import redact
 
 if TYPE_CHECKING:
+    from django.contrib.admin.views.main import ChangeList
     from django.urls import URLPattern
     from django.utils.safestring import SafeString
 
@@ -54,6 +60,121 @@ class VisibleQueueFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = offered_value(self)
         return queryset.filter(queue_id=value) if value else queryset
+
+
+class ModelVersionFilter(admin.SimpleListFilter):
+    """Filter by model version, offering only the versions of the categories the user may see."""
+
+    title = "model version"
+    parameter_name = "model_version"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        versions = ModelVersion.objects.visible_to(request.user).select_related("category")
+        ordered = sorted(versions, key=lambda v: (v.category.slug, v.name, v.version))
+        return [(str(v.pk), f"{v.label} ({v.category.slug})") for v in ordered]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = offered_value(self)
+        return queryset.filter(model_version_id=value) if value else queryset
+
+
+class WaitingFilter(admin.SimpleListFilter):
+    """Cases waiting for a person now: open ones, and auto-approved ones drawn for audit not audited yet (what a
+    queue's depth counts, `Case.objects.waiting`)."""
+
+    title = "waiting for a person"
+    parameter_name = "waiting"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "Waiting"), ("no", "Not waiting")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        waiting = Q(status__in=OPEN_STATUSES) | Q(audit_status=AuditStatus.PENDING)
+        value = offered_value(self)
+        if value == "yes":
+            return queryset.filter(waiting)
+        return queryset.exclude(waiting) if value == "no" else queryset
+
+
+# Tenths of [0, 1] (the confidence histogram's bars) and "at least" in hundredths (the threshold advisor's rows).
+_TENTHS = [(f"{b / 10:.1f}-{(b + 1) / 10:.1f}", b) for b in range(10)]
+_AT_LEAST = [(f"{h / 100:.2f}-", h) for h in range(1, 100)]
+
+
+class ConfidenceFilter(admin.SimpleListFilter):
+    """Filter by confidence: a tenth of [0, 1] (`0.3-0.4`) or at least a value in hundredths (`0.87-`), cut by the
+    same bucketing as the KPIs (`cases.selectors.confidence_bucket`), so the list holds a bar's cases exactly."""
+
+    title = "confidence"
+    parameter_name = "confidence"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        tenths = [(key, key.replace("-", " to ")) for key, _ in _TENTHS]
+        return [*tenths, *((key, f"{key[:-1]} or more") for key, _ in _AT_LEAST)]
+
+    def choices(self, changelist: ChangeList) -> Iterator[Any]:
+        # The sidebar offers the tenths; an "at least" value (from a dashboard link) shows only while chosen.
+        for choice in super().choices(changelist):
+            if choice["selected"] or "or more" not in str(choice["display"]):
+                yield choice
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = offered_value(self)
+        if not value:
+            return queryset
+        narrowed: QuerySet[Any]
+        if value in dict(_TENTHS):
+            narrowed = queryset.alias(_tenth=confidence_bucket(10)).filter(_tenth=dict(_TENTHS)[value])
+        else:
+            narrowed = queryset.alias(_hundredth=confidence_bucket(100)).filter(_hundredth__gte=dict(_AT_LEAST)[value])
+        return narrowed
+
+
+_SEGMENT_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+class SegmentFilter(admin.SimpleListFilter):
+    """One value of one segment key, `?segment=channel:email` (the fairness rows link here). The key is checked
+    against a plain name pattern and always read as a JSON key, never as a lookup; the value is a bound parameter.
+    Not offered in the sidebar (listing every segment would scan the cases), shown while in use."""
+
+    title = "segment"
+    parameter_name = "segment"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        value = self.value()
+        return [(value, value)] if value else []
+
+    def has_output(self) -> bool:
+        return self.value() is not None
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        key, sep, wanted = value.partition(":")
+        if not sep or not _SEGMENT_KEY.fullmatch(key) or "__" in key or len(wanted) > 200:
+            raise IncorrectLookupParameters("segment must be key:value, e.g. channel:email.")
+        matches = Q(_segment_value=wanted)
+        try:
+            decoded = json.loads(wanted)  # a number or true/false is shown as its JSON text
+        except ValueError:
+            decoded = None
+        if decoded is not None and not isinstance(decoded, str):
+            matches |= Q(_segment_value=decoded)
+        narrowed: QuerySet[Any] = queryset.alias(_segment_value=KeyTransform(key, "segment")).filter(matches)
+        return narrowed
+
+
+# Filters that layers above add to the case list (metrics: the cases behind a dashboard figure), before ours.
+_REGISTERED_LIST_FILTERS: list[type[admin.ListFilter]] = []
+
+
+def register_case_list_filter(list_filter: type[admin.ListFilter]) -> None:
+    """Add `list_filter` to the case list's filters. Called from a higher app's admin module (cases never names
+    it); registering the same class again does nothing."""
+    if list_filter not in _REGISTERED_LIST_FILTERS:
+        _REGISTERED_LIST_FILTERS.append(list_filter)
 
 
 @admin.register(Queue)
@@ -97,13 +218,26 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin[Case]):
         "due_at",
         "created_at",
     )
-    list_filter = (VisibleCategoryFilter, "status", "route", VisibleQueueFilter, "priority", "audit_sampled")
+    list_filter = (
+        VisibleCategoryFilter,
+        "status",
+        "route",
+        VisibleQueueFilter,
+        WaitingFilter,
+        ModelVersionFilter,
+        ConfidenceFilter,
+        SegmentFilter,
+        "priority",
+        "audit_sampled",
+    )
     list_select_related = ("category", "queue", "model_version")
     search_fields = ("external_id__exact", "customer_ref__exact")
     search_help_text = "An exact external id or customer reference."
     raw_id_fields = ("category", "model_version", "queue", "claimed_by")
     # Counting every case of a big table on each page view costs more than the page; the filtered count is enough.
     show_full_result_count = False
+    # Likewise a count per filter choice (facets): the confidence filter alone has a hundred choices.
+    show_facets = admin.ShowFacets.NEVER
     fieldsets = (
         (
             None,
@@ -142,6 +276,10 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin[Case]):
     )
     # Every field shown is read-only: cases change through intake and decisions only.
     readonly_fields = tuple(name for _, options in fieldsets for name in cast("tuple[str, ...]", options["fields"]))
+
+    def get_list_filter(self, request: HttpRequest) -> tuple[Any, ...]:
+        # First: a registered filter says what the list is (the cases behind a dashboard figure), when in use.
+        return (*_REGISTERED_LIST_FILTERS, *self.list_filter)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

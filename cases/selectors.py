@@ -9,7 +9,8 @@ from functools import reduce
 from operator import or_
 from typing import Any
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, F, IntegerField, Min, Q, Value
+from django.db.models.functions import Floor, Least
 
 from cases.choices import OPEN_STATUSES, Route
 from cases.models import Case, Queue
@@ -20,6 +21,15 @@ BLIND_NOTE = "Hidden: blind review. The model's output shows once a person has d
 def is_blind(case: Case) -> bool:
     """A shadow case hides the model's output until a person has decided it (blind review)."""
     return case.route == Route.SHADOW and case.status in OPEN_STATUSES
+
+
+def confidence_bucket(parts: int) -> Least:
+    """Which of `parts` equal slices of [0, 1] a case's confidence falls in (0 to parts - 1; 1.0 in the last).
+
+    The one bucketing of confidence, in SQL: the KPIs' histogram (tenths) and threshold advisor (hundredths) count
+    by it, and the case list filters by it, so a bar and the list it links to hold the same cases, edges included
+    (0.29 * 100 is 28.999... in floating point: the bucket says 28, and so does the list)."""
+    return Least(Floor(F("confidence") * parts), Value(parts - 1), output_field=IntegerField())
 
 
 @dataclass(frozen=True)

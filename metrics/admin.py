@@ -11,10 +11,12 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html_join
 
+from cases.admin import register_case_list_filter
 from governance.admin.incidents import register_incident_panel
 from governance.admin_mixins import HitlModelAdmin, VisibleCategoryFilter, VisibleToAdminMixin, acting_user
 from governance.models import Incident
 from governance.permissions import can_change_category
+from metrics.dashboard.filters import KpiFigureFilter
 from metrics.models import Alert, AlertRule, ModelVersionPerformance
 from metrics.selectors import rate_with_interval, with_kpis
 from metrics.services.alerts import EDITABLE_RULE_FIELDS, update_alert_rule
@@ -157,3 +159,5 @@ def alerts_fired(incident: Incident) -> str:
 
 
 register_incident_panel(alerts_fired)
+# The case list learns to show the cases behind a dashboard figure (cases never names metrics).
+register_case_list_filter(KpiFigureFilter)

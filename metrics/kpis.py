@@ -26,23 +26,20 @@ from django.db.models import (
     Exists,
     ExpressionWrapper,
     F,
-    IntegerField,
     Max,
     OuterRef,
     Q,
     QuerySet,
     Sum,
-    Value,
     When,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Floor, Least
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from cases.choices import AuditStatus, CaseStatus, QueueKind, Route
 from cases.models import Case, Queue, SlaBreach
-from cases.selectors import queue_stats
+from cases.selectors import confidence_bucket, queue_stats
 from governance.models import Category
 from governance.permissions import DATA_CURATOR, can_change_category
 from metrics.aggregates import PercentileDisc
@@ -70,6 +67,8 @@ HISTOGRAM_BINS = 10
 # Human verdicts on a model output (DESIGN.md, override_rate): approve, correct, reject.
 HUMAN_VERDICTS = (Action.APPROVE, Action.CORRECT, Action.REJECT)
 HUMAN_FINAL = (CaseStatus.APPROVED, CaseStatus.CORRECTED, CaseStatus.REJECTED)
+# Made final, by a person or on its own (throughput, fairness).
+MADE_FINAL = sorted({*HUMAN_FINAL, CaseStatus.AUTO_APPROVED})
 # The four-fifths rule: a value whose approval rate is under 0.8 of the best one's is flagged.
 FOUR_FIFTHS = 0.8
 FAIRNESS_MIN_N = 20
@@ -184,21 +183,46 @@ def _decisions(category: Category, window: Window) -> DecisionQuerySet:
     return Decision.objects.filter(case__category=category, created_at__gte=window.start, created_at__lt=window.end)
 
 
+# --- what each figure counts, said once: the figures below and the cases behind them (`cases_behind`) ---
+
+
+def _entered_escalation() -> Q:
+    """A case that entered an escalation or expert queue: it waits in one, the SLA sweep moved it up, or a person
+    escalated it (a condition on Case)."""
+    moved_up = SlaBreach.objects.filter(
+        case=OuterRef("pk"), moved_to__kind__in=[QueueKind.ESCALATION, QueueKind.EXPERT]
+    )
+    escalated_by_hand = Decision.objects.filter(case=OuterRef("pk"), action=Action.ESCALATE)
+    return Q(queue__kind__in=[QueueKind.ESCALATION, QueueKind.EXPERT]) | Exists(moved_up) | Exists(escalated_by_hand)
+
+
+def _non_shadow_verdict() -> Q:
+    """A human verdict on a model output the reviewer saw (a condition on Decision): the override rate's whole."""
+    return Q(action__in=HUMAN_VERDICTS) & ~Q(case__route=Route.SHADOW)
+
+
+def _shadow_verdict() -> Q:
+    """A reviewer's own answer in blind review, recorded as approve (agrees) or correct (a condition on Decision)."""
+    return Q(case__route=Route.SHADOW, action__in=[Action.APPROVE, Action.CORRECT])
+
+
+def _audit_verdict() -> Q:
+    return Q(action__in=[Action.CONFIRM, Action.FLAG])
+
+
+def _reviewer_action() -> Q:
+    """What a person's row in `reviewers` counts (a condition on Decision): verdicts and audits, by a person."""
+    return Q(actor__isnull=False, action__in=[*HUMAN_VERDICTS, Action.CONFIRM, Action.FLAG])
+
+
 # --- the figures, each one or two queries ---
 
 
 def case_counts(category: Category, window: Window) -> dict[str, Any]:
     """volume, routes, auto_rate, escalation_rate, and how many cases waited in a queue (one query)."""
-    moved_up = SlaBreach.objects.filter(
-        case=OuterRef("pk"), moved_to__kind__in=[QueueKind.ESCALATION, QueueKind.EXPERT]
-    )
-    escalated_by_hand = Decision.objects.filter(case=OuterRef("pk"), action=Action.ESCALATE)
-    entered_escalation = (
-        Q(queue__kind__in=[QueueKind.ESCALATION, QueueKind.EXPERT]) | Exists(moved_up) | Exists(escalated_by_hand)
-    )
     counts = _cases(category, window).aggregate(
         volume=Count("id"),
-        escalated=Count("id", filter=entered_escalation),
+        escalated=Count("id", filter=_entered_escalation()),
         waited=Count("id", filter=Q(queue__isnull=False)),
         **{route: Count("id", filter=Q(route=route)) for route in Route.values},
     )
@@ -215,12 +239,12 @@ def case_counts(category: Category, window: Window) -> dict[str, Any]:
 
 def decision_counts(category: Category, window: Window) -> dict[str, Any]:
     """override_rate, audited_accuracy, shadow_agreement and the minutes people spent (one query)."""
-    non_shadow_verdict = Q(action__in=HUMAN_VERDICTS) & ~Q(case__route=Route.SHADOW)
-    shadow_verdict = Q(case__route=Route.SHADOW, action__in=[Action.APPROVE, Action.CORRECT])
+    non_shadow_verdict = _non_shadow_verdict()
+    shadow_verdict = _shadow_verdict()
     counts = _decisions(category, window).aggregate(
         verdicts=Count("id", filter=non_shadow_verdict),
         overridden=Count("id", filter=non_shadow_verdict & ~Q(action=Action.APPROVE)),
-        audits=Count("id", filter=Q(action__in=[Action.CONFIRM, Action.FLAG])),
+        audits=Count("id", filter=_audit_verdict()),
         confirmed=Count("id", filter=Q(action=Action.CONFIRM)),
         shadow=Count("id", filter=shadow_verdict),
         shadow_agree=Count("id", filter=shadow_verdict & Q(action=Action.APPROVE)),
@@ -257,7 +281,7 @@ def resolution(category: Category, window: Window) -> dict[str, Any]:
         category=category,
         decided_at__gte=window.start,
         decided_at__lt=window.end,
-        status__in=sorted({*HUMAN_FINAL, CaseStatus.AUTO_APPROVED}),
+        status__in=MADE_FINAL,
     )
     row = final.aggregate(
         final=Count("id"),
@@ -314,7 +338,7 @@ def confidence_histograms(
     """Ten counts over [0, 1] of the window's confidences, and of the reference window's: the previous window of
     equal length unless told (it must end where the window starts). One query."""
     reference = reference or window.previous()
-    bucket = Least(Floor(F("confidence") * HISTOGRAM_BINS), Value(HISTOGRAM_BINS - 1), output_field=IntegerField())
+    bucket = confidence_bucket(HISTOGRAM_BINS)
     current_window = Q(created_at__gte=window.start)
     rows = (
         Case.objects.filter(category=category, created_at__gte=reference.start, created_at__lt=window.end)
@@ -368,7 +392,7 @@ def fairness(category: Category, window: Window) -> dict[str, Any]:
     as_proposed = Q(status__in=[CaseStatus.APPROVED, CaseStatus.AUTO_APPROVED]) & ~Q(audit_status=AuditStatus.FLAGGED)
     rows = (
         _cases(category, window)
-        .filter(status__in=sorted({*HUMAN_FINAL, CaseStatus.AUTO_APPROVED}))
+        .filter(status__in=MADE_FINAL)
         .exclude(segment={})
         .values("segment")
         .annotate(n=Count("id"), approved=Count("id", filter=as_proposed))
@@ -415,7 +439,7 @@ def reviewers(
     at or above `approval_at` over at least `min_decisions` with a median under the queue's floor (one query)."""
     rows = (
         _decisions(category, window)
-        .filter(actor__isnull=False, action__in=[*HUMAN_VERDICTS, Action.CONFIRM, Action.FLAG])
+        .filter(_reviewer_action())
         .values("actor__username")
         .annotate(
             decisions=Count("id"),
@@ -471,7 +495,7 @@ def threshold_advisor(category: Category, window: Window, *, review_seconds_per_
     guess."""
     known_right = Q(status=CaseStatus.APPROVED) | Q(audit_status=AuditStatus.CONFIRMED)
     known_wrong = Q(status__in=[CaseStatus.CORRECTED, CaseStatus.REJECTED]) | Q(audit_status=AuditStatus.FLAGGED)
-    bucket = Least(Floor(F("confidence") * 100), Value(99), output_field=IntegerField())
+    bucket = confidence_bucket(100)
     rows = (
         _cases(category, window)
         .annotate(bucket=bucket)
@@ -505,6 +529,62 @@ def threshold_advisor(category: Category, window: Window, *, review_seconds_per_
     return result
 
 
+# --- the cases behind a figure: what a dashboard number links to ---
+
+# Each figure's cases, by the name a link carries (`?kpi=`), and what the list then shows, in words.
+FIGURES_BEHIND: dict[str, str] = {
+    "created": "created in the window",
+    "final": "created in the window and made final",
+    "resolved": "made final by a person in the window",
+    "escalated": "created in the window that entered an escalation or expert queue",
+    "verdict": "given a human verdict (approve, correct, reject) in the window",
+    "overridden": "corrected or rejected by a person in the window",
+    "audited": "audited in the window",
+    "audit_flagged": "flagged by an audit in the window",
+    "breached": "past their SLA in the window",
+    "shadow": "given a reviewer's own answer in blind review in the window",
+    "reviewed": "decided by the reviewer in the window",
+}
+
+
+def cases_behind(figure: str, window: Window, *, reviewer: str = "") -> Q:
+    """The condition on Case that picks the cases a figure counts over `window` (with the category's own filter
+    beside it), so a number on the dashboard opens the list it came from. A decision-based figure picks each case
+    once, however many of its decisions count (the override rate counts decisions: a case corrected twice is one
+    row here). `reviewer` (a username) is for `reviewed`, the cases of a person's row."""
+    created = Q(created_at__gte=window.start, created_at__lt=window.end)
+    if figure == "created":
+        return created
+    if figure == "final":
+        return created & Q(status__in=MADE_FINAL)
+    if figure == "resolved":
+        return Q(decided_at__gte=window.start, decided_at__lt=window.end, status__in=HUMAN_FINAL)
+    if figure == "escalated":
+        return created & _entered_escalation()
+    if figure == "breached":
+        return Q(
+            Exists(
+                SlaBreach.objects.filter(case=OuterRef("pk"), detected_at__gte=window.start, detected_at__lt=window.end)
+            )
+        )
+    decided: dict[str, Q] = {
+        "verdict": _non_shadow_verdict(),
+        "overridden": _non_shadow_verdict() & ~Q(action=Action.APPROVE),
+        "audited": _audit_verdict(),
+        "audit_flagged": Q(action=Action.FLAG),
+        "shadow": _shadow_verdict(),
+        "reviewed": _reviewer_action() & Q(actor__username=reviewer),
+    }
+    if figure not in decided:
+        raise ValidationError({"kpi": f"{figure!r} is not a figure; choose one of {', '.join(FIGURES_BEHIND)}."})
+    if figure == "reviewed" and not reviewer:
+        raise ValidationError({"kpi_reviewer": "Name the reviewer whose cases to list."})
+    in_window = Decision.objects.filter(
+        decided[figure], case=OuterRef("pk"), created_at__gte=window.start, created_at__lt=window.end
+    )
+    return Q(Exists(in_window))
+
+
 def time_saved_minutes(category: Category, volume: int, seconds_spent: int) -> float:
     """The minutes the category's cases would have taken people without HITL Desk (its baseline per case), minus
     the minutes people spent on them."""
@@ -517,6 +597,15 @@ def category_kpis(
     """Every KPI of DESIGN.md for one category over one window, with DESIGN.md's keys.
 
     `user` narrows `reviewers` to what that person may see (None: everyone, for jobs and snapshots)."""
+    return category_figures(category, window, user=user, now=now)[0]
+
+
+def category_figures(
+    category: Category, window: Window, *, user: User | AnonymousUser | None = None, now: datetime | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`category_kpis`, and what its figures are made of, from the same queries: the counts of each rate's part and
+    whole, and the reference histogram of `drift_psi` (`previous_histogram`), for a page that shows "14 of 120"
+    beside 12 % and the two histograms side by side, without counting twice."""
     now = now or timezone.now()
     cases = case_counts(category, window)
     decided = decision_counts(category, window)
@@ -524,8 +613,9 @@ def category_kpis(
     resolved = resolution(category, window)
     rubber = _rubber_stamp_rule(category)
     people = reviewers(category, window, **rubber)
+    breaches = sla_breaches(category, window)
     seconds_per_case = decided["seconds_spent"] / decided["timed_decisions"] if decided["timed_decisions"] else None
-    return {
+    figures = {
         "category": category.slug,
         "window": window.as_dict(),
         "volume": cases["volume"],
@@ -537,7 +627,7 @@ def category_kpis(
         "review_seconds": review_seconds(category, window),
         "time_saved_minutes": time_saved_minutes(category, cases["volume"], decided["seconds_spent"]),
         "audited_accuracy": decided["audited_accuracy"],
-        "sla_breach_rate": _rate(sla_breaches(category, window), cases["waited"]),
+        "sla_breach_rate": _rate(breaches, cases["waited"]),
         "queues": queues(category, now),
         "confidence_histogram": current,
         "drift_psi": psi_from_counts(previous, current),
@@ -547,6 +637,21 @@ def category_kpis(
         "shadow_agreement": decided["shadow_agreement"],
         "threshold_advisor": threshold_advisor(category, window, review_seconds_per_case=seconds_per_case),
     }
+    counts = {
+        "volume": cases["volume"],
+        "auto": cases["routes"][Route.AUTO],
+        "escalated": cases["escalated"],
+        "waited": cases["waited"],
+        "breaches": breaches,
+        "verdicts": decided["verdicts"],
+        "overridden": decided["overridden"],
+        "audits": decided["audits"],
+        "confirmed": decided["confirmed"],
+        "seconds_spent": decided["seconds_spent"],
+        "resolved_by_people": resolved["resolved_by_people"],
+        "previous_histogram": previous,
+    }
+    return figures, counts
 
 
 def _rubber_stamp_rule(category: Category) -> dict[str, Any]:
