@@ -60,6 +60,8 @@ if not AUDIT_KEY:
 if len(AUDIT_KEY) < 32:
     raise ImproperlyConfigured("AUDIT_KEY must be at least 32 characters long.")
 AUDIT_ANCHOR_FILE = _project_path(env.str("AUDIT_ANCHOR_FILE", default=str(VAR_DIR / "audit-anchors.jsonl")))
+# Where the admin's label exports are written for their download (reviews.services.exports).
+HITL_EXPORT_DIR = _project_path(env.str("HITL_EXPORT_DIR", default=str(VAR_DIR / "exports")))
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])

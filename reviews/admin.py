@@ -9,8 +9,8 @@ from django import forms
 from django.contrib import admin
 from django.db.models import Count, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse
-from django.urls import reverse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from cases.selectors import BLIND_NOTE, is_blind
@@ -24,7 +24,7 @@ from governance.admin_mixins import (
 from governance.models import Category
 from governance.permissions import is_data_curator
 from reviews import services
-from reviews.models import Decision, Label, ReviewerCertification
+from reviews.models import Decision, Label, LabelExport, ReviewerCertification
 
 if TYPE_CHECKING:
     from django.utils.safestring import SafeString
@@ -235,3 +235,104 @@ class ReviewerCertificationAdmin(CuratorsOnly, HitlModelAdmin[ReviewerCertificat
             apply=apply,
             action="revoke_selected",
         )
+
+
+class ExportForm(forms.ModelForm[LabelExport]):
+    """The export's filters, as the API takes them."""
+
+    category = forms.ModelChoiceField(queryset=Category.objects.none(), required=False, empty_label="Every category")
+    format = forms.ChoiceField(choices=[("jsonl", "JSON lines"), ("csv", "CSV")])
+    passed_gate = forms.BooleanField(required=False, label="Only labels past the quality gate")
+    since = forms.DateTimeField(required=False, help_text="Labels made at or after (your time zone).")
+    until = forms.DateTimeField(required=False, help_text="Labels made before.")
+
+    class Meta:
+        model = LabelExport
+        fields: list[str] = []
+
+    def params(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        params: dict[str, Any] = {"format": data["format"]}
+        if data["category"] is not None:
+            params["category"] = data["category"].slug
+        if data["passed_gate"]:
+            params["passed_gate"] = "true"
+        for name in ("since", "until"):
+            if data[name] is not None:
+                params[name] = data[name].isoformat()
+        return params
+
+
+@admin.register(LabelExport)
+class LabelExportAdmin(CuratorsOnly, admin.ModelAdmin[LabelExport]):
+    """Label exports run as jobs: start one here, watch its progress in the list, download it when done."""
+
+    form = ExportForm
+    list_display = ("id", "created_at", "requested_by", "what", "status", "progress_bar", "download")
+    list_select_related = ("requested_by",)
+    change_list_template = "admin/reviews/labelexport/change_list.html"
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
+        category = form.base_fields["category"]
+        assert isinstance(category, forms.ModelChoiceField)
+        category.queryset = Category.objects.visible_to(request.user)
+        return form
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # While an export is on its way the list reloads itself, so its progress moves without a click.
+        running = self.get_queryset(request).filter(status__in=[LabelExport.Status.QUEUED, LabelExport.Status.RUNNING])
+        refresh = 3 if running.exists() else 0
+        return super().changelist_view(request, {**(extra_context or {}), "refresh_seconds": refresh})
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_data_curator(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: LabelExport | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LabelExport | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: LabelExport, form: Any, change: bool) -> None:
+        created = services.request_export(user=acting_user(request), params=form.params())
+        obj.pk = created.pk
+        obj._state.adding = False
+
+    def get_urls(self) -> list[URLPattern]:
+        download = path(
+            "<int:pk>/download/", self.admin_site.admin_view(self.download_view), name="reviews_labelexport_download"
+        )
+        return [download, *super().get_urls()]
+
+    def download_view(self, request: HttpRequest, pk: int) -> FileResponse:
+        item = self.get_queryset(request).filter(pk=pk, status=LabelExport.Status.DONE).first()
+        if item is None or not is_data_curator(request.user):
+            raise Http404("No finished export of yours matches.")
+        return FileResponse(services.export_path(item).open("rb"), as_attachment=True, filename=item.file_name)
+
+    @admin.display(description="labels")
+    def what(self, obj: LabelExport) -> str:
+        params = obj.params
+        parts = [params.get("category") or "every category", params.get("format", "jsonl")]
+        if params.get("passed_gate") == "true":
+            parts.append("past the gate")
+        return ", ".join(parts)
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: LabelExport) -> SafeString:
+        total = "?" if obj.total is None else f"{obj.total:,}"
+        return format_html(
+            '<progress value="{}" max="1" style="width:10em"></progress> {} of {}',
+            f"{obj.progress:.3f}",
+            f"{obj.written:,}",
+            total,
+        )
+
+    @admin.display(description="file")
+    def download(self, obj: LabelExport) -> SafeString | str:
+        if obj.status == LabelExport.Status.DONE:
+            return format_html(
+                '<a href="{}">Download</a>', reverse("admin:reviews_labelexport_download", args=[obj.pk])
+            )
+        return obj.error[:120] if obj.status == LabelExport.Status.FAILED else "—"

@@ -175,6 +175,24 @@ def _csv_value(value: Any) -> Any:
     return "" if value is None else value
 
 
+class Counted:
+    """Records passed through while counting them (the admin's export shows how far it got)."""
+
+    def __init__(self, records: Iterator[dict[str, Any]]) -> None:
+        self._records = records
+        self.count = 0
+
+    @property
+    def records(self) -> Iterator[dict[str, Any]]:
+        for record in self._records:
+            self.count += 1
+            yield record
+
+
+def render(records: Iterator[dict[str, Any]], fmt: str) -> Iterator[str]:
+    """The records as lines of the format: JSON lines, or CSV with its header."""
+    return jsonl_lines(records) if fmt == "jsonl" else csv_lines(records)
+
+
 def lines(request: ExportRequest, user: User | AnonymousUser) -> Iterator[str]:
-    records = label_records(request.labels(user))
-    return jsonl_lines(records) if request.format == "jsonl" else csv_lines(records)
+    return render(label_records(request.labels(user)), request.format)

@@ -198,3 +198,47 @@ class ReviewerCertification(models.Model):
     def __str__(self) -> str:
         state = "certified" if self.active else "revoked"
         return f"{self.reviewer} {state} for {self.category}"
+
+
+class LabelExportQuerySet(models.QuerySet["LabelExport"]):
+    def visible_to(self, user: User | AnonymousUser) -> LabelExportQuerySet:
+        """One's own exports (a superuser sees all): a file of labels is for whoever asked for it."""
+        if not user.is_authenticated:
+            return self.none()
+        return self.all() if user.is_superuser else self.filter(requested_by_id=user.pk)
+
+
+class LabelExport(models.Model):
+    """A label export started from the admin: run by an RQ job that writes the file and counts its progress, so
+    a million labels do not hold a request open; the requester downloads it when it is done."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    params = models.JSONField(default=dict, help_text="The export's filters and format, as the API takes them.")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    total = models.PositiveIntegerField(null=True, blank=True)
+    written = models.PositiveIntegerField(default=0)
+    file_name = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = LabelExportQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"label export #{self.pk} ({self.status})"
+
+    @property
+    def progress(self) -> float:
+        """The share written, 0 to 1 (1 once done, whatever the count)."""
+        if self.status == self.Status.DONE:
+            return 1.0
+        return self.written / self.total if self.total else 0.0

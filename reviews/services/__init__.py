@@ -5,6 +5,7 @@ neither writes a case another way."""
 
 from reviews.services.claims import claim, claim_duration, claim_next, claimable_in, is_waiting, may_work, release, skip
 from reviews.services.decisions import BatchResult, Verdict, batch_approve, check_may_batch, decide
+from reviews.services.exports import export_path, request_export
 from reviews.services.labels import certify, is_certified, revoke
 from reviews.services.reassign import REASSIGN_PERM, reassign
 
@@ -20,11 +21,13 @@ __all__ = [
     "claim_next",
     "claimable_in",
     "decide",
+    "export_path",
     "is_certified",
     "is_waiting",
     "may_work",
     "reassign",
     "release",
+    "request_export",
     "revoke",
     "skip",
 ]
