@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance import events
+from governance.artifacts import artifact_digest
 from governance.choices import MODEL_STATUS_ORDER, AuditKind, ModelStatus
 from governance.exceptions import Conflict
 from governance.history import require_reason, save_with_reason
@@ -39,8 +40,10 @@ def register_model_version(
     reason: str = "",
     notes: str = "",
     metrics: dict[str, Any] | None = None,
+    artifact: bytes | None = None,
 ) -> ModelVersion:
-    """Register a model version for the category; a duplicate name@version is a conflict."""
+    """Register a model version for the category; a duplicate name@version is a conflict. A built-in model's
+    `artifact` is stored with its SHA-256, which governance.predictor checks before every load."""
     for field_name, text in (("name", name), ("version", version)):
         if not text.strip() or "@" in text:
             raise ValidationError({field_name: "Must be non-empty and without '@' (a case names it as name@version)."})
@@ -53,6 +56,8 @@ def register_model_version(
         status=ModelStatus.REGISTERED,
         notes=notes,
         metrics=metrics or {},
+        artifact=artifact,
+        artifact_sha256=artifact_digest(artifact) if artifact else "",
     )
     model_version.full_clean(exclude=["category"], validate_unique=False)
     try:
