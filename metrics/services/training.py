@@ -29,6 +29,7 @@ from sklearn.pipeline import Pipeline
 from governance.choices import ModelStatus
 from governance.models import Category, ModelVersion
 from governance.predictor import input_text
+from governance.promotion_gate import BUILTIN_MODEL_NAME
 from governance.services import register_model_version
 from metrics import evaluation
 from metrics.evaluation import Answer
@@ -37,7 +38,7 @@ from reviews.models import Label
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
-BUILTIN_NAME = "builtin"
+BUILTIN_NAME = BUILTIN_MODEL_NAME
 MIN_LABELS = 50
 MIN_PER_CLASS = 5
 HELD_OUT_SHARE = 0.20
