@@ -16,7 +16,7 @@ from rq import cron
 
 from cases.jobs import retention_purge, sla_sweep
 from governance.jobs import audit_anchor, deliver_webhooks, verify_audit_chain
-from metrics.jobs import alert_check, pause_check, snapshot_metrics
+from metrics.jobs import alert_check, pause_check, snapshot_metrics, train_model
 
 QUEUE_NAME = "default"
 
@@ -84,6 +84,13 @@ JOBS: dict[str, PeriodicJob] = {
         interval=60 * 60,
         timeout=30 * 60,
     ),
+}
+
+
+# Jobs that work on one category (`runjob NAME --category SLUG`), run on demand rather than on a schedule.
+# Each takes the category's slug and returns a summary with `ok`; a refusal is `ok: false` with `refused`.
+CATEGORY_JOBS: dict[str, Callable[[str], dict[str, Any]]] = {
+    "train_model": train_model,
 }
 
 

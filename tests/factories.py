@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import random
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ from cases.services.intake import IntakeItem, submit_case
 from governance.choices import ModelStatus
 from governance.models import Category, ModelVersion
 from governance.services import create_category, register_model_version
+from reviews import services as review_services
 
 _counter = itertools.count(1)
 
@@ -84,3 +86,37 @@ def grant_submit(user: User | Group, category: Category) -> None:
 def model_version(category: Category, label: str = "model@1") -> ModelVersion:
     name, version = label.split("@")
     return ModelVersion.objects.get(category=category, name=name, version=version)
+
+
+# Words that tell the three topics apart (and filler that does not), for a labelled set a text model must learn.
+TOPIC_WORDS = {
+    "refund": ("refund", "money back", "reimburse", "chargeback"),
+    "shipping": ("shipping", "parcel", "courier", "delivery"),
+    "login": ("login", "password", "sign in", "two-factor"),
+}
+FILLER = ("please", "today", "my order", "again", "thanks", "urgent", "hello", "account", "since monday", "help")
+
+
+def make_labelled_cases(
+    category: Category, reviewer: User, *, n: int, wrong_every: int = 0, seed: int = 7
+) -> list[Case]:
+    """`n` cases whose topic shows in their words, each decided by `reviewer` (who must hold the queues): approved
+    when the case's model got it right, corrected when not (every `wrong_every`-th case is wrong)."""
+    rng = random.Random(seed)
+    topics = sorted(TOPIC_WORDS)
+    cases = []
+    for i in range(n):
+        topic = topics[i % len(topics)]
+        words = [rng.choice(FILLER), rng.choice(TOPIC_WORDS[topic]), rng.choice(FILLER), rng.choice(FILLER)]
+        rng.shuffle(words)
+        wrong = bool(wrong_every) and i % wrong_every == 0
+        said = topics[(i + 1) % len(topics)] if wrong else topic
+        case = make_case(
+            category, input={"subject": f"Ticket {i}", "body": " ".join(words)}, output={"label": said}, confidence=0.8
+        )
+        if wrong:
+            review_services.decide(case=case, user=reviewer, action="correct", output={"label": topic})
+        else:
+            review_services.decide(case=case, user=reviewer, action="approve")
+        cases.append(case)
+    return cases

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -11,9 +9,6 @@ from simple_history.models import HistoricalRecords
 
 from governance.choices import ModelStatus
 from governance.models.categories import Category, InCategoryQuerySet
-
-if TYPE_CHECKING:
-    pass
 
 
 class ModelVersionQuerySet(InCategoryQuerySet["ModelVersion"]):
@@ -33,9 +28,15 @@ class ModelVersion(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True, help_text="Deployment notes.")
     metrics = models.JSONField(default=dict, blank=True, help_text="Evaluation metrics.")
+    # A built-in model's trained classifier, serialized by skops (governance.predictor loads it), and the SHA-256
+    # of those bytes, checked before every load so a changed artifact is refused rather than run.
+    artifact = models.BinaryField(null=True, blank=True, editable=False)
+    artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    history = HistoricalRecords()
+    # The artifact never changes after registration; copying it into every history row (each status change)
+    # would only multiply its size.
+    history = HistoricalRecords(excluded_fields=["artifact"])
     objects = ModelVersionQuerySet.as_manager()
 
     class Meta:

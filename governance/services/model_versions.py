@@ -9,10 +9,12 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from governance import events
+from governance.artifacts import artifact_digest
 from governance.choices import MODEL_STATUS_ORDER, AuditKind, ModelStatus
 from governance.exceptions import Conflict
 from governance.history import require_reason, save_with_reason
 from governance.models import Category, ModelVersion
+from governance.promotion_gate import BUILTIN_MODEL_NAME, promotion_shortfalls
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -39,8 +41,10 @@ def register_model_version(
     reason: str = "",
     notes: str = "",
     metrics: dict[str, Any] | None = None,
+    artifact: bytes | None = None,
 ) -> ModelVersion:
-    """Register a model version for the category; a duplicate name@version is a conflict."""
+    """Register a model version for the category; a duplicate name@version is a conflict. A built-in model's
+    `artifact` is stored with its SHA-256, which governance.predictor checks before every load."""
     for field_name, text in (("name", name), ("version", version)):
         if not text.strip() or "@" in text:
             raise ValidationError({field_name: "Must be non-empty and without '@' (a case names it as name@version)."})
@@ -53,6 +57,8 @@ def register_model_version(
         status=ModelStatus.REGISTERED,
         notes=notes,
         metrics=metrics or {},
+        artifact=artifact,
+        artifact_sha256=artifact_digest(artifact) if artifact else "",
     )
     model_version.full_clean(exclude=["category"], validate_unique=False)
     try:
@@ -105,6 +111,29 @@ def check_transition(current: str, target: str) -> None:
         )
 
 
+def check_builtin_beats_active(model_version: ModelVersion, status: str) -> None:
+    """A built-in version goes past shadow only if it beats the active one on the same held-out cases (see
+    governance.promotion_gate); the refusal says by how much it fell short."""
+    if model_version.name != BUILTIN_MODEL_NAME:
+        return
+    active = (
+        ModelVersion.objects.filter(category=model_version.category, status=ModelStatus.ACTIVE)
+        .exclude(pk=model_version.pk)
+        .order_by("-created_at")
+        .first()
+    )
+    shortfalls = promotion_shortfalls(
+        metrics=model_version.metrics or {},
+        active=active.label if active is not None else None,
+        auto_threshold=float(model_version.category.policy.auto_threshold),
+    )
+    if shortfalls:
+        reasons = "; ".join(shortfalls)
+        raise ValidationError(
+            {"status": f"{model_version.label} may not go to {status}, it does not beat {active}: {reasons}."}
+        )
+
+
 @transaction.atomic
 def promote_model_version(*, model_version: ModelVersion, status: str, user: User | None, reason: str) -> ModelVersion:
     """Move a version along its rollout. Promoting one to `active` retires the category's previous active one."""
@@ -112,6 +141,8 @@ def promote_model_version(*, model_version: ModelVersion, status: str, user: Use
     model_version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
     previous = model_version.status
     check_transition(previous, status)
+    if status in (ModelStatus.CANARY, ModelStatus.ACTIVE):
+        check_builtin_beats_active(model_version, status)
     if status == ModelStatus.ACTIVE:
         for other in (
             ModelVersion.objects.select_for_update()
