@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import skops.io
 
 from governance.artifacts import artifact_digest
+from governance.models import ModelArtifact
 from governance.pii import redact
 
 if TYPE_CHECKING:
@@ -82,7 +83,8 @@ class Predictor:
 def load_predictor(version: ModelVersion) -> Predictor:
     """The predictor stored with `version`; ArtifactRefused if it has none, its bytes do not match the recorded
     hash, or they hold a type outside skops's trusted list and TRUSTED_TYPES."""
-    data = bytes(version.artifact) if version.artifact is not None else b""
+    stored = ModelArtifact.objects.filter(model_version=version).values_list("data", flat=True).first()
+    data = bytes(stored) if stored is not None else b""
     if not data or not version.artifact_sha256:
         raise ArtifactRefused(f"{version.label} has no stored model artifact.")
     if not hmac.compare_digest(artifact_digest(data), version.artifact_sha256):

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from governance.artifacts import artifact_digest
-from governance.models import Category, ModelVersion
+from governance.models import Category, ModelArtifact, ModelVersion
 from governance.predictor import ArtifactRefused, input_text, load_predictor
 from governance.services import register_model_version
 from tests.factories import make_category
@@ -42,16 +42,16 @@ def version(category: Category) -> ModelVersion:
 
 def test_a_registered_artifact_is_stored_with_its_hash_and_predicts(version: ModelVersion) -> None:
     version.refresh_from_db()
-    assert version.artifact_sha256 == artifact_digest(bytes(version.artifact))
+    assert version.artifact_sha256 == artifact_digest(bytes(ModelArtifact.objects.get(model_version=version).data))
     predictions = load_predictor(version).predict(["I want a refund", "shipping is late"])
     assert [label for label, _ in predictions] == ["refund", "shipping"]
     assert all(0.5 < confidence <= 1 for _, confidence in predictions)
 
 
 def test_it_refuses_a_tampered_artifact(version: ModelVersion) -> None:
-    data = bytearray(version.artifact)
+    data = bytearray(ModelArtifact.objects.get(model_version=version).data)
     data[len(data) // 2] ^= 0x01
-    ModelVersion.objects.filter(pk=version.pk).update(artifact=bytes(data))
+    ModelArtifact.objects.filter(model_version=version).update(data=bytes(data))
     version.refresh_from_db()
     with pytest.raises(ArtifactRefused, match="does not match its recorded SHA-256"):
         load_predictor(version)
@@ -65,7 +65,8 @@ def test_it_refuses_a_version_without_an_artifact(category: Category) -> None:
 
 def test_it_refuses_an_artifact_holding_an_untrusted_type(version: ModelVersion) -> None:
     data = skops.io.dumps({"model": CalibratedClassifierCV, "f": artifact_digest})
-    ModelVersion.objects.filter(pk=version.pk).update(artifact=data, artifact_sha256=artifact_digest(data))
+    ModelArtifact.objects.filter(model_version=version).update(data=data)
+    ModelVersion.objects.filter(pk=version.pk).update(artifact_sha256=artifact_digest(data))
     version.refresh_from_db()
     with pytest.raises(ArtifactRefused, match="not trusted"):
         load_predictor(version)

@@ -11,7 +11,7 @@ from governance.models.categories import (
     validate_audit_multipliers,
 )
 from governance.models.incidents import Incident, IncidentEntry
-from governance.models.model_versions import ModelVersion, ModelVersionQuerySet
+from governance.models.model_versions import ModelArtifact, ModelVersion, ModelVersionQuerySet
 from governance.models.notifications import Notification
 from governance.models.webhooks import (
     WebhookAttempt,
@@ -32,6 +32,7 @@ __all__ = [
     "InCategoryQuerySet",
     "Incident",
     "IncidentEntry",
+    "ModelArtifact",
     "ModelVersion",
     "ModelVersionQuerySet",
     "Notification",

@@ -28,15 +28,12 @@ class ModelVersion(models.Model):
     approved_at = models.DateTimeField(null=True, blank=True)
     notes = models.TextField(blank=True, help_text="Deployment notes.")
     metrics = models.JSONField(default=dict, blank=True, help_text="Evaluation metrics.")
-    # A built-in model's trained classifier, serialized by skops (governance.predictor loads it), and the SHA-256
-    # of those bytes, checked before every load so a changed artifact is refused rather than run.
-    artifact = models.BinaryField(null=True, blank=True, editable=False)
+    # The SHA-256 of a built-in model's artifact (its bytes are a ModelArtifact row of their own), checked before
+    # every load so a changed artifact is refused rather than run; kept here, in the version's history.
     artifact_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
-    # The artifact never changes after registration; copying it into every history row (each status change)
-    # would only multiply its size.
-    history = HistoricalRecords(excluded_fields=["artifact"])
+    history = HistoricalRecords()
     objects = ModelVersionQuerySet.as_manager()
 
     class Meta:
@@ -56,3 +53,16 @@ class ModelVersion(models.Model):
     @property
     def label(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+class ModelArtifact(models.Model):
+    """A built-in model's trained classifier, serialized by skops (governance.predictor loads it).
+
+    A table of its own: every case reads its model version (`select_related`), and a model of several hundred
+    kilobytes must not travel with each of them. Written once, at registration."""
+
+    model_version = models.OneToOneField(ModelVersion, on_delete=models.CASCADE, related_name="artifact")
+    data = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"artifact of {self.model_version_id}"

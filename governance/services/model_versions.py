@@ -13,7 +13,7 @@ from governance.artifacts import artifact_digest
 from governance.choices import MODEL_STATUS_ORDER, AuditKind, ModelStatus
 from governance.exceptions import Conflict
 from governance.history import require_reason, save_with_reason
-from governance.models import Category, ModelVersion
+from governance.models import Category, ModelArtifact, ModelVersion
 from governance.promotion_gate import BUILTIN_MODEL_NAME, promotion_shortfalls
 
 if TYPE_CHECKING:
@@ -57,13 +57,14 @@ def register_model_version(
         status=ModelStatus.REGISTERED,
         notes=notes,
         metrics=metrics or {},
-        artifact=artifact,
         artifact_sha256=artifact_digest(artifact) if artifact else "",
     )
     model_version.full_clean(exclude=["category"], validate_unique=False)
     try:
         with transaction.atomic():
             save_with_reason(model_version, user=user, reason=reason or "Registered")
+            if artifact:
+                ModelArtifact.objects.create(model_version=model_version, data=artifact)
     except IntegrityError as exc:
         raise Conflict(f"{name}@{version} is already registered for {category.slug!r}.") from exc
     events.record(
