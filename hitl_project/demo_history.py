@@ -129,9 +129,9 @@ class Story:
 
 CAREFUL = {"reviewer": 0.6, "reviewer-lea": 0.4}
 STORIES: dict[str, Story] = {
-    SUPPORT: Story(per_day=30, reviewers=CAREFUL, uneven_region="LATAM", uneven_boost=0.30, uneven_drop=0.08),
+    SUPPORT: Story(per_day=28, reviewers=CAREFUL, uneven_region="LATAM", uneven_boost=0.30, uneven_drop=0.08),
     REFUNDS: Story(per_day=24, reviewers=CAREFUL, rubber_stamper="reviewer-sam", stamper_share=0.7),
-    LEADS: Story(per_day=36, reviewers=CAREFUL, drift_days=7, drift_drop=0.12),
+    LEADS: Story(per_day=32, reviewers=CAREFUL, drift_days=7, drift_drop=0.12),
 }
 
 

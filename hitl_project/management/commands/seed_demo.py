@@ -326,7 +326,8 @@ class Command(BaseCommand):
             # dashboard's queries afterwards profit too). PostgreSQL's autovacuum does the same on its own.
             with connection.cursor() as cursor:
                 cursor.execute("ANALYZE")
-        written: int = snapshot_metrics(now=now, catch_up_hours=days * 24)["written"]
+        with transaction.atomic():  # one commit for a month of hours, not one each
+            written: int = snapshot_metrics(now=now, catch_up_hours=days * 24)["written"]
         return written
 
     def _print_logins(self, token: Token) -> None:
