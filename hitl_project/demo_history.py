@@ -191,7 +191,12 @@ class _Simulation:
     """A clock, a heap of things due to happen, and the people who make them happen."""
 
     def __init__(
-        self, *, clock: Any, users: dict[str, User], integration: User, categories: dict[str, Category]
+        self,
+        *,
+        clock: time_machine.Traveller,
+        users: dict[str, User],
+        integration: User,
+        categories: dict[str, Category],
     ) -> None:
         self.clock = clock
         self.users = users
@@ -283,6 +288,7 @@ class _Simulation:
         return case.status == CaseStatus.AUTO_APPROVED and case.audit_status == AuditStatus.PENDING
 
     def plan_escalation(self, case: Case, rng: random.Random, now: datetime) -> None:
+        """The escalation manager takes an escalated case within its queue's SLA (or at once if it is late)."""
         assert case.due_at is not None
         seconds = _lognormal_seconds(rng, ESCALATION_MEDIAN_SECONDS)
         wait = case.due_at - now
@@ -304,6 +310,7 @@ class _Simulation:
 
     @staticmethod
     def _next_session(after: datetime) -> datetime:
+        """The first of the rubber-stamper's sessions at or after `after`."""
         for day in range(2):
             start = (after + timedelta(days=day)).replace(minute=0, second=0, microsecond=0)
             for hour, minute in STAMPING_SESSIONS:
