@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 import unicodedata
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -191,10 +191,41 @@ LEAD_SOURCES = ["website", "webinar", "referral", "trade-fair", "outbound"]
 @dataclass(frozen=True)
 class DemoCase:
     """One case as the integration would submit it: its category by slug, and the fields of a
-    `cases.services.intake.IntakeItem` (external_id, input, output, confidence, model_version, ...)."""
+    `cases.services.intake.IntakeItem` (external_id, input, output, confidence, model_version, ...).
+
+    `truth_output` is what a careful person would have the case say (the right label, with its draft): the demo
+    history's reviewers approve an output that matches it and correct one that does not. It is never submitted.
+    """
 
     category_slug: str
     fields: dict[str, Any]
+    truth_output: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def truth(self) -> str:
+        return str(self.truth_output.get("label", ""))
+
+    @property
+    def model_is_right(self) -> bool:
+        return bool(self.truth) and self.fields["output"].get("label") == self.truth
+
+
+@dataclass(frozen=True)
+class Skew:
+    """How the model behaves on a case compared with its usual self, so the demo history can tell a story.
+
+    `confidence_drop` lowers its confidence (drift: the traffic moved away from what it was trained on; being
+    calibrated, it is then wrong more often too); `error_boost` makes it wrong more often at the same confidence
+    (a segment it serves badly); `region` fixes the case's region, drawn by the caller, so that a skew can depend
+    on it. The default is no skew: the live stream's cases are drawn exactly as they always were.
+    """
+
+    confidence_drop: float = 0.0
+    error_boost: float = 0.0
+    region: str | None = None
+
+
+NO_SKEW = Skew()
 
 
 def _ascii(name: str) -> str:
@@ -209,14 +240,14 @@ class _Person:
         self.phone = f"+49 151 {rng.randint(1000000, 9999999)}"
 
 
-def _confidence(rng: random.Random, alpha: float, beta: float) -> float:
+def _confidence(rng: random.Random, alpha: float, beta: float, skew: Skew = NO_SKEW) -> float:
     """A model's confidence: mostly high, with a long tail of unsure cases, as real classifiers have."""
-    return round(min(0.995, max(0.05, rng.betavariate(alpha, beta))), 3)
+    return round(min(0.995, max(0.05, rng.betavariate(alpha, beta) - skew.confidence_drop)), 3)
 
 
-def _predicted(rng: random.Random, truth: str, labels: list[str], confidence: float) -> str:
+def _predicted(rng: random.Random, truth: str, labels: list[str], confidence: float, skew: Skew = NO_SKEW) -> str:
     """The model's label: right with a probability that grows with its confidence, as a calibrated model is."""
-    if rng.random() < 0.55 + 0.45 * confidence:
+    if rng.random() < 0.55 + 0.45 * confidence - skew.error_boost:
         return truth
     return rng.choice([label for label in labels if label != truth])
 
@@ -227,7 +258,7 @@ def _customer(rng: random.Random, prefix: str, pool: int) -> str:
     return f"{prefix}-{10000 + number}"
 
 
-def _support_case(rng: random.Random, number: int) -> DemoCase:
+def _support_case(rng: random.Random, external_id: str, skew: Skew = NO_SKEW) -> DemoCase:
     person = _Person(rng)
     truth = rng.choice(list(SUPPORT_TOPICS))
     fill = {
@@ -240,15 +271,15 @@ def _support_case(rng: random.Random, number: int) -> DemoCase:
         "date": f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}",
         "street": f"{rng.randint(1, 120)} {rng.choice(['Hauptstraße', 'Rue de la Paix', 'Via Roma', 'Main St'])}",
     }
-    subject, body, _ = rng.choice(SUPPORT_TOPICS[truth])
+    subject, body, right_reply = rng.choice(SUPPORT_TOPICS[truth])
     subject, body = subject.format(**fill), body.format(**fill)
     urgent = rng.random() < 0.05
     if urgent:
         subject = "URGENT: " + subject
         body += " This is blocking our whole team, please help today."
     canary = rng.random() < 0.12
-    confidence = _confidence(rng, 6.0, 1.6)
-    label = _predicted(rng, truth, list(SUPPORT_TOPICS), confidence)
+    confidence = _confidence(rng, 6.0, 1.6, skew)
+    label = _predicted(rng, truth, list(SUPPORT_TOPICS), confidence, skew)
     output: dict[str, Any] = {"label": label, "reasoning": f"The ticket {SUPPORT_KEYWORDS[label]}."}
     # The draft answers the ticket the model thinks it read: a wrong label comes with a wrong draft.
     drafts = [reply for subj, _, reply in SUPPORT_TOPICS[label] if subj == subject] or [SUPPORT_TOPICS[label][0][2]]
@@ -258,7 +289,7 @@ def _support_case(rng: random.Random, number: int) -> DemoCase:
     return DemoCase(
         SUPPORT,
         dict(
-            external_id=f"TCK-{100000 + number}",
+            external_id=external_id,
             input={
                 "subject": subject,
                 "body": body,
@@ -271,16 +302,17 @@ def _support_case(rng: random.Random, number: int) -> DemoCase:
             rules_fired=["repeat_contact"] if rng.random() < 0.2 else [],
             segment={
                 "channel": rng.choice(["email", "email", "chat", "phone"]),
-                "region": rng.choice(REGIONS),
+                "region": skew.region or rng.choice(REGIONS),
                 "tier": rng.choice(TIERS),
             },
             priority="urgent" if urgent else "normal",
             customer_ref=customer_ref,
         ),
+        {"label": truth, "text": right_reply.format(**fill)},
     )
 
 
-def _refund_case(rng: random.Random, number: int) -> DemoCase:
+def _refund_case(rng: random.Random, external_id: str, skew: Skew = NO_SKEW) -> DemoCase:
     person = _Person(rng)
     reason, truth, why, (min_days, max_days) = rng.choice(REFUND_REASONS)
     # Order values are log-normal, as shop baskets are: most small, a few above the 500 high-value limit.
@@ -290,22 +322,27 @@ def _refund_case(rng: random.Random, number: int) -> DemoCase:
     days = rng.randint(min_days, max_days)
     if days > 30 and truth == "partial":
         truth, why = "deny", "a change of mind outside the 30-day return window"
-    confidence = _confidence(rng, 7.0, 1.5)
+    confidence = _confidence(rng, 7.0, 1.5, skew)
     labels = ["approve", "partial", "deny", "legal"]
-    label = _predicted(rng, truth, labels, confidence)
+    label = _predicted(rng, truth, labels, confidence, skew)
     partial = (amount * Decimal("0.85")).quantize(Decimal("0.01"))
-    message = REFUND_MESSAGES[label].format(
-        name=person.first, amount=amount, currency=currency, order=order, partial=partial
-    )
+
+    def answer(decision: str) -> dict[str, Any]:
+        message = REFUND_MESSAGES[decision].format(
+            name=person.first, amount=amount, currency=currency, order=order, partial=partial
+        )
+        if not message:
+            return {}
+        refund = amount if decision == "approve" else partial if decision == "partial" else 0
+        return {"text": message, "refund_amount": str(refund)}
+
     window = "inside" if days <= 30 else "outside"
     basis = why if label == truth else f"closest precedent is a {label} case"
     output: dict[str, Any] = {
         "label": label,
         "reasoning": f"{basis[0].upper()}{basis[1:]}; delivered {days} days ago ({window} the 30-day window).",
     }
-    if message:
-        output["text"] = message
-        output["refund_amount"] = str(amount if label == "approve" else partial if label == "partial" else 0)
+    output |= answer(label)
     rules = []
     if truth == "legal":
         rules.append("chargeback_mentioned")
@@ -315,7 +352,7 @@ def _refund_case(rng: random.Random, number: int) -> DemoCase:
     return DemoCase(
         REFUNDS,
         dict(
-            external_id=f"RR-{500000 + number}",
+            external_id=external_id,
             input={
                 "order_id": order,
                 "amount": str(amount),
@@ -333,25 +370,26 @@ def _refund_case(rng: random.Random, number: int) -> DemoCase:
             value=amount,
             segment={
                 "channel": rng.choice(["web", "web", "email", "app"]),
-                "region": rng.choice(REGIONS),
+                "region": skew.region or rng.choice(REGIONS),
                 "tier": rng.choice(TIERS),
             },
             priority="urgent" if urgent else "normal",
             customer_ref=_customer(rng, "CUST", 400),
         ),
+        {"label": truth, **answer(truth)},
     )
 
 
-def _lead_case(rng: random.Random, number: int) -> DemoCase:
+def _lead_case(rng: random.Random, external_id: str, skew: Skew = NO_SKEW) -> DemoCase:
     person = _Person(rng)
     company, industry = rng.choice(COMPANIES)
     employees = rng.choice([8, 15, 25, 40, 60, 120, 150, 400])
     message, truth = rng.choice(LEAD_MESSAGES)
     message = message.format(employees=employees)
     source = rng.choice(LEAD_SOURCES)
-    confidence = _confidence(rng, 4.0, 1.8)
+    confidence = _confidence(rng, 4.0, 1.8, skew)
     labels = ["hot", "warm", "cold", "disqualified"]
-    label = _predicted(rng, truth, labels, confidence)
+    label = _predicted(rng, truth, labels, confidence, skew)
     # Expected first-year deal value: seats x list price, which lets the audit stratify by value.
     value = Decimal(employees * rng.choice([29, 39, 49]) * 12).quantize(Decimal("0.01"))
     unregistered = rng.random() < 0.04
@@ -360,13 +398,14 @@ def _lead_case(rng: random.Random, number: int) -> DemoCase:
         "score": round(confidence * 100),
         "reasoning": f"{employees} employees in {industry}; the message reads as {truth} intent.",
     }
+    first_answer = f"Hi {person.first}, thanks for reaching out about {company}. Would a 30-minute call work?"
     if label in ("hot", "warm"):
-        output["text"] = f"Hi {person.first}, thanks for reaching out about {company}. Would a 30-minute call work?"
+        output["text"] = first_answer
     size = "enterprise" if employees >= 150 else "midmarket" if employees >= 40 else "smb"
     return DemoCase(
         LEADS,
         dict(
-            external_id=f"LEAD-{700000 + number}",
+            external_id=external_id,
             input={
                 "company": company,
                 "industry": industry,
@@ -381,18 +420,38 @@ def _lead_case(rng: random.Random, number: int) -> DemoCase:
             confidence=confidence,
             model_version=UNREGISTERED_MODEL[LEADS] if unregistered else ACTIVE_MODELS[LEADS],
             value=value,
-            segment={"channel": source, "region": rng.choice(REGIONS), "tier": size},
+            segment={"channel": source, "region": skew.region or rng.choice(REGIONS), "tier": size},
             priority="urgent" if truth == "hot" and employees >= 150 else "normal",
             # The account is the company: every lead from one company shares it.
             customer_ref=f"ACC-{1001 + COMPANIES.index((company, industry))}",
         ),
+        {"label": truth, **({"text": first_answer} if truth in ("hot", "warm") else {})},
     )
 
 
-def demo_cases(count: int, seed: int = SEED) -> Iterator[DemoCase]:
-    """The first `count` demo cases: support tickets, refund requests and leads, mixed as a day's traffic is."""
+# How each category makes a case, and the external ids of its live stream (case number i is FIRST_NUMBER + i).
+MAKERS: dict[str, Callable[[random.Random, str, Skew], DemoCase]] = {
+    SUPPORT: _support_case,
+    REFUNDS: _refund_case,
+    LEADS: _lead_case,
+}
+ID_PREFIXES = {SUPPORT: "TCK", REFUNDS: "RR", LEADS: "LEAD"}
+FIRST_NUMBER = {SUPPORT: 100000, REFUNDS: 500000, LEADS: 700000}
+
+
+def make_case(category_slug: str, rng: random.Random, external_id: str, skew: Skew = NO_SKEW) -> DemoCase:
+    """One case of the category, drawn from `rng` (the demo history draws its days with this)."""
+    return MAKERS[category_slug](rng, external_id, skew)
+
+
+def demo_cases(count: int, seed: int = SEED, skews: dict[str, Skew] | None = None) -> Iterator[DemoCase]:
+    """The first `count` demo cases: support tickets, refund requests and leads, mixed as a day's traffic is.
+
+    `skews` gives a category's model a skew for the whole stream (the seed passes where the history's drift has
+    got to, so the live cases carry on from the past)."""
     rng = random.Random(seed)
-    makers = [_support_case, _refund_case, _lead_case]
+    slugs = list(MAKERS)
     for number in range(1, count + 1):
-        maker = rng.choices(makers, weights=[45, 30, 25])[0]
-        yield maker(rng, number)
+        slug = rng.choices(slugs, weights=[45, 30, 25])[0]
+        external_id = f"{ID_PREFIXES[slug]}-{FIRST_NUMBER[slug] + number}"
+        yield make_case(slug, rng, external_id, (skews or {}).get(slug, NO_SKEW))

@@ -1,4 +1,8 @@
-"""seed_demo: the demo's people, categories, grants, model versions and cases, made once however often it runs."""
+"""seed_demo: the demo's people, categories, grants, model versions and cases, made once however often it runs.
+
+Most tests seed without a history (`--days 0`), which is fast; the history's own tests (test_seed_history.py) seed
+one once for the whole module.
+"""
 
 from __future__ import annotations
 
@@ -6,33 +10,44 @@ from io import StringIO
 
 import pytest
 from django.contrib.auth.models import User
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from guardian.models import UserObjectPermission
 from rest_framework.authtoken.models import Token
 
-from cases.models import Case, Queue
-from governance.models import AuditEvent, Category, ModelVersion, Policy
+from cases.models import Case, Queue, SlaBreach
+from governance.models import AuditEvent, Category, ModelVersion, Notification, Policy
 from governance.permissions import ROLE_NAMES
+from metrics.models import Alert, AlertRule, MetricSnapshot
+from reviews.models import Decision
 
 pytestmark = pytest.mark.django_db
 
 CASES = 40
 
 
-def seed(cases: int = CASES) -> str:
+def seed(cases: int = CASES, days: int = 0) -> str:
     out = StringIO()
-    call_command("seed_demo", "--cases", str(cases), stdout=out)
+    call_command("seed_demo", "--cases", str(cases), "--days", str(days), stdout=out)
     return out.getvalue()
 
 
 def counts() -> dict[str, int]:
+    """Every kind of row the seed writes, counted."""
     return {
         "users": User.objects.count(),
         "tokens": Token.objects.count(),
         "categories": Category.objects.count(),
+        "policies": Policy.history.count(),  # type: ignore[attr-defined]
+        "alert_rules": AlertRule.history.count(),  # type: ignore[attr-defined]
         "queues": Queue.objects.count(),
         "model_versions": ModelVersion.objects.count(),
         "cases": Case.objects.count(),
+        "case_history": Case.history.count(),  # type: ignore[attr-defined]
+        "decisions": Decision.objects.count(),
+        "breaches": SlaBreach.objects.count(),
+        "snapshots": MetricSnapshot.objects.count(),
+        "alerts": Alert.objects.count(),
+        "notifications": Notification.objects.count(),
         "grants": UserObjectPermission.objects.count(),
         "audit_events": AuditEvent.objects.count(),
     }
@@ -45,6 +60,11 @@ def test_a_second_run_adds_nothing() -> None:
     assert counts() == first
     assert first["cases"] == CASES
     assert "0 cases" in output
+
+
+def test_it_rejects_a_history_longer_than_the_longest_window() -> None:
+    with pytest.raises(CommandError, match="--days"):
+        seed(days=91)
 
 
 def test_a_larger_run_adds_only_the_new_cases() -> None:
@@ -75,6 +95,8 @@ def test_role_users_are_in_their_groups() -> None:
     seed()
     expected = {
         "reviewer": "Reviewer",
+        "reviewer-lea": "Reviewer",
+        "reviewer-sam": "Reviewer",
         "escalation": "Escalation Manager",
         "product-owner": "Product Owner",
         "model-steward": "Model Steward",
@@ -91,15 +113,16 @@ def test_role_users_are_in_their_groups() -> None:
 
 def test_grants_narrow_each_role_to_its_queues_and_categories() -> None:
     seed()
-    reviewer = User.objects.get(username="reviewer")
+    reviewers = User.objects.filter(username__in=["reviewer", "reviewer-lea", "reviewer-sam"])
     escalation = User.objects.get(username="escalation")
     owner = User.objects.get(username="product-owner")
     integration = User.objects.get(username="integration")
     for category in Category.objects.all():
         queues = {queue.kind: queue for queue in Queue.objects.filter(category=category)}
-        assert reviewer.has_perm("cases.work_queue", queues["quick"])
-        assert reviewer.has_perm("cases.work_queue", queues["full"])
-        assert not reviewer.has_perm("cases.work_queue", queues["escalation"])
+        for reviewer in reviewers:
+            assert reviewer.has_perm("cases.work_queue", queues["quick"])
+            assert reviewer.has_perm("cases.work_queue", queues["full"])
+            assert not reviewer.has_perm("cases.work_queue", queues["escalation"])
         assert escalation.has_perm("cases.work_queue", queues["escalation"])
         assert escalation.has_perm("cases.work_queue", queues["expert"])
         assert not escalation.has_perm("cases.work_queue", queues["quick"])
