@@ -22,7 +22,7 @@ from cases.models import Case, SlaBreach
 from governance.models import AuditEvent, Category
 from metrics import kpis
 from metrics.models import MetricSnapshot
-from reviews.models import Decision
+from reviews.models import Decision, Label
 from tests.test_seed_demo import counts
 
 pytestmark = pytest.mark.django_db
@@ -100,6 +100,12 @@ def test_the_threshold_advisor_has_rows_with_enough_known_outcomes(history: str)
         advised = [row for row in figures(slug)["threshold_advisor"] if row["enough_data"]]
         assert advised, slug
         assert all(row["known"] >= kpis.ADVISOR_MIN_KNOWN and row["error_rate"] is not None for row in advised)
+
+
+def test_the_certified_reviewers_labels_pass_the_gate_and_the_rubber_stampers_do_not(history: str) -> None:
+    gated = set(Label.objects.filter(passed_gate=True).values_list("reviewer__username", flat=True))
+    assert gated and gated <= {"reviewer", "reviewer-lea"}
+    assert not Label.objects.filter(reviewer__username="reviewer-sam", passed_gate=True).exists()
 
 
 def test_hourly_snapshots_cover_the_history(history: str) -> None:

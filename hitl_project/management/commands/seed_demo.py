@@ -42,6 +42,8 @@ from metrics.choices import AlertKind
 from metrics.models import AlertRule
 from metrics.services.alerts import update_alert_rule
 from metrics.services.snapshots import hour_start, snapshot_metrics
+from reviews.models import ReviewerCertification
+from reviews.services import certify
 
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
 DEFAULT_CASES = 300
@@ -142,6 +144,10 @@ QUEUE_GRANTS = {
 }
 
 
+# Reviewers the demo's data curator certified (labels they make pass the quality gate).
+CERTIFIED_REVIEWERS = ("reviewer", "reviewer-lea")
+
+
 class Command(BaseCommand):
     """Seed the demo: role users, the three example categories, their grants and model versions, a history of
     backdated work with its metric snapshots, and a stream of cases waiting now."""
@@ -182,6 +188,7 @@ class Command(BaseCommand):
             admin = users["admin"]
             categories, created = self._categories(admin)
             self._grants(users, integration, categories)
+            self._certify(users, categories)
             self._tune_alert_rules(users["product-owner"], created)
             new_versions = self._model_versions(admin, categories)
         history = write_history(
@@ -272,6 +279,19 @@ class Command(BaseCommand):
             assign_perm("governance.view_category", users["product-owner"], category)
             assign_perm("governance.change_category", users["product-owner"], category)
             assign_perm("governance.submit_case", integration, category)
+
+    def _certify(self, users: dict[str, User], categories: dict[str, Category]) -> None:
+        """The careful reviewers are certified in every category (the rubber-stamper is not), so the demo's labels
+        have some past the quality gate; a certification that exists already is left as it is."""
+        for category in categories.values():
+            for username in CERTIFIED_REVIEWERS:
+                if not ReviewerCertification.objects.filter(reviewer=users[username], category=category).exists():
+                    certify(
+                        curator=users["data-curator"],
+                        reviewer=users[username],
+                        category=category,
+                        reason=f"{SEED_REASON}: passed the calibration set",
+                    )
 
     def _model_versions(self, admin: User, categories: dict[str, Category]) -> int:
         wanted = [(slug, label, ModelStatus.ACTIVE) for slug, label in ACTIVE_MODELS.items()]
