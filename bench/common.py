@@ -1,6 +1,6 @@
 """What the benchmarks under bench/ share: the scratch database, Django set-up, the generated data's vocabulary and
 SQL literals, the fixture (categories and people), generating data in SQL, EXPLAIN, percentiles, SQL logging,
-the command line, the results and the table.
+gunicorn and an HTTP client, the command line, the results and the table.
 
 Every benchmark creates its own scratch PostgreSQL database (refusing ``test``, ``postgres`` and the templates,
 and one that already exists unless told to replace it), points Django at it, and drops it at the end. Results go
@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import cProfile
+import http.client
 import io
 import json
 import os
@@ -22,13 +23,14 @@ import pstats
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
@@ -194,6 +196,138 @@ def migrate() -> float:
     start = time.perf_counter()
     call_command("migrate", interactive=False, verbosity=0)
     return time.perf_counter() - start
+
+
+def use_database(name: str) -> None:
+    """Point Django's connections (this thread's and the ones threads will open) at another database of the same
+    server: the next size's scratch database, in a benchmark that measures several."""
+    from django.conf import settings
+    from django.db import connections
+
+    connections.close_all()
+    settings.DATABASES["default"]["NAME"] = name
+    connections.settings["default"]["NAME"] = name
+    connections["default"].settings_dict["NAME"] = name
+
+
+def server_settings(names: Iterable[str]) -> dict[str, str]:
+    """The PostgreSQL settings that matter to a benchmark's figures, with their units (for the results)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, setting || coalesce(' ' || unit, '') FROM pg_settings WHERE name = ANY(%s)", [list(names)]
+        )
+        return dict(cursor.fetchall())
+
+
+# --- gunicorn, and an HTTP client for it ----------------------------------------------------------------------
+
+VENV_BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """gunicorn sync workers (one unless told) on the scratch database `env` names, as production serves."""
+
+    env: dict[str, str]
+    workers: int = 1
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="hitl-bench-gunicorn-")[1]))
+
+    @property
+    def command(self) -> list[str]:
+        return [
+            str(VENV_BIN / "gunicorn"),
+            "hitl_project.wsgi",
+            "-w",
+            str(self.workers),
+            "-b",
+            f"127.0.0.1:{self.port}",
+            "--timeout",
+            "120",
+        ]
+
+    def start(self, token: str, timeout: float = 60.0) -> None:
+        """Start it and wait until GET /api/v1/categories/ with this API token answers 200."""
+        env = {**self.env, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1"}
+        with self.log_path.open("wb") as log:
+            # Its own session: a Ctrl-C in the terminal reaches this script, which then stops gunicorn itself.
+            self.process = subprocess.Popen(
+                self.command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise BenchError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+                conn.request("GET", "/api/v1/categories/", headers={"Authorization": f"Token {token}"})
+                status = conn.getresponse().status
+                conn.close()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            if status == 200:
+                return
+            raise BenchError(f"gunicorn answered {status} to GET /api/v1/categories/:\n{self.log_tail()}")
+        raise BenchError(f"gunicorn did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+        self.log_path.unlink(missing_ok=True)
+
+
+class HttpClient:
+    """One keep-alive HTTP/1.1 connection (reopened when the server closes it, as gunicorn's sync worker does after
+    every response; counted), with an API token or other headers on every request."""
+
+    def __init__(self, port: int, token: str | None, headers: dict[str, str] | None = None) -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        self.headers = {"Content-Type": "application/json", "Accept": "application/json", **(headers or {})}
+        if token:
+            self.headers["Authorization"] = f"Token {token}"
+        self.closed_by_server = 0
+
+    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, float]:
+        """Status, body, and the round trip in seconds (request sent to last byte read)."""
+        start = time.perf_counter()
+        self.conn.request(method, path, body=body, headers=self.headers)
+        response = self.conn.getresponse()
+        data = response.read()
+        elapsed = time.perf_counter() - start
+        if response.will_close:
+            self.closed_by_server += 1
+        return response.status, data, elapsed
+
+    def post(self, path: str, body: bytes) -> tuple[int, bytes, float]:
+        return self.request("POST", path, body)
+
+    def get(self, path: str) -> tuple[int, bytes, float]:
+        return self.request("GET", path)
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 # --- The generated data: what the cases say, and SQL literals -------------------------------------------------

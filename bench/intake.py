@@ -39,21 +39,16 @@ from __future__ import annotations
 import argparse
 import cProfile
 import functools
-import http.client
 import json
 import os
 import random
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -63,12 +58,13 @@ from common import (
     LOCALES,
     MODEL_LABEL,
     REGIONS,
-    ROOT,
     RULES,
     SENSITIVE_POLICY,
     TEXTS,
     TIERS,
     BenchError,
+    HttpClient,
+    Server,
     add_run_options,
     bench_parser,
     configure_django,
@@ -92,8 +88,6 @@ from common import (
 if TYPE_CHECKING:
     from cases.services.intake import IntakeItem
     from governance.models import Category
-
-VENV_BIN = Path(sys.executable).parent
 
 CATEGORY_SLUG = "bench-intake"
 BULK_BATCH = 500
@@ -203,104 +197,6 @@ def intake_item(body: dict[str, Any], category: Category) -> IntakeItem:
     )
 
 
-# --- gunicorn and the HTTP client -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Server:
-    """One gunicorn sync worker on the scratch database."""
-
-    env: dict[str, str]
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="hitl-bench-gunicorn-")[1]))
-
-    @property
-    def command(self) -> list[str]:
-        return [
-            str(VENV_BIN / "gunicorn"),
-            "hitl_project.wsgi",
-            "-w",
-            "1",
-            "-b",
-            f"127.0.0.1:{self.port}",
-            "--timeout",
-            "120",
-        ]
-
-    def start(self, token: str, timeout: float = 60.0) -> None:
-        env = {**self.env, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1"}
-        with self.log_path.open("wb") as log:
-            # Its own session: a Ctrl-C in the terminal reaches this script, which then stops gunicorn itself.
-            self.process = subprocess.Popen(
-                self.command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/api/v1/categories/", headers={"Authorization": f"Token {token}"})
-                status = conn.getresponse().status
-                conn.close()
-            except OSError:
-                time.sleep(0.1)
-                continue
-            if status == 200:
-                return
-            raise BenchError(f"gunicorn answered {status} to GET /api/v1/categories/:\n{self.log_tail()}")
-        raise BenchError(f"gunicorn did not answer within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return "(no log)"
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        self.log_path.unlink(missing_ok=True)
-
-
-class Client:
-    """One keep-alive HTTP/1.1 connection; counts how often the server made it reconnect."""
-
-    def __init__(self, port: int, token: str | None) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-        self.headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if token:
-            self.headers["Authorization"] = f"Token {token}"
-        self.closed_by_server = 0
-
-    def post(self, path: str, body: bytes) -> tuple[int, bytes, float]:
-        """Status, body, and the round trip in seconds (request sent to last byte read)."""
-        start = time.perf_counter()
-        self.conn.request("POST", path, body=body, headers=self.headers)
-        response = self.conn.getresponse()
-        data = response.read()
-        elapsed = time.perf_counter() - start
-        if response.will_close:
-            self.closed_by_server += 1
-        return response.status, data, elapsed
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 # --- Measurements ---------------------------------------------------------------------------------------------
 
 
@@ -310,7 +206,7 @@ def request_summary(seconds: list[float], wall: float) -> dict[str, float]:
     return {**latency_summary(ms, (50, 90, 99), digits=3), "requests_per_s": round(len(ms) / wall, 1)}
 
 
-def run_single(client: Client, rng: random.Random, *, prefix: str, count: int, quiet: bool) -> dict[str, Any]:
+def run_single(client: HttpClient, rng: random.Random, *, prefix: str, count: int, quiet: bool) -> dict[str, Any]:
     bodies = [json.dumps(case_body(rng, f"{prefix}-{i:07d}")).encode() for i in range(count)]
     times: list[float] = []
     routes: Counter[str] = Counter()
@@ -336,7 +232,7 @@ def run_single(client: Client, rng: random.Random, *, prefix: str, count: int, q
 
 def run_floor(port: int) -> dict[str, Any]:
     """Unauthenticated POSTs (401, no database work): what HTTP, gunicorn, middleware and DRF cost alone."""
-    client = Client(port, token=None)
+    client = HttpClient(port, token=None)
     body = json.dumps({"category": CATEGORY_SLUG}).encode()
     times: list[float] = []
     start = time.perf_counter()
@@ -373,7 +269,7 @@ def cases_in_table() -> int:
     return Case.objects.count()
 
 
-def run_bulk_api(client: Client, batches: list[list[dict[str, Any]]], quiet: bool) -> dict[str, Any]:
+def run_bulk_api(client: HttpClient, batches: list[list[dict[str, Any]]], quiet: bool) -> dict[str, Any]:
     before = cases_in_table()
     bodies = [json.dumps({"cases": batch}).encode() for batch in batches]
     times: list[float] = []
@@ -707,7 +603,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"gunicorn up on 127.0.0.1:{server.port} (migrations took {migrate_seconds:.1f} s)", flush=True)
         rng = random.Random(args.seed)
 
-        client = Client(server.port, fixture.token)
+        client = HttpClient(server.port, fixture.token)
         print(f"Single-case intake: {WARMUP_REQUESTS} warm-up requests, then {args.requests} timed ...", flush=True)
         run_single(client, rng, prefix="warm", count=WARMUP_REQUESTS, quiet=True)
         client.closed_by_server = 0

@@ -112,6 +112,7 @@ from common import (
     sql_int_array,
     sql_shape,
     sql_text_array,
+    use_database,
     verdict,
 )
 
@@ -960,17 +961,6 @@ def explain_all(fx: Fixture, pages: dict[str, Any]) -> dict[str, list[dict[str, 
 
 
 # --- One size -------------------------------------------------------------------------------------------------
-
-
-def use_database(name: str) -> None:
-    """Point Django's connections (this thread's and the ones threads will open) at another database."""
-    from django.conf import settings
-    from django.db import connections
-
-    connections.close_all()
-    settings.DATABASES["default"]["NAME"] = name
-    connections.settings["default"]["NAME"] = name
-    connections["default"].settings_dict["NAME"] = name
 
 
 def run_size(n: int, database: ScratchDatabase, args: argparse.Namespace, urls_cache: dict[str, Any]) -> dict[str, Any]:

@@ -96,6 +96,7 @@ from common import (
     run_record,
     save_results,
     scratch_databases,
+    server_settings,
     size_label,
     sql_int_array,
     sql_interval,
@@ -594,17 +595,6 @@ SERVER_SETTINGS = (
 )
 
 
-def server_settings() -> dict[str, str]:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT name, setting || coalesce(' ' || unit, '') FROM pg_settings WHERE name = ANY(%s)",
-            [list(SERVER_SETTINGS)],
-        )
-        return dict(cursor.fetchall())
-
-
 def wal_stats() -> dict[str, int]:
     """The WAL position and the server's WAL counters (every session's writes, not only this one's). This
     backend's own counters are flushed first: pg_stat_force_next_flush() takes effect once it is idle."""
@@ -902,7 +892,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 database,
                 load_at_start,
                 email_backend=os.environ["EMAIL_URL"],
-                server_settings=server_settings(),
+                server_settings=server_settings(SERVER_SETTINGS),
             ),
             "parameters": {
                 "open": mix.open,
