@@ -1,4 +1,5 @@
-"""Metrics benchmark: every KPI of a category over a 30-day window, the metrics API and the dashboard page, with
+"""Metrics benchmark (named kpis.py, not metrics.py: a top-level `metrics` module would shadow the app package for
+mypy and for anything that puts bench/ on the path): every KPI of a category over a 30-day window, the metrics API and the dashboard page, with
 1,000,000 decisions in the database.
 
 Against DESIGN.md "Budgets": "metrics of a 30-day window over 1,000,000 decisions under 1 s; the dashboard page
@@ -48,10 +49,10 @@ and ``--keep-db`` to try more by hand.
 
 Run (PostgreSQL, trust auth; the database named in the URL is not used)::
 
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/metrics.py
-    DATABASE_URL=... .venv/bin/python bench/metrics.py --sizes 10000 --explain
-    DATABASE_URL=... .venv/bin/python bench/metrics.py --sizes 1000000 --tag idx --extra-sql "CREATE INDEX ..."
-    DATABASE_URL=... .venv/bin/python bench/metrics.py --sizes 1000000 --tag no-jit --db-setting jit=off
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/kpis.py
+    DATABASE_URL=... .venv/bin/python bench/kpis.py --sizes 10000 --explain
+    DATABASE_URL=... .venv/bin/python bench/kpis.py --sizes 1000000 --tag idx --extra-sql "CREATE INDEX ..."
+    DATABASE_URL=... .venv/bin/python bench/kpis.py --sizes 1000000 --tag no-jit --db-setting jit=off
 
 Results: a table on stdout and ``bench/results/metrics-<date>.json`` (``metrics-<tag>-<date>.json`` with ``--tag``).
 The scratch databases are dropped at the end (also on Ctrl-C) unless ``--keep-db``; an existing one is refused
