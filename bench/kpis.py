@@ -1,6 +1,6 @@
-"""Metrics benchmark (named kpis.py, not metrics.py: a top-level `metrics` module would shadow the app package for
-mypy and for anything that puts bench/ on the path): every KPI of a category over a 30-day window, the metrics API and the dashboard page, with
-1,000,000 decisions in the database.
+"""Metrics benchmark: every KPI of a category over a 30-day window, the metrics API and the dashboard page, with
+1,000,000 decisions in the database. (Named kpis.py, not metrics.py: a top-level `metrics` module would shadow
+the app package for mypy and for anything that puts bench/ on the path.)
 
 Against DESIGN.md "Budgets": "metrics of a 30-day window over 1,000,000 decisions under 1 s; the dashboard page
 under 1 s p95 at that size"; and issue 9: the dashboard's query count at 10,000 and at 1,000,000 (the same).
