@@ -8,6 +8,7 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 
 from cases.choices import AuditStatus, Route
+from cases.models import Case
 from governance.models import ModelVersion
 from metrics.kpis import Window
 from metrics.stats import wilson_interval
@@ -26,20 +27,32 @@ def _decision_count(condition: Q) -> Coalesce:
     return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
 
 
+def _case_count(condition: Q) -> Coalesce:
+    counts = (
+        Case.objects.filter(condition, model_version=OuterRef("pk"))
+        .order_by()
+        .values("model_version")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
+    return Coalesce(Subquery(counts, output_field=IntegerField()), Value(0))
+
+
 def with_kpis(queryset: QuerySet[ModelVersion], window: Window | None = None) -> QuerySet[ModelVersion]:
     """Annotate each version with its volume, auto share, human verdicts, overrides, audits and shadow agreement:
-    over all time, or over `window` (cases created in it, decisions made in it, as the KPIs count)."""
+    over all time, or over `window` (cases created in it, decisions made in it, as the KPIs count).
+
+    Every figure is a subquery per version, none a join: an aggregate over joined cases would put the subqueries
+    in the GROUP BY, and PostgreSQL would then run each of them once per case (a page that never came back)."""
     cases_in, decided_in = Q(), Q()
     if window is not None:
-        cases_in = Q(cases__created_at__gte=window.start, cases__created_at__lt=window.end)
+        cases_in = Q(created_at__gte=window.start, created_at__lt=window.end)
         decided_in = Q(created_at__gte=window.start, created_at__lt=window.end)
     return queryset.annotate(
-        kpi_cases=Count("cases", filter=cases_in, distinct=True),
-        kpi_auto=Count("cases", filter=cases_in & Q(cases__route=Route.AUTO), distinct=True),
-        kpi_audited=Count(
-            "cases", filter=cases_in & Q(cases__audit_status__in=[AuditStatus.CONFIRMED, AuditStatus.FLAGGED])
-        ),
-        kpi_flagged=Count("cases", filter=cases_in & Q(cases__audit_status=AuditStatus.FLAGGED)),
+        kpi_cases=_case_count(cases_in),
+        kpi_auto=_case_count(cases_in & Q(route=Route.AUTO)),
+        kpi_audited=_case_count(cases_in & Q(audit_status__in=[AuditStatus.CONFIRMED, AuditStatus.FLAGGED])),
+        kpi_flagged=_case_count(cases_in & Q(audit_status=AuditStatus.FLAGGED)),
         kpi_reviewed=_decision_count(decided_in & Q(action__in=sorted(VERDICT_ACTIONS)) & ~Q(case__route=Route.SHADOW)),
         kpi_overridden=_decision_count(
             decided_in & Q(action__in=sorted(OVERRIDE_ACTIONS)) & ~Q(case__route=Route.SHADOW)

@@ -24,8 +24,9 @@ from guardian.shortcuts import assign_perm
 
 from cases.models import Case, Queue
 from cases.services.sla import sweep
-from governance.models import Category, Policy
+from governance.models import Category, ModelVersion, Policy
 from metrics.kpis import Window
+from metrics.selectors import with_kpis
 from metrics.services.snapshots import HOUR, hour_start, snapshot_hour
 from reviews import services as review
 from tests.factories import grant_queue, make_case, make_category
@@ -505,3 +506,10 @@ def test_hourly_trends_keep_the_snapshots_hours_in_a_zone_half_an_hour_off_utc(s
     assert trend.labels[index].endswith(":30")
     assert trend.series["volume"][index] == 7 and trend.series["override_rate"][index] == 0.25
     assert trend.snapshots == 1
+
+
+def test_model_version_figures_join_nothing_so_postgresql_never_runs_a_subquery_per_case() -> None:
+    """An aggregate over joined cases put with_kpis's decision subqueries in the GROUP BY, which PostgreSQL ran
+    once per case: the dashboard timed out at 10,000 decisions (bench/kpis.py). Each figure is now a subquery."""
+    sql = str(with_kpis(ModelVersion.objects.all(), Window.last("30d")).query)
+    assert "LEFT OUTER JOIN" not in sql and "GROUP BY" not in sql.split("FROM", 1)[0]
