@@ -54,7 +54,7 @@ Run (PostgreSQL, trust auth; the database named in the URL is not used)::
     DATABASE_URL=... .venv/bin/python bench/kpis.py --sizes 1000000 --tag idx --extra-sql "CREATE INDEX ..."
     DATABASE_URL=... .venv/bin/python bench/kpis.py --sizes 1000000 --tag no-jit --db-setting jit=off
 
-Results: a table on stdout and ``bench/results/metrics-<date>.json`` (``metrics-<tag>-<date>.json`` with ``--tag``).
+Results: a table on stdout and ``bench/results/kpis-<date>.json`` (``kpis-<tag>-<date>.json`` with ``--tag``).
 The scratch databases are dropped at the end (also on Ctrl-C) unless ``--keep-db``; an existing one is refused
 unless ``--replace-db``.
 """
@@ -1054,12 +1054,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=DASHBOARD_URL,
         help=f"the dashboard path ({{slug}}, {{window}}; default {DASHBOARD_URL})",
     )
-    add_diagnosis_options(parser, benchmark="metrics")
+    add_diagnosis_options(parser, benchmark="kpis")
     add_run_options(
         parser,
         db_name="hitl_bench_metrics",
         db_help="scratch database prefix (<name>_<size>; default hitl_bench_metrics)",
-        results="metrics-<date>.json",
+        results="kpis-<date>.json",
     )
     args = parser.parse_args(argv)
     if min(args.runs, args.requests, args.workers, args.days, args.explain_top) < 1 or args.warmup < 0:
@@ -1088,7 +1088,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 release([database], keep=False)  # dropped once measured: two large databases never sit side by side
         results: dict[str, Any] = {
             **run_record(
-                "metrics",
+                "kpis",
                 databases[0],
                 load_at_start,
                 server_settings=settings_seen,
@@ -1123,7 +1123,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         )
         missed = any(r["result"] == "MISS" for r in rows)
         print_details(per_size, explain_all=args.explain, missed=missed)
-        save_results(f"metrics-{args.tag}" if args.tag else "metrics", results, rows, write=not args.no_write)
+        save_results(f"kpis-{args.tag}" if args.tag else "kpis", results, rows, write=not args.no_write)
         return results
     finally:
         release(databases, keep=args.keep_db)
@@ -1132,7 +1132,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     return run_main(
-        "metrics",
+        "kpis",
         lambda: run(args),
         interrupted="Interrupted; gunicorn was stopped and the scratch databases dropped (unless --keep-db).",
     )
