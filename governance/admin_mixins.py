@@ -304,3 +304,25 @@ def confirm_with_reason(
     }
     request.current_app = model_admin.admin_site.name
     return TemplateResponse(request, "admin/hitl/confirm_with_reason.html", context)
+
+
+def with_page_first(
+    app_list: list[Any], *, app_label: str, app_name: str, page_name: str, object_name: str, url: str
+) -> list[Any]:
+    """`app_list` (the admin index's and sidebar's), with a page that is not a model admin listed first in its
+    app (the reviewer's "My queues", the metrics dashboard). Someone who sees no model of that app gets the app
+    too, holding only the page."""
+    entry = {
+        "name": page_name,
+        "object_name": object_name,
+        "perms": {"add": False, "change": False, "delete": False, "view": True},
+        "admin_url": url,
+        "add_url": None,
+        "view_only": True,
+    }
+    app = next((app for app in app_list if app["app_label"] == app_label), None)
+    if app is None:
+        app = {"name": app_name, "app_label": app_label, "app_url": url, "has_module_perms": True, "models": []}
+        app_list = sorted([*app_list, app], key=lambda listed: listed["name"].lower())
+    app["models"].insert(0, entry)
+    return app_list

@@ -14,6 +14,7 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 
+from governance.admin_mixins import with_page_first
 from metrics.dashboard.views import dashboard_view, sees_a_category
 
 
@@ -26,27 +27,10 @@ def with_dashboard(app_list: list[Any], request: HttpRequest, *, app_label: str 
     """`app_list`, with "Dashboard" first in Metrics for anyone who may see a category."""
     if app_label not in (None, "metrics") or not sees_a_category(request):
         return app_list
-    entry = {
-        "name": "Dashboard",
-        "object_name": "Dashboard",
-        "perms": {"add": False, "change": False, "delete": False, "view": True},
-        "admin_url": reverse("admin:metrics_dashboard", current_app=site.name),
-        "add_url": None,
-        "view_only": True,
-    }
-    metrics = next((app for app in app_list if app["app_label"] == "metrics"), None)
-    if metrics is None:
-        # A reviewer or a data curator has no Metrics model to see: the app is theirs for the dashboard.
-        metrics = {
-            "name": "Metrics",
-            "app_label": "metrics",
-            "app_url": entry["admin_url"],
-            "has_module_perms": True,
-            "models": [],
-        }
-        app_list = sorted([*app_list, metrics], key=lambda app: app["name"].lower())
-    metrics["models"].insert(0, entry)
-    return app_list
+    url = reverse("admin:metrics_dashboard", current_app=site.name)
+    return with_page_first(
+        app_list, app_label="metrics", app_name="Metrics", page_name="Dashboard", object_name="Dashboard", url=url
+    )
 
 
 __all__ = ["dashboard_urls", "sees_a_category", "with_dashboard"]

@@ -14,6 +14,7 @@ from django.contrib.admin import AdminSite
 from django.http import HttpRequest
 from django.urls import URLPattern, path, reverse
 
+from governance.admin_mixins import with_page_first
 from reviews.selectors import works_any_queue
 from reviews.workplace.queues import batch_view, claim_next_view, my_queues_view, work_list_view
 from reviews.workplace.review import review_view
@@ -35,27 +36,10 @@ def with_my_queues(app_list: list[Any], request: HttpRequest, *, app_label: str 
     """`app_list` (the site's own), with "My queues" first in Reviews for anyone who works a queue."""
     if app_label not in (None, "reviews") or not works_any_queue(request.user):
         return app_list
-    entry = {
-        "name": "My queues",
-        "object_name": "Work",
-        "perms": {"add": False, "change": False, "delete": False, "view": True},
-        "admin_url": reverse("admin:reviews_work", current_app=site.name),
-        "add_url": None,
-        "view_only": True,
-    }
-    reviews = next((app for app in app_list if app["app_label"] == "reviews"), None)
-    if reviews is None:
-        # Someone who only works a queue through an object grant has no Reviews model to see: the app is theirs too.
-        reviews = {
-            "name": "Reviews",
-            "app_label": "reviews",
-            "app_url": entry["admin_url"],
-            "has_module_perms": True,
-            "models": [],
-        }
-        app_list = sorted([*app_list, reviews], key=lambda app: app["name"].lower())
-    reviews["models"].insert(0, entry)
-    return app_list
+    url = reverse("admin:reviews_work", current_app=site.name)
+    return with_page_first(
+        app_list, app_label="reviews", app_name="Reviews", page_name="My queues", object_name="Work", url=url
+    )
 
 
 __all__ = ["with_my_queues", "work_urls"]
