@@ -779,3 +779,18 @@ def run_main(script: str, run: Callable[[], object], *, interrupted: str) -> int
         print(f"\n{interrupted}", file=sys.stderr)
         return 130
     return 0
+
+
+def sizes_parser(*, minimum: int, what: str) -> Callable[[str], list[int]]:
+    """The `--sizes` option's type: comma-separated counts (underscores allowed), each at least `minimum`."""
+
+    def parse(text: str) -> list[int]:
+        try:
+            sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"--sizes: {exc}") from exc
+        if not sizes or min(sizes) < minimum:
+            raise argparse.ArgumentTypeError(f"--sizes: {what}, comma-separated")
+        return sizes
+
+    return parse

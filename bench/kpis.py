@@ -112,6 +112,7 @@ from common import (
     scratch_databases,
     server_settings,
     size_label,
+    sizes_parser,
     sql_int_array,
     sql_interval,
     sql_shape,
@@ -1005,14 +1006,8 @@ def print_details(sizes: list[dict[str, Any]], *, explain_all: bool, missed: boo
 # --- Main -----------------------------------------------------------------------------------------------------
 
 
-def parse_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--sizes: {exc}") from exc
-    if not sizes or min(sizes) < 1000:
-        raise argparse.ArgumentTypeError("--sizes: decision counts of at least 1000, comma-separated")
-    return sizes
+# The --sizes option: comma-separated counts.
+parse_sizes = sizes_parser(minimum=1000, what="decision counts of at least 1000")
 
 
 def parse_setting(text: str) -> tuple[str, str]:
@@ -1026,7 +1021,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     windows = ("1h", "24h", "7d", "30d", "90d")  # metrics.kpis.WINDOWS (Django is not set up yet)
     parser = bench_parser(__doc__)
     parser.add_argument(
-        "--sizes", type=parse_sizes, default=[10_000, 1_000_000], help="decisions; default 10000,1000000"
+        "--sizes",
+        type=parse_sizes,
+        default=[10_000, 1_000_000],
+        help="decisions; default 10000,1000000",
     )
     parser.add_argument("--days", type=int, default=35, help="days the data spans, up to now (default 35)")
     parser.add_argument("--window", choices=windows, default=WINDOW, help=f"the KPI window (default {WINDOW})")

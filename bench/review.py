@@ -109,6 +109,7 @@ from common import (
     save_results,
     scratch_databases,
     size_label,
+    sizes_parser,
     sql_int_array,
     sql_shape,
     sql_text_array,
@@ -1119,19 +1120,18 @@ def print_explains(sizes: list[dict[str, Any]], only_missed: bool, rows: list[di
 # --- Main -----------------------------------------------------------------------------------------------------
 
 
-def parse_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--sizes: {exc}") from exc
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError("--sizes: positive numbers, comma-separated")
-    return sizes
+# The --sizes option: comma-separated counts.
+parse_sizes = sizes_parser(minimum=1, what="positive numbers")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = bench_parser(__doc__)
-    parser.add_argument("--sizes", type=parse_sizes, default=[10_000, 1_000_000], help="default 10000,1000000")
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=[10_000, 1_000_000],
+        help="default 10000,1000000",
+    )
     parser.add_argument("--requests", type=int, default=200, help="timed requests per page (default 200)")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured requests per page first (default 10)")
     parser.add_argument("--threads", type=int, default=20, help="concurrent reviewers claiming (default 20)")
