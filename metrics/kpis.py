@@ -263,6 +263,8 @@ def decision_counts(category: Category, window: Window) -> dict[str, Any]:
         "decisions": counts["decisions"],
         "seconds_spent": int(counts["seconds"] or 0),
         "timed_decisions": counts["timed"],
+        # What a reviewed case costs people, for the advisor's review hours (None when no time was recorded).
+        "seconds_per_decision": (counts["seconds"] or 0) / counts["timed"] if counts["timed"] else None,
     }
 
 
@@ -611,10 +613,10 @@ def category_figures(
     decided = decision_counts(category, window)
     current, previous = confidence_histograms(category, window)
     resolved = resolution(category, window)
+    advice = threshold_advisor(category, window, review_seconds_per_case=decided["seconds_per_decision"])
     rubber = _rubber_stamp_rule(category)
     people = reviewers(category, window, **rubber)
     breaches = sla_breaches(category, window)
-    seconds_per_case = decided["seconds_spent"] / decided["timed_decisions"] if decided["timed_decisions"] else None
     figures = {
         "category": category.slug,
         "window": window.as_dict(),
@@ -635,7 +637,7 @@ def category_figures(
         "fairness": fairness(category, window),
         "reviewers": people if user is None else reviewers_visible_to(people, user, category),
         "shadow_agreement": decided["shadow_agreement"],
-        "threshold_advisor": threshold_advisor(category, window, review_seconds_per_case=seconds_per_case),
+        "threshold_advisor": advice,
     }
     counts = {
         "volume": cases["volume"],

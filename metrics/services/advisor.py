@@ -32,8 +32,7 @@ def adopt_threshold(*, category: Category, user: User, threshold: float, window:
     if candidate is None:
         raise ValidationError({"threshold": "Choose one of the advisor's thresholds, 0.50 to 0.99 in steps of 0.01."})
     threshold = candidate
-    seconds = kpis.decision_counts(category, window)
-    per_case = seconds["seconds_spent"] / seconds["timed_decisions"] if seconds["timed_decisions"] else None
+    per_case = kpis.decision_counts(category, window)["seconds_per_decision"]
     row = next(
         r
         for r in kpis.threshold_advisor(category, window, review_seconds_per_case=per_case)
