@@ -26,6 +26,9 @@ For each size in ``--sizes`` (decisions; default 10,000 then 1,000,000) it creat
    where required, one breach per case and due time), and the append-only decisions are only inserted. No
    history rows or audit events: the KPIs read neither (bench/review.py and bench/sweep.py generate them). Then
    VACUUM ANALYZE (the steady state autovacuum keeps), and ``--extra-sql`` (e.g. a CREATE INDEX to try).
+   Then every past hour's snapshot (``snapshot_metrics`` over all ``--days``, as the hourly job leaves them on a
+   site that ran it all along; timed), which the KPIs of a long window sum; ``--no-snapshots`` skips it, to
+   measure the live reading of every figure.
 2. KPIs in this process: ``metrics.kpis.category_kpis(category, Window.last("30d"))`` once to warm up, then
    ``--runs`` times (default 5) over the same window: the median wall time, its SQL statements (an execute
    wrapper) and the time in them; each piece of the module (``case_counts``, ``decision_counts``, ...) timed
@@ -590,6 +593,24 @@ def apply_db_settings(settings: list[tuple[str, str]]) -> None:
 # --- The KPIs in this process ---------------------------------------------------------------------------------
 
 
+def backfill_snapshots(args: argparse.Namespace) -> dict[str, Any]:
+    """Store every past hour's snapshot, as the hourly `snapshot_metrics` job would have on a site that ran it all
+    along (the KPIs of a long window sum them; `--no-snapshots` measures the live reading instead)."""
+    from django.db import connection
+
+    from metrics.services.snapshots import snapshot_metrics
+
+    hours = args.days * 24 + 1
+    print(f"  snapshotting {hours:,} past hours (the hourly job's backfill) ...", flush=True)
+    start = time.perf_counter()
+    result = snapshot_metrics(catch_up_hours=hours)
+    seconds = time.perf_counter() - start
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE metrics_metricsnapshot")
+    print(f"  {result['written']:,} snapshot hours in {seconds:.1f} s ({seconds / hours * 1000:.0f} ms an hour)")
+    return {"hours": result["written"], "seconds": round(seconds, 1), "ms_per_hour": round(seconds / hours * 1000)}
+
+
 def kpi_pieces(category: Category, window: Any, now: datetime) -> dict[str, Callable[[], object]]:
     """The public pieces `category_kpis` is made of, each callable alone (their statements get a name)."""
     from metrics import kpis
@@ -886,6 +907,7 @@ def run_size(
         flush=True,
     )
     generation = generate(fx, plan, anchor, args)
+    snapshots = backfill_snapshots(args) if args.snapshots else None
     since = timezone.now() - timedelta(days=30)
     in_window = Decision.objects.aggregate(n=Count("id", filter=Q(created_at__gte=since)))["n"]
     kpis = measure_kpis(fx, args)
@@ -906,6 +928,7 @@ def run_size(
         "anchor": anchor.isoformat(),
         "migrate_seconds": round(migrate_seconds, 1),
         "generation": generation,
+        "snapshots": snapshots,
         "server": " ".join(["gunicorn", *server.command[1:]]).replace(str(server.port), "<port>"),
         "kpis": kpis,
         **pages,
@@ -1051,6 +1074,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--dashboard-url",
         default=DASHBOARD_URL,
         help=f"the dashboard path ({{slug}}, {{window}}; default {DASHBOARD_URL})",
+    )
+    parser.add_argument(
+        "--no-snapshots",
+        dest="snapshots",
+        action="store_false",
+        help="measure without the hourly snapshots (every figure read live from the cases and decisions)",
     )
     add_diagnosis_options(parser, benchmark="kpis")
     add_run_options(

@@ -192,6 +192,8 @@ class Case(models.Model):
             models.Index(fields=["audit_status", "due_at"], name="cases_case_audit_due"),
             # KPIs and listings per category over a time window.
             models.Index(fields=["category", "created_at"], name="cases_case_category_created"),
+            # The KPIs' resolution times: the cases of a category made final in an hour (`metrics.kpis.parts`).
+            models.Index(fields=["category", "decided_at"], name="cases_case_category_decided"),
             # "A segment not seen in the last 30 days" at intake.
             models.Index(fields=["category", "segment_key", "created_at"], name="cases_case_segment_seen"),
             models.Index(fields=["customer_ref"], name="cases_case_customer_ref"),

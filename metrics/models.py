@@ -99,6 +99,10 @@ class MetricSnapshot(models.Model):
     seconds_spent = models.PositiveBigIntegerField()
     time_saved_minutes = models.FloatField()
     figures = models.JSONField(default=dict)
+    # The hour's additive parts (`metrics.kpis.parts`), which a longer window's KPIs are summed from, and when
+    # they were last read: the job refreshes an hour whose cases were decided after its snapshot.
+    parts = models.JSONField(default=dict)
+    parts_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = InCategoryQuerySet["MetricSnapshot"].as_manager()
@@ -111,3 +115,28 @@ class MetricSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.category_id} @ {self.hour:%Y-%m-%d %H:00}"
+
+
+class DailyParts(models.Model):
+    """A category's KPI parts over one UTC day, the sum of its 24 hourly snapshots' parts, kept by the
+    `snapshot_metrics` job so that a month's KPIs add up 30 rows rather than 720 (`metrics.kpis.rollup`).
+
+    It holds only while none of its hours was refreshed after it was summed (`parts_at`); otherwise the hours
+    are read instead."""
+
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="daily_parts")
+    day = models.DateTimeField(help_text="The start of the UTC day the parts count.")
+    parts = models.JSONField(default=dict)
+    parts_at = models.DateTimeField(help_text="When the newest of its hours' parts that it sums was read.")
+
+    objects = InCategoryQuerySet["DailyParts"].as_manager()
+
+    class Meta:
+        ordering = ["category", "day"]
+        verbose_name_plural = "daily parts"
+        constraints = [
+            models.UniqueConstraint(fields=["category", "day"], name="%(app_label)s_%(class)s_once_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.category_id} @ {self.day:%Y-%m-%d}"

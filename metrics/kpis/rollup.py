@@ -1,0 +1,147 @@
+"""A window's parts: the hourly snapshots' parts for the hours they cover, and the rest read live.
+
+A month holds about a million decisions; reading them all for every dashboard view costs seconds. The snapshot
+of an hour keeps that hour's parts (`metrics.kpis.parts`), so a window is summed from its hours. Two things are
+read live instead, so that the sum always equals a live reading:
+- the edges: the part of the window before and after the longest run of snapshot hours inside it (the hour now
+  under way, an hour the job has not reached, a window that does not start on the hour);
+- the hours whose cases changed after their snapshot: a case created in an hour may be decided, audited or
+  escalated days later. Every such change is a decision, and the snapshot job refreshes the hours whose cases
+  were decided since its last run, so only the hours touched since that run are read live
+  (`changed_hours`).
+
+A month is 720 hours: the job also sums each complete UTC day into one row (`DailyParts`), so a month reads about
+30 days and the hours at its ends.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django.db.models import Max
+from django.db.models.functions import TruncHour
+
+from governance.models import Category
+from metrics.kpis.parts import SECTIONS, Parts, live_parts
+from metrics.kpis.window import HOUR, Span, Window
+from metrics.models import DailyParts, MetricSnapshot
+from reviews.models import Decision
+
+# A window this short is read live whole: its rows cost less than finding its snapshots.
+LIVE_UP_TO = timedelta(hours=6)
+# More changed hours than this and the window is read live whole (the snapshot job has not run for a while).
+MAX_CHANGED_HOURS = 240
+# A decision written just before a snapshot run may commit just after it: look back this much further.
+COMMIT_MARGIN = timedelta(minutes=10)
+
+
+def hour_floor(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def hour_ceil(moment: datetime) -> datetime:
+    floor = hour_floor(moment)
+    return floor if floor == moment else floor + HOUR
+
+
+def changed_hours(category: Category, start: datetime, end: datetime, since: datetime) -> set[datetime]:
+    """The hours in [start, end) whose cases were decided at or after `since` (one query)."""
+    hours = (
+        Decision.objects.filter(
+            case__category=category,
+            created_at__gte=since,
+            case__created_at__gte=start,
+            case__created_at__lt=end,
+        )
+        .annotate(hour=TruncHour("case__created_at", tzinfo=UTC))
+        .values_list("hour", flat=True)
+        .order_by()
+        .distinct()
+    )
+    return {hour.astimezone(UTC) for hour in hours}
+
+
+def _longest_run(hours: list[datetime]) -> tuple[datetime, datetime] | None:
+    """The longest run of consecutive hours, as [first, end)."""
+    best: tuple[datetime, datetime] | None = None
+    run_start: datetime | None = None
+    previous: datetime | None = None
+    for hour in sorted(hours):
+        if previous is None or hour != previous + HOUR:
+            run_start = hour
+        assert run_start is not None
+        if best is None or hour + HOUR - run_start > best[1] - best[0]:
+            best = (run_start, hour + HOUR)
+        previous = hour
+    return best
+
+
+def day_floor(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def day_hours(day: datetime) -> list[datetime]:
+    return [day + HOUR * index for index in range(24)]
+
+
+def window_parts(category: Category, window: Window, sections: frozenset[str] = SECTIONS) -> Parts:
+    """The parts of `sections` over `window`: summed from the daily and hourly parts where they hold, read live
+    elsewhere. A fixed number of queries: the stored hours' stamps, the changed hours, the days, the hours left,
+    and one live query per section."""
+    first, end = hour_ceil(window.start), hour_floor(window.end)
+    if end - first < LIVE_UP_TO:
+        return live_parts(category, Span.of(window), sections)
+    stamps: dict[datetime, datetime] = {
+        hour.astimezone(UTC): parts_at
+        for hour, parts_at in MetricSnapshot.objects.filter(
+            category=category, hour__gte=first, hour__lt=end, parts_at__isnull=False
+        )
+        .order_by()
+        .values_list("hour", "parts_at")
+        if parts_at is not None
+    }
+    run = _longest_run(list(stamps))
+    if run is None:
+        return live_parts(category, Span.of(window), sections)
+    run_start, run_end = run
+    fresh_at = max(at for hour, at in stamps.items() if run_start <= hour < run_end)
+    changed = changed_hours(category, run_start, run_end, fresh_at - COMMIT_MARGIN)
+    if len(changed) > MAX_CHANGED_HOURS:
+        return live_parts(category, Span.of(window), sections)
+    wanted = {hour for hour in stamps if run_start <= hour < run_end} - changed
+    summed: list[Parts] = []
+    for day, stored, built_at in (
+        DailyParts.objects.filter(category=category, day__gte=run_start, day__lt=run_end)
+        .order_by()
+        .values_list("day", "parts", "parts_at")
+    ):
+        hours = day_hours(day.astimezone(UTC))
+        # A day holds while all its hours are wanted and none was read again after the day was summed.
+        if all(hour in wanted for hour in hours) and built_at >= max(stamps[hour] for hour in hours):
+            parts = Parts.from_json(stored)
+            if parts is not None:
+                summed.append(parts)
+                wanted.difference_update(hours)
+    unreadable: set[datetime] = set()
+    if wanted:
+        for hour, stored in (
+            MetricSnapshot.objects.filter(category=category, hour__in=sorted(wanted))
+            .order_by()
+            .values_list("hour", "parts")
+        ):
+            parts = Parts.from_json(stored)
+            if parts is None:
+                unreadable.add(hour.astimezone(UTC))
+            else:
+                summed.append(parts)
+    edges = Span(((window.start, run_start), (run_end, window.end)))
+    total = live_parts(category, edges + Span.hours(sorted(changed | unreadable)), sections)
+    for parts in summed:
+        total += parts
+    return total
+
+
+def last_fresh_at(category: Category) -> datetime | None:
+    """When the snapshot job last stored or refreshed an hour of the category."""
+    at: datetime | None = MetricSnapshot.objects.filter(category=category).aggregate(at=Max("parts_at"))["at"]
+    return at
