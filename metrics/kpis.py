@@ -46,8 +46,9 @@ from metrics.aggregates import PercentileDisc
 from metrics.choices import AlertKind
 from metrics.models import AlertRule
 from metrics.stats import wilson_interval
+from reviews.agreement import AgreementFigures, agreement_from_counts
 from reviews.choices import Action
-from reviews.models import Decision, DecisionQuerySet
+from reviews.models import Decision, DecisionQuerySet, DoubleReview
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -429,16 +430,28 @@ def _segment_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def agreement(category: Category, window: Window) -> AgreementFigures:
+    """Cohen's kappa of the double reviews whose second verdict was given in the window: over all of them, per
+    reviewer pair and per reviewer, each with its n (one grouped query)."""
+    paired = DoubleReview.objects.filter(
+        category=category, second_at__gte=window.start, second_at__lt=window.end
+    ).pair_counts()
+    return agreement_from_counts(paired)
+
+
 def reviewers(
     category: Category,
     window: Window,
     *,
     approval_at: float = RUBBER_STAMP_APPROVAL,
     min_decisions: int = RUBBER_STAMP_MIN_DECISIONS,
+    kappas: AgreementFigures | None = None,
 ) -> list[dict[str, Any]]:
     """Per person deciding in the window: decisions, decisions per hour of recorded review time, median seconds,
-    approval rate, kappa (from double reviews, None until there are some) and the rubber-stamp flag: approval
-    at or above `approval_at` over at least `min_decisions` with a median under the queue's floor (one query)."""
+    approval rate, kappa (their agreement over the double reviews they were part of, `kappas`; None without any)
+    and the rubber-stamp flag: approval at or above `approval_at` over at least `min_decisions` with a median under
+    the queue's floor (one query)."""
+    per_person = kappas.reviewers if kappas is not None else {}
     rows = (
         _decisions(category, window)
         .filter(_reviewer_action())
@@ -470,7 +483,7 @@ def reviewers(
                 "per_hour": round(row["decisions"] / (row["seconds"] / 3600), 2) if row["seconds"] else None,
                 "median_seconds": median_seconds,
                 "approval_rate": approval,
-                "kappa": None,
+                "kappa": own.kappa if (own := per_person.get(row["actor__username"])) else None,
                 "rubber_stamp": stamping,
                 "floor_seconds": row["floor"] or 0,
             }
@@ -478,15 +491,29 @@ def reviewers(
     return result
 
 
+def sees_every_reviewer(user: User | AnonymousUser, category: Category) -> bool:
+    """Superusers, data curators and whoever may change the category see every person's figures (DESIGN.md, KPIs)."""
+    return bool(
+        user.is_authenticated
+        and (user.is_superuser or can_change_category(user, category) or user.groups.filter(name=DATA_CURATOR).exists())
+    )
+
+
 def reviewers_visible_to(rows: list[dict[str, Any]], user: User | AnonymousUser, category: Category) -> list[Any]:
-    """Every person's row for superusers, data curators and whoever may change the category; one's own row for
-    anyone else (DESIGN.md, KPIs)."""
+    """Every person's row for those who see every reviewer; one's own row for anyone else (DESIGN.md, KPIs)."""
     if not user.is_authenticated:
         return []
-    sees_everyone = (
-        user.is_superuser or can_change_category(user, category) or user.groups.filter(name=DATA_CURATOR).exists()
-    )
-    return rows if sees_everyone else [row for row in rows if row["username"] == user.get_username()]
+    if sees_every_reviewer(user, category):
+        return rows
+    return [row for row in rows if row["username"] == user.get_username()]
+
+
+def _only_own(user: User | AnonymousUser | None, category: Category) -> str | None:
+    """Whose pairs `agreement` keeps for this user: None (everyone's) for jobs and for those who see every
+    reviewer, their own username otherwise (an anonymous user's is "", which matches nobody)."""
+    if user is None or sees_every_reviewer(user, category):
+        return None
+    return user.get_username() if user.is_authenticated else ""
 
 
 def threshold_advisor(category: Category, window: Window, *, review_seconds_per_case: float | None) -> list[Any]:
@@ -615,7 +642,8 @@ def category_figures(
     resolved = resolution(category, window)
     advice = threshold_advisor(category, window, review_seconds_per_case=decided["seconds_per_decision"])
     rubber = _rubber_stamp_rule(category)
-    people = reviewers(category, window, **rubber)
+    kappas = agreement(category, window)
+    people = reviewers(category, window, kappas=kappas, **rubber)
     breaches = sla_breaches(category, window)
     figures = {
         "category": category.slug,
@@ -637,6 +665,7 @@ def category_figures(
         "fairness": fairness(category, window),
         "reviewers": people if user is None else reviewers_visible_to(people, user, category),
         "shadow_agreement": decided["shadow_agreement"],
+        "agreement": kappas.as_dict(only_for=_only_own(user, category)),
         "threshold_advisor": advice,
     }
     counts = {
