@@ -185,3 +185,15 @@ def route_case(
         audit_sampled=audit_sampled,
         draws=draws,
     )
+
+
+def double_review_draw(category_slug: str, external_id: str, policy_version: int) -> float:
+    """The double-review draw of a human-decided case: the same hash as every other draw, with its own salt, so it
+    is independent of the ramp and the audit draws of the same case (DESIGN.md, Feedback loop)."""
+    return draw("double_review", category_slug, external_id, policy_version)
+
+
+def draws_double_review(category_slug: str, external_id: str, policy_version: int, rate: float) -> bool:
+    """Does this human-decided case get a second, blind review? True for a share `rate` (0-1) of cases, always the
+    same answer for the same case and policy version; never at rate 0, always at rate 1."""
+    return double_review_draw(category_slug, external_id, policy_version) < rate

@@ -24,7 +24,8 @@ from governance.admin_mixins import (
 from governance.models import Category
 from governance.permissions import is_data_curator
 from reviews import services
-from reviews.models import Decision, Label, LabelExport, ReviewerCertification
+from reviews.agreement import WEAK_KAPPA, agreement_by_category
+from reviews.models import Decision, DoubleReview, Label, LabelExport, ReviewerCertification
 
 if TYPE_CHECKING:
     from django.utils.safestring import SafeString
@@ -141,6 +142,48 @@ class LabelAdmin(CuratorsOnly, admin.ModelAdmin[Label]):
         return False
 
 
+@admin.register(DoubleReview)
+class DoubleReviewAdmin(CuratorsOnly, admin.ModelAdmin[DoubleReview]):
+    """Double reviews, read-only (the review services make and work them), with the agreement they add up to:
+    Cohen's kappa per category, per reviewer pair and per reviewer, each with its n, weak ones flagged; the
+    figures a data curator certifies and revokes on."""
+
+    list_display = ("id", "created_at", "category", "case", "status", "first_reviewer", "first_said",
+                    "second_reviewer", "second_said", "agreed", "adjudicator")  # fmt: skip
+    list_filter = (VisibleCategoryFilter, "status", "agreed")
+    list_select_related = ("category", "case", "first_reviewer", "second_reviewer", "adjudicator", "first_label",
+                           "second_label")  # fmt: skip
+    raw_id_fields = ("case", "first_decision", "first_label", "second_label", "adjudicated_label")
+    show_full_result_count = False
+    change_list_template = "admin/reviews/doublereview/change_list.html"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: DoubleReview | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: DoubleReview | None = None) -> bool:
+        return False
+
+    @admin.display(description="first said")
+    def first_said(self, obj: DoubleReview) -> str:
+        return obj.first_label.label
+
+    @admin.display(description="second said")
+    def second_said(self, obj: DoubleReview) -> str:
+        return obj.second_label.label if obj.second_label else "—"
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        # The agreement of every category the curator sees, from one grouped query (a row per combination of
+        # reviewers and labels): the panel above the list.
+        figures = agreement_by_category(DoubleReview.objects.visible_to(request.user).pair_counts())
+        slugs = dict(Category.objects.filter(pk__in=figures).values_list("pk", "slug"))
+        agreement = sorted(((slugs[pk], figure) for pk, figure in figures.items()), key=lambda item: item[0])
+        context = {"agreement": agreement, "weak_kappa": WEAK_KAPPA}
+        return super().changelist_view(request, {**(extra_context or {}), **context})
+
+
 class CertifyForm(forms.ModelForm[ReviewerCertification]):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2, "cols": 60}), help_text="Why: kept in the history."
@@ -155,7 +198,8 @@ class CertifyForm(forms.ModelForm[ReviewerCertification]):
 class ReviewerCertificationAdmin(CuratorsOnly, HitlModelAdmin[ReviewerCertification]):
     """Data curators certify reviewers per category (their labels pass the gate from then on) and revoke them,
     always with a reason; the history says who did what and why. The agreement figures to decide on are each
-    reviewer's row in the category's KPIs (approval rate, median time, kappa)."""
+    reviewer's row in the category's KPIs (approval rate, median time, kappa) and the double reviews' page
+    (kappa per category, reviewer pair and reviewer, with n)."""
 
     form = CertifyForm
     list_display = ("reviewer", "category", "active", "certified_at", "revoked_at", "labels_made", "approval_rate")

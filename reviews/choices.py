@@ -41,3 +41,27 @@ class LabelSource(models.TextChoices):
     AUDIT_CONFIRM = "audit_confirm", "Confirmed by an audit"
     AUDIT_FLAG = "audit_flag", "Flagged by an audit, with the corrected output"
     ESCALATION = "escalation", "The final word of an escalation or expert queue"
+    DOUBLE_REVIEW = "double_review", "A second, blind review's own answer"
+    ADJUDICATION = "adjudication", "The adjudicated answer of a double-review disagreement"
+
+
+# Labels that come from a double review's task, not from a decision on the case (the case was already final).
+TASK_LABEL_SOURCES = frozenset({LabelSource.DOUBLE_REVIEW, LabelSource.ADJUDICATION})
+
+
+class DoubleReviewStatus(models.TextChoices):
+    """Where a double review stands: waiting for the second reviewer, waiting for an adjudicator after a
+    disagreement, or done (the pair agreed, or the disagreement was adjudicated)."""
+
+    SECOND_REVIEW = "second_review", "Waiting for the second review"
+    ADJUDICATION = "adjudication", "Disagreement: waiting for adjudication"
+    AGREED = "agreed", "Agreed"
+    ADJUDICATED = "adjudicated", "Adjudicated"
+
+
+# A double review whose second verdict is in: the pairs agreement (Cohen's kappa) counts.
+DOUBLE_REVIEW_PAIRED = frozenset(
+    {DoubleReviewStatus.ADJUDICATION, DoubleReviewStatus.AGREED, DoubleReviewStatus.ADJUDICATED}
+)
+# A double review someone still has to work on.
+DOUBLE_REVIEW_OPEN = frozenset({DoubleReviewStatus.SECOND_REVIEW, DoubleReviewStatus.ADJUDICATION})

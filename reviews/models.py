@@ -1,16 +1,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, Q
+from django.db.models import Count, F, Q
 from django.db.models.fields.json import KeyTransform
 from simple_history.models import HistoricalRecords
 
-from cases.models import Case
+from cases.models import Case, Queue
 from governance.models import Category, InCategoryQuerySet
 from governance.permissions import has_global_category_view
 
@@ -19,9 +20,12 @@ if TYPE_CHECKING:
 
 from reviews.choices import (
     ACTIONS_NEEDING_REASON,
+    DOUBLE_REVIEW_PAIRED,
     OVERRIDE_ACTIONS,
+    TASK_LABEL_SOURCES,
     VERDICT_ACTIONS,
     Action,
+    DoubleReviewStatus,
     LabelSource,
     ReasonCode,
 )
@@ -139,7 +143,14 @@ class Label(models.Model):
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="labels")
     category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="labels")
-    decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="label")
+    decision = models.OneToOneField(
+        Decision,
+        on_delete=models.PROTECT,
+        related_name="label",
+        null=True,
+        blank=True,
+        help_text="The decision that made it; none for a double review's labels (the case was already final).",
+    )
     source = models.CharField(max_length=16, choices=LabelSource.choices)
     label = models.CharField(max_length=200)
     output = models.JSONField(help_text="The output the human verdict stands for (with its `label`).")
@@ -165,6 +176,10 @@ class Label(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(passed_gate=False) | Q(certified=True), name="%(app_label)s_%(class)s_gate_needs_cert"
+            ),
+            models.CheckConstraint(
+                condition=Q(decision__isnull=False) | Q(source__in=sorted(TASK_LABEL_SOURCES)),
+                name="%(app_label)s_%(class)s_decision_or_task",
             ),
         ]
         indexes = [
@@ -200,6 +215,129 @@ class ReviewerCertification(models.Model):
     def __str__(self) -> str:
         state = "certified" if self.active else "revoked"
         return f"{self.reviewer} {state} for {self.category}"
+
+
+class DoubleReviewQuerySet(InCategoryQuerySet["DoubleReview"]):
+    def held(self, now: datetime) -> DoubleReviewQuerySet:
+        """Tasks someone holds right now (a claim is held while `claimed_until > now`, as a case's is)."""
+        return self.filter(claimed_by__isnull=False, claimed_until__gt=now)
+
+    def unheld(self, now: datetime) -> DoubleReviewQuerySet:
+        return self.filter(Q(claimed_by__isnull=True) | Q(claimed_until__isnull=True) | Q(claimed_until__lte=now))
+
+    def for_worker(self, user: User, queue_ids: set[int] | None) -> DoubleReviewQuerySet:
+        """The open tasks this person may work: second reviews of the queues they work whose first verdict was not
+        theirs, and adjudications in the expert queues they work of pairs they were not part of. `queue_ids`: the
+        queues they work (None: every queue, a superuser). The one rule of who may take which task."""
+        second = Q(status=DoubleReviewStatus.SECOND_REVIEW) & ~Q(first_reviewer=user)
+        adjudicate = Q(status=DoubleReviewStatus.ADJUDICATION) & ~Q(first_reviewer=user) & ~Q(second_reviewer=user)
+        if queue_ids is not None:
+            second &= Q(queue_id__in=queue_ids)
+            adjudicate &= Q(adjudication_queue_id__in=queue_ids)
+        return self.filter(second | adjudicate)
+
+    def paired(self) -> DoubleReviewQuerySet:
+        """Double reviews whose second verdict is in: what agreement is computed over."""
+        return self.filter(status__in=sorted(DOUBLE_REVIEW_PAIRED))
+
+    def pair_counts(self) -> Any:
+        """How many paired double reviews each (category, first reviewer, second reviewer, first label, second
+        label) has: the whole input of Cohen's kappa, in one grouped query (a row per combination, never per
+        review)."""
+        return (
+            self.paired()
+            .values(
+                "category_id",
+                first=F("first_reviewer__username"),
+                second=F("second_reviewer__username"),
+                first_said=F("first_label__label"),
+                second_said=F("second_label__label"),
+            )
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+
+
+class DoubleReview(models.Model):
+    """A second, blind review of a case a person already decided, drawn at `double_review_rate` (DESIGN.md,
+    Feedback loop), and, when the pair disagrees, its adjudication in the category's expert queue.
+
+    The case itself was final when this began and stays as it is: nothing here changes what already acted. What
+    changes is the labels: a disagreement holds both labels back from the quality gate until an adjudicator's label
+    supersedes them. The second reviewer is anyone but the first who works the first verdict's queue; the
+    adjudicator anyone but the two who works the expert queue (`for_worker`).
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="double_reviews")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="double_reviews")
+    first_decision = models.OneToOneField(Decision, on_delete=models.PROTECT, related_name="double_review")
+    first_label = models.OneToOneField(Label, on_delete=models.PROTECT, related_name="+")
+    first_reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    queue = models.ForeignKey(
+        Queue, on_delete=models.PROTECT, related_name="+", help_text="Where the first verdict was given."
+    )
+    policy_version = models.PositiveIntegerField(help_text="The policy version whose rate drew the case.")
+    draw = models.FloatField(help_text="The case's double-review draw, in [0, 1).")
+    status = models.CharField(
+        max_length=16, choices=DoubleReviewStatus.choices, default=DoubleReviewStatus.SECOND_REVIEW
+    )
+    claimed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    second_reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    second_label = models.OneToOneField(Label, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    second_at = models.DateTimeField(null=True, blank=True)
+    agreed = models.BooleanField(null=True, blank=True)
+    adjudication_queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    adjudicator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    adjudicated_label = models.OneToOneField(Label, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    adjudicated_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = DoubleReviewQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=DoubleReviewStatus.values), name="%(app_label)s_%(class)s_status_valid"
+            ),
+            # Never the same person twice: the database says so too, whatever a caller forgets.
+            models.CheckConstraint(
+                condition=~Q(second_reviewer=F("first_reviewer")), name="%(app_label)s_%(class)s_second_is_other"
+            ),
+            models.CheckConstraint(
+                condition=~Q(adjudicator=F("first_reviewer")) & ~Q(adjudicator=F("second_reviewer")),
+                name="%(app_label)s_%(class)s_adjudicator_is_third",
+            ),
+            models.CheckConstraint(
+                condition=Q(status=DoubleReviewStatus.SECOND_REVIEW)
+                | (Q(second_label__isnull=False) & Q(agreed__isnull=False)),
+                name="%(app_label)s_%(class)s_paired_has_second",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=DoubleReviewStatus.ADJUDICATED) | Q(adjudicated_label__isnull=False),
+                name="%(app_label)s_%(class)s_adjudicated_has_label",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "queue"], name="reviews_double_open_queue"),
+            models.Index(fields=["category", "second_at"], name="reviews_double_paired_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"double review #{self.pk} of case {self.case_id} ({self.status})"
+
+    def holder_id_at(self, now: datetime) -> int | None:
+        """Whoever holds the task at `now`, or None (an expired claim holds nothing), as `held` says in SQL."""
+        if self.claimed_by_id is None or self.claimed_until is None or self.claimed_until <= now:
+            return None
+        return int(self.claimed_by_id)
 
 
 class LabelExportQuerySet(models.QuerySet["LabelExport"]):

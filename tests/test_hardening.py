@@ -444,3 +444,11 @@ def test_the_depth_scan_agrees_with_the_parsed_depth(value: Any, limit: int, asc
 
     raw = json.dumps(value, ensure_ascii=ascii_only).encode()
     assert exceeds_depth(raw, limit) == (json_depth(value) > limit)
+
+
+def test_a_post_with_a_stray_cookie_to_an_unknown_api_path_is_a_json_404_not_a_csrf_page() -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.cookies["sessionid"] = "not-a-session"
+    response = client.post("/api/v1/categories/Not%20allowed./pause/", {"reason": "x"}, content_type="application/json")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/json"

@@ -69,6 +69,7 @@ class CategoryAdminForm(forms.ModelForm[Category]):
     sensitive_rules = _policy_field("sensitive_rules")
     audit_rate = _policy_field("audit_rate")
     audit_multipliers = _policy_field("audit_multipliers")
+    double_review_rate = _policy_field("double_review_rate")
     pause_rejection_rate = _policy_field("pause_rejection_rate")
     pause_window_hours = _policy_field("pause_window_hours")
     pause_min_reviews = _policy_field("pause_min_reviews")

@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.urls import Resolver404, resolve
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
@@ -93,8 +94,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return drf_exception_handler(exc, context)
 
 
+@csrf_exempt
 def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonResponse:
-    """Any path under /api/ that is not an endpoint: a JSON 404, as every other answer of the API."""
+    """Any path under /api/ that is not an endpoint: a JSON 404, as every other answer of the API.
+
+    CSRF-exempt like the API's views (it changes nothing): a POST with a stray cookie to an unknown path is a JSON
+    404, not the CSRF middleware's HTML 403."""
     hint = "see /api/docs/"
     if not request.path.endswith("/"):
         try:

@@ -29,6 +29,7 @@ class PolicySerializer(StorableModelSerializer):
     review_threshold = StrictFloatField(required=False, min_value=0, max_value=1)
     auto_share = StrictFloatField(required=False, min_value=0, max_value=100)
     audit_rate = StrictFloatField(required=False, min_value=0, max_value=1)
+    double_review_rate = StrictFloatField(required=False, min_value=0, max_value=1)
     pause_rejection_rate = StrictFloatField(required=False, min_value=0, max_value=1)
     sensitive_labels = serializers.ListField(child=serializers.CharField(max_length=100), required=False)
     sensitive_rules = serializers.ListField(child=serializers.CharField(max_length=100), required=False)

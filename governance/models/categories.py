@@ -127,6 +127,11 @@ class Policy(models.Model):
         help_text="Fraction (0-1) of auto-approved cases drawn for audit, before stratum multipliers.",
     )
     audit_multipliers = models.JSONField(default=default_audit_multipliers, blank=True)
+    double_review_rate = models.FloatField(
+        default=0.05,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Fraction (0-1) of human-decided cases that get a second, blind review by another person.",
+    )
     pause_rejection_rate = models.FloatField(
         default=0.05,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
@@ -153,6 +158,10 @@ class Policy(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(audit_rate__gte=0) & Q(audit_rate__lte=1), name="%(app_label)s_%(class)s_audit_rate_frac"
+            ),
+            models.CheckConstraint(
+                condition=Q(double_review_rate__gte=0) & Q(double_review_rate__lte=1),
+                name="%(app_label)s_%(class)s_double_review_rate_frac",
             ),
             models.CheckConstraint(
                 condition=Q(pause_rejection_rate__gte=0) & Q(pause_rejection_rate__lte=1),

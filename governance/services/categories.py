@@ -30,6 +30,7 @@ POLICY_FIELDS = (
     "sensitive_rules",
     "audit_rate",
     "audit_multipliers",
+    "double_review_rate",
     "pause_rejection_rate",
     "pause_window_hours",
     "pause_min_reviews",

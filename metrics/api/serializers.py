@@ -68,9 +68,34 @@ class ReviewerSerializer(serializers.Serializer[Any]):
     per_hour = serializers.FloatField(allow_null=True, help_text="Decisions per hour of recorded review time.")
     median_seconds = serializers.FloatField(allow_null=True)
     approval_rate = serializers.FloatField(allow_null=True)
-    kappa = serializers.FloatField(allow_null=True, help_text="Agreement in double reviews (Cohen's kappa).")
+    kappa = serializers.FloatField(
+        allow_null=True, help_text="Cohen's kappa over the double reviews they were part of; null without any."
+    )
     rubber_stamp = serializers.BooleanField()
     floor_seconds = serializers.IntegerField()
+
+
+class KappaSerializer(serializers.Serializer[Any]):
+    n = serializers.IntegerField(help_text="Double reviews whose second verdict is in.")
+    kappa = serializers.FloatField(
+        allow_null=True, help_text="Cohen's kappa; null with nothing to compare or when one label was all anyone gave."
+    )
+    weak = serializers.BooleanField(help_text='Below 0.61 ("substantial", Landis & Koch).')
+
+
+class KappaPairSerializer(KappaSerializer):
+    reviewers = serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2)
+
+
+class KappaReviewerSerializer(KappaSerializer):
+    username = serializers.CharField()
+
+
+class AgreementSerializer(KappaSerializer):
+    """Agreement in double reviews over the window: the category's, per reviewer pair and per reviewer."""
+
+    pairs = KappaPairSerializer(many=True)
+    reviewers = KappaReviewerSerializer(many=True)
 
 
 class AdvisorRowSerializer(serializers.Serializer[Any]):
@@ -104,4 +129,5 @@ class CategoryMetricsSerializer(serializers.Serializer[Any]):
     fairness = serializers.DictField(child=FairnessSerializer())
     reviewers = ReviewerSerializer(many=True)
     shadow_agreement = IntervalSerializer()
+    agreement = AgreementSerializer()
     threshold_advisor = AdvisorRowSerializer(many=True)

@@ -32,8 +32,9 @@ from metrics.kpis.rollup import window_parts
 from metrics.kpis.window import Span, Window
 from metrics.models import AlertRule
 from metrics.stats import wilson_interval
+from reviews.agreement import AgreementFigures, agreement_from_counts
 from reviews.choices import Action
-from reviews.models import Decision
+from reviews.models import Decision, DoubleReview
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -212,12 +213,27 @@ def _segment_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
+def agreement(category: Category, window: Window) -> AgreementFigures:
+    """Cohen's kappa of the double reviews whose second verdict was given in the window: over all of them, per
+    reviewer pair and per reviewer, each with its n (one grouped query)."""
+    paired = DoubleReview.objects.filter(
+        category=category, second_at__gte=window.start, second_at__lt=window.end
+    ).pair_counts()
+    return agreement_from_counts(paired)
+
+
 def reviewer_figures(
-    parts: Parts, *, approval_at: float = RUBBER_STAMP_APPROVAL, min_decisions: int = RUBBER_STAMP_MIN_DECISIONS
+    parts: Parts,
+    *,
+    approval_at: float = RUBBER_STAMP_APPROVAL,
+    min_decisions: int = RUBBER_STAMP_MIN_DECISIONS,
+    kappas: AgreementFigures | None = None,
 ) -> list[dict[str, Any]]:
     """Per person deciding in the window: decisions, decisions per hour of recorded review time, median seconds,
-    approval rate, kappa (from double reviews, None until there are some) and the rubber-stamp flag: approval
-    at or above `approval_at` over at least `min_decisions` with a median under the queue's floor."""
+    approval rate, kappa (their agreement over the double reviews they were part of, `kappas`; None without any)
+    and the rubber-stamp flag: approval at or above `approval_at` over at least `min_decisions` with a median under
+    the queue's floor."""
+    per_person = kappas.reviewers if kappas is not None else {}
     result = []
     for username, row in sorted(parts.reviewers.items()):
         approval = _rate(row["approvals"], row["decisions"])
@@ -236,7 +252,7 @@ def reviewer_figures(
                 "per_hour": round(row["decisions"] / (row["seconds"] / 3600), 2) if row["seconds"] else None,
                 "median_seconds": median_seconds,
                 "approval_rate": approval,
-                "kappa": None,
+                "kappa": own.kappa if (own := per_person.get(username)) else None,
                 "rubber_stamp": stamping,
                 "floor_seconds": row["floor"],
             }
@@ -329,7 +345,8 @@ def fairness(category: Category, window: Window) -> dict[str, Any]:
 
 
 def reviewers(category: Category, window: Window, **rubber: Any) -> list[dict[str, Any]]:
-    return reviewer_figures(window_parts(category, window, frozenset({"decisions"})), **rubber)
+    kappas = agreement(category, window)
+    return reviewer_figures(window_parts(category, window, frozenset({"decisions"})), kappas=kappas, **rubber)
 
 
 def threshold_advisor(category: Category, window: Window, *, review_seconds_per_case: float | None) -> list[Any]:
@@ -364,15 +381,29 @@ def queues(category: Category, now: datetime) -> list[dict[str, Any]]:
     return result
 
 
+def sees_every_reviewer(user: User | AnonymousUser, category: Category) -> bool:
+    """Superusers, data curators and whoever may change the category see every person's figures (DESIGN.md, KPIs)."""
+    return bool(
+        user.is_authenticated
+        and (user.is_superuser or can_change_category(user, category) or user.groups.filter(name=DATA_CURATOR).exists())
+    )
+
+
 def reviewers_visible_to(rows: list[dict[str, Any]], user: User | AnonymousUser, category: Category) -> list[Any]:
-    """Every person's row for superusers, data curators and whoever may change the category; one's own row for
-    anyone else (DESIGN.md, KPIs)."""
+    """Every person's row for those who see every reviewer; one's own row for anyone else (DESIGN.md, KPIs)."""
     if not user.is_authenticated:
         return []
-    sees_everyone = (
-        user.is_superuser or can_change_category(user, category) or user.groups.filter(name=DATA_CURATOR).exists()
-    )
-    return rows if sees_everyone else [row for row in rows if row["username"] == user.get_username()]
+    if sees_every_reviewer(user, category):
+        return rows
+    return [row for row in rows if row["username"] == user.get_username()]
+
+
+def _only_own(user: User | AnonymousUser | None, category: Category) -> str | None:
+    """Whose pairs `agreement` keeps for this user: None (everyone's) for jobs and for those who see every
+    reviewer, their own username otherwise (an anonymous user's is "", which matches nobody)."""
+    if user is None or sees_every_reviewer(user, category):
+        return None
+    return user.get_username() if user.is_authenticated else ""
 
 
 # --- every KPI at once ---
@@ -400,7 +431,8 @@ def category_figures(
     decided = decision_figures(parts)
     resolved = resolution_figures(parts, window)
     advice = advisor_figures(parts, category, window, review_seconds_per_case=decided["seconds_per_decision"])
-    people = reviewer_figures(parts, **_rubber_stamp_rule(category))
+    kappas = agreement(category, window)
+    people = reviewer_figures(parts, kappas=kappas, **_rubber_stamp_rule(category))
     current = parts.histogram
     labels = list(category.policy.sensitive_labels)
     figures = {
@@ -423,6 +455,7 @@ def category_figures(
         "fairness": fairness_figures(parts),
         "reviewers": people if user is None else reviewers_visible_to(people, user, category),
         "shadow_agreement": decided["shadow_agreement"],
+        "agreement": kappas.as_dict(only_for=_only_own(user, category)),
         "threshold_advisor": advice,
     }
     counts = {

@@ -26,7 +26,8 @@ from reviews.apps import DECISION_DIGEST_KEY, DECISION_ID_KEY
 from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTIONS, Action, ReasonCode
 from reviews.models import Decision
 from reviews.services.claims import check_can_act, claimable_in, lock_case, may_work
-from reviews.services.labels import record_label
+from reviews.services.double_review import open_double_review
+from reviews.services.labels import record_label, require_output
 
 # Where a reject or an escalation goes, by reason code, from a quick or full queue (DESIGN.md, Lifecycle):
 # the model did not understand -> a domain expert; the stakes are high or legal -> a supervisor.
@@ -49,12 +50,6 @@ class Verdict:
     move_to: Queue | None = None
 
 
-def _require_output(output: Any, action: str) -> dict[str, Any]:
-    if not isinstance(output, dict) or not isinstance(output.get("label"), str) or not output["label"].strip():
-        raise ValidationError({"output": f"To {action}, send the output as an object with a non-empty `label`."})
-    return output
-
-
 def _queue_of_kind(case: Case, kind: str) -> Queue:
     queue = Queue.objects.filter(category=case.category, kind=kind).first()
     if queue is None:
@@ -72,20 +67,20 @@ def _verdict(case: Case, action: str, output: Any, reason_code: str) -> Verdict:
             raise ValidationError({"action": "This is an audit of an auto-approved case: confirm it or flag it."})
         if action == Action.CONFIRM:
             return Verdict(Action.CONFIRM, None)
-        return Verdict(Action.FLAG, _require_output(output, "flag"))
+        return Verdict(Action.FLAG, require_output(output, "flag"))
     if action not in REVIEW_ACTIONS:
         raise ValidationError({"action": f"Choose one of {sorted(REVIEW_ACTIONS)}."})
 
     if action in (Action.APPROVE, Action.CORRECT) and case.route == Route.SHADOW:
         # Blind review: the reviewer gives their own output; agreeing with the model is an approve.
-        own = _require_output(output, action)
+        own = require_output(output, action)
         agrees = own["label"] == case.output.get("label")
         final_status = CaseStatus.APPROVED if agrees else CaseStatus.CORRECTED
         return Verdict(Action.APPROVE if agrees else Action.CORRECT, own, final_status)
     if action == Action.APPROVE:
         return Verdict(Action.APPROVE, case.output, CaseStatus.APPROVED)
     if action == Action.CORRECT:
-        return Verdict(Action.CORRECT, _require_output(output, "correct"), CaseStatus.CORRECTED)
+        return Verdict(Action.CORRECT, require_output(output, "correct"), CaseStatus.CORRECTED)
 
     in_final_word_queue = case.queue.kind in FINAL_WORD_QUEUES
     target_kind = ESCALATION_TARGETS.get(reason_code)
@@ -140,7 +135,9 @@ def decide(
         policy_version=case.policy_version,
     )
     # The label the verdict makes (if any), in this transaction: a label exists exactly when its decision does.
-    record_label(decision=decision, case=case, final_word=from_queue.kind in FINAL_WORD_QUEUES)
+    label = record_label(decision=decision, case=case, final_word=from_queue.kind in FINAL_WORD_QUEUES)
+    # A share of the labelled verdicts gets a second, blind review; it never changes the case decided here.
+    double_review = open_double_review(decision=decision, case=case, label=label, queue=from_queue)
     case.claimed_by, case.claimed_until = None, None
     if verdict.action in AUDIT_ACTIONS:
         case.audit_status = AuditStatus.CONFIRMED if verdict.action == Action.CONFIRM else AuditStatus.FLAGGED
@@ -176,6 +173,7 @@ def decide(
             "audit_status": case.audit_status,
             "batch_id": str(batch_id) if batch_id else None,
             "seconds_spent": seconds_spent,
+            "double_review": double_review.pk if double_review else None,
         },
     )
     return decision

@@ -53,6 +53,13 @@ def label_from(*, action: str, output_after: Any, model_output: Any, route: str,
     return LabelFacts(LabelSource.APPROVE if action == Action.APPROVE else LabelSource.CORRECT, dict(output_after))
 
 
+def require_output(output: Any, action: str) -> dict[str, Any]:
+    """The output a verdict gives (an object with a non-empty `label`), or a refusal naming `output`."""
+    if not isinstance(output, dict) or not isinstance(output.get("label"), str) or not output["label"].strip():
+        raise ValidationError({"output": f"To {action}, send the output as an object with a non-empty `label`."})
+    return output
+
+
 def is_certified(reviewer: User | None, category: Category) -> bool:
     """Is the reviewer certified for the category right now?"""
     if reviewer is None:

@@ -16,6 +16,7 @@ from django.urls import URLPattern, path, reverse
 
 from governance.admin_mixins import with_page_first
 from reviews.selectors import works_any_queue
+from reviews.workplace.double import double_review_view, double_reviews_view
 from reviews.workplace.queues import batch_view, claim_next_view, my_queues_view, work_list_view
 from reviews.workplace.review import review_view
 
@@ -29,6 +30,8 @@ def work_urls(site: AdminSite) -> list[URLPattern]:
         path("reviews/work/queue/<slug:slug>/next/", view(claim_next_view), name="reviews_work_next"),
         path("reviews/work/queue/<slug:slug>/batch/", view(batch_view), name="reviews_work_batch"),
         path("reviews/work/case/<int:pk>/", view(review_view), name="reviews_work_case"),
+        path("reviews/work/double/", view(double_reviews_view), name="reviews_work_double"),
+        path("reviews/work/double/<int:pk>/", view(double_review_view), name="reviews_work_double_task"),
     ]
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
@@ -35,6 +37,23 @@ def refusal_text(exc: Exception) -> str:
 
 def refuse(request: HttpRequest, exc: Exception) -> None:
     messages.error(request, refusal_text(exc))
+
+
+def rows_of(data: Any) -> list[tuple[str, str, bool]]:
+    """(key, value, is_text) rows of a JSON object: text as it is, anything else as indented JSON."""
+    if not isinstance(data, dict):
+        return [("", json.dumps(data, indent=2, ensure_ascii=False, default=str), False)]
+    return [
+        (str(key), value, True)
+        if isinstance(value, str)
+        else (str(key), json.dumps(value, indent=2, ensure_ascii=False, default=str), False)
+        for key, value in data.items()
+    ]
+
+
+def form_errors(form: forms.Form) -> str:
+    errors = "; ".join(f"{name}: {' '.join(str(e) for e in errs)}" for name, errs in form.errors.items())
+    return f"{errors} Nothing changed."
 
 
 def workable_queue_or_404(request: HttpRequest, slug: str) -> Queue:

@@ -25,7 +25,9 @@ from cases.selectors import QueueStats, is_blind, queue_stats
 from governance.admin_mixins import acting_user
 from reviews import services
 from reviews.links import review_url, work_list_url
+from reviews.models import DoubleReview
 from reviews.selectors import WorkListFilters, work_list, workable_cases, workable_queues
+from reviews.services.double_review import queue_ids_of
 from reviews.workplace.common import (
     REFUSALS,
     Countdown,
@@ -75,6 +77,8 @@ def my_queues_view(request: HttpRequest) -> HttpResponse:
     if category:
         queues = [queue for queue in queues if queue.category.slug == category]
     stats = queue_stats(queues, now)
+    user = acting_user(request)
+    second_reviews = DoubleReview.objects.visible_to(user).for_worker(user, queue_ids_of(user)).count()
     rows = [
         QueueRow(
             queue=queue,
@@ -92,6 +96,7 @@ def my_queues_view(request: HttpRequest) -> HttpResponse:
             "categories": categories,
             "category": category,
             "shortcuts": [("1-9", "Open the queue with that number")],
+            "second_reviews": second_reviews,
         },
     )
 

@@ -8,13 +8,11 @@ decision the reviewer lands on the next case of the same queue, already claimed 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django import forms
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -41,7 +39,16 @@ from reviews.selectors import (
     similar_decisions,
     works_every_queue,
 )
-from reviews.workplace.common import REFUSALS, Countdown, claim_holder, refuse, render, workable_case_or_404
+from reviews.workplace.common import (
+    REFUSALS,
+    Countdown,
+    claim_holder,
+    form_errors,
+    refuse,
+    render,
+    rows_of,
+    workable_case_or_404,
+)
 from reviews.workplace.forms import DecideForm, ReassignForm, opened_stamp, reason_choices, seconds_since
 
 # Keys of the model's output shown in their own places on the page; any others are listed as they are.
@@ -140,9 +147,9 @@ def _page(request: HttpRequest, case: Case) -> HttpResponse:
         "queue_url": work_list_url(case.queue) if case.queue else "",
         "state": state,
         "shortcuts": state.shortcuts(),
-        "input_rows": _rows(display_input(case, user)),
+        "input_rows": rows_of(display_input(case, user)),
         "output": shown_output,
-        "extra_output": _rows({k: v for k, v in shown_output.items() if k not in OUTPUT_KEYS}),
+        "extra_output": rows_of({k: v for k, v in shown_output.items() if k not in OUTPUT_KEYS}),
         "final_output": case.final_output if case.status != CaseStatus.AUTO_APPROVED else None,
         "agreement": shadow_agreement(case),
         "sla": Countdown.until(case.due_at, now) if state.waiting else None,
@@ -159,18 +166,6 @@ def _page(request: HttpRequest, case: Case) -> HttpResponse:
     return render(request, "admin/reviews/review_case.html", context)
 
 
-def _rows(data: Any) -> list[tuple[str, str, bool]]:
-    """(key, value, is_text) rows of a JSON object: text as it is, anything else as indented JSON."""
-    if not isinstance(data, dict):
-        return [("", json.dumps(data, indent=2, ensure_ascii=False, default=str), False)]
-    return [
-        (str(key), value, True)
-        if isinstance(value, str)
-        else (str(key), json.dumps(value, indent=2, ensure_ascii=False, default=str), False)
-        for key, value in data.items()
-    ]
-
-
 def _case_url(case: Case, worked: set[int] | None) -> str:
     """The workplace page of a case in a queue the user works, the read-only case page otherwise."""
     if case.queue_id and (worked is None or case.queue_id in worked):
@@ -178,15 +173,10 @@ def _case_url(case: Case, worked: set[int] | None) -> str:
     return reverse("admin:cases_case_change", args=[case.pk])
 
 
-def _form_errors(form: forms.Form) -> str:
-    errors = "; ".join(f"{name}: {' '.join(str(e) for e in errs)}" for name, errs in form.errors.items())
-    return f"{errors} Nothing changed."
-
-
 def _decide(request: HttpRequest, case: Case, action: str) -> HttpResponse:
     form = DecideForm(request.POST)
     if not form.is_valid():
-        messages.error(request, _form_errors(form))
+        messages.error(request, form_errors(form))
         return HttpResponseRedirect(review_url(case))
     blind = is_blind(case)
     # In blind review the reviewer's own output is the decision, whatever button sent it.
@@ -280,7 +270,7 @@ def _skip(request: HttpRequest, case: Case) -> HttpResponse:
 def _reassign(request: HttpRequest, case: Case) -> HttpResponse:
     form = ReassignForm(request.POST, case=case)
     if not form.is_valid():
-        messages.error(request, _form_errors(form))
+        messages.error(request, form_errors(form))
         return HttpResponseRedirect(review_url(case))
     username = form.cleaned_data["assignee"].strip()
     from_queue = case.queue

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('cases', '0006_kpi_indexes'),
-        ('reviews', '0008_label_exports'),
+        ('reviews', '0009_double_review'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
