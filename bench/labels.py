@@ -636,6 +636,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--sizes", type=parse_sizes, default=[100_000, 1_000_000], help="labels exported; default 100000,1000000"
     )
+    parser.add_argument("--no-export", action="store_true", help="train and predict only")
     parser.add_argument("--formats", type=parse_formats, default=list(FORMATS), help="default jsonl,csv")
     parser.add_argument(
         "--train-labels", type=int, default=BUDGET_TRAINING_LABELS, help="labels to train on (0: no training)"
@@ -651,6 +652,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         results="labels-<date>.json",
     )
     args = parser.parse_args(argv)
+    if args.no_export and not args.train_labels:
+        parser.error("--no-export needs --train-labels")
     if args.train_labels and args.train_labels < 1000:
         parser.error("--train-labels: 0, or at least 1000")
     if args.predictions < 10:
@@ -660,6 +663,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    if args.no_export:
+        args.sizes = []
     names = [f"{args.db_name}_{size_label(n)}" for n in args.sizes]
     if args.train_labels:
         names.append(f"{args.db_name}_train_{size_label(args.train_labels)}")
