@@ -26,6 +26,7 @@ from governance.permissions import is_data_curator
 from reviews import services
 from reviews.agreement import WEAK_KAPPA, agreement_by_category
 from reviews.models import Decision, DoubleReview, Label, LabelExport, ReviewerCertification
+from reviews.selectors import certifiable_reviewers
 
 if TYPE_CHECKING:
     from django.utils.safestring import SafeString
@@ -205,7 +206,6 @@ class ReviewerCertificationAdmin(CuratorsOnly, HitlModelAdmin[ReviewerCertificat
     list_display = ("reviewer", "category", "active", "certified_at", "revoked_at", "labels_made", "approval_rate")
     list_filter = (VisibleCategoryFilter, "active")
     list_select_related = ("reviewer", "category")
-    raw_id_fields = ("reviewer",)
     actions = ("revoke_selected",)
     read_only_change_form = True
 
@@ -229,6 +229,10 @@ class ReviewerCertificationAdmin(CuratorsOnly, HitlModelAdmin[ReviewerCertificat
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         if db_field.name == "category":
             kwargs["queryset"] = Category.objects.visible_to(request.user)
+        if db_field.name == "reviewer":
+            # A list of the people who decide, not a raw id: the user lookup popup is closed to data curators (they
+            # hold no auth.view_user), so a raw id would ask them for a number they cannot look up.
+            kwargs["queryset"] = certifiable_reviewers()
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(
@@ -253,11 +257,11 @@ class ReviewerCertificationAdmin(CuratorsOnly, HitlModelAdmin[ReviewerCertificat
             label_count=Coalesce(Subquery(counts), 0), approve_count=Coalesce(Subquery(approved), 0)
         )
 
-    @admin.display(description="labels made", ordering="label_count")
+    @admin.display(description="labels", ordering="label_count")
     def labels_made(self, obj: Any) -> int:
         return int(obj.label_count)
 
-    @admin.display(description="approved as proposed")
+    @admin.display(description="approved")
     def approval_rate(self, obj: Any) -> str:
         return f"{obj.approve_count / obj.label_count:.0%}" if obj.label_count else "-"
 

@@ -1,4 +1,5 @@
-"""Reads for the reviewer's workplace: the queues a person works, a queue's work list, and a case's context.
+"""Reads for the reviewer's workplace: the queues a person works, a queue's work list, and a case's context; and
+for the data curator's, the people one may certify.
 
 Every function here starts from what the user may see (`Case.objects.visible_to`, the queues they work), so a
 page built from them cannot show past the user's grants. Each read is one query whatever the data size: a page
@@ -11,7 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import QuerySet
+from django.contrib.auth.models import User
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from cases.choices import FINAL_STATUSES, Priority, Route
 from cases.models import Case, Queue
@@ -19,13 +21,13 @@ from cases.permissions import shown_input, worked_queue_ids
 from cases.selectors import is_blind
 from governance.choices import AuditKind
 from governance.models import AuditEvent
-from governance.permissions import has_global_category_view
+from governance.permissions import ESCALATION_MANAGER, REVIEWER, has_global_category_view
 from reviews.choices import Action
-from reviews.models import Decision
+from reviews.models import Decision, Label
 from reviews.services import REASSIGN_PERM
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser, User
+    from django.contrib.auth.models import AnonymousUser
     from django.http import QueryDict
 
 # A queue's work list: urgent first, then by due time (DESIGN.md, Queue); the id keeps pages stable.
@@ -226,3 +228,12 @@ def shadow_agreement(case: Case) -> ShadowAgreement | None:
     model_label = case.output.get("label") if isinstance(case.output, dict) else None
     human_label = case.final_output.get("label")
     return ShadowAgreement(model_label=model_label, human_label=human_label, agrees=model_label == human_label)
+
+
+def certifiable_reviewers() -> QuerySet[User]:
+    """Whom a data curator may certify: the active people of the roles that decide cases, and anyone else who has
+    made a label (a user given the permission by hand), by username."""
+    made_labels = Exists(Label.objects.filter(reviewer=OuterRef("pk")))
+    deciding_role = Q(groups__name__in=[REVIEWER, ESCALATION_MANAGER])
+    people = User.objects.filter(is_active=True).filter(Q(pk__in=User.objects.filter(deciding_role)) | made_labels)
+    return people.order_by("username")

@@ -82,3 +82,13 @@ def test_nobody_but_curators_opens_labels_or_certifications(people: tuple[User, 
         assert client.get(url).status_code == 403, url
     assert b"/admin/reviews/label/" not in client.get("/admin/").content
     assert client_for(people[1]).get("/admin/reviews/label/").status_code == 200
+
+
+def test_the_reviewer_is_chosen_from_the_people_who_decide(people: tuple[User, User], make_user: Any) -> None:
+    reviewer, curator = people
+    make_user("manager", roles=["Escalation Manager"], is_staff=True)
+    make_user("owner", roles=["Product Owner"], is_staff=True)
+    make_user("gone", roles=["Reviewer"], is_active=False)
+    form = client_for(curator).get("/admin/reviews/reviewercertification/add/").context["adminform"].form
+    choices = [label for value, label in form.fields["reviewer"].choices if value]
+    assert choices == ["manager", "rev"]  # not the curator, the product owner, nor someone who left
