@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from cases.models import Queue
+from cases.services.sla import sweep
 from governance.models import Category
 from metrics import kpis
 from metrics.models import DailyParts, MetricSnapshot
@@ -118,6 +119,21 @@ def test_an_hour_whose_cases_changed_after_its_snapshot_is_read_live(history: di
     known = {row["threshold"]: row["known"] for row in after["threshold_advisor"]}
     assert known[0.5] == {row["threshold"]: row["known"] for row in before["threshold_advisor"]}[0.5] + 1
     assert after["fairness"] != before["fairness"]
+    assert after == live
+
+
+def test_cases_the_sla_sweep_moved_up_after_their_snapshot_count_as_escalated(history: dict[str, Any]) -> None:
+    category = history["category"]
+    snapshot_metrics(now=NOW, catch_up_hours=48)
+    before = kpis.category_kpis(category, kpis.Window(T0, NOW), now=NOW)
+    later = NOW + timedelta(minutes=5)
+    with time_machine.travel(later, tick=False):
+        moved = sweep().moved  # the quick cases waiting past their 24 hours move up to escalation
+        after = kpis.category_kpis(category, kpis.Window(T0, later), now=later)
+        live = _live(category, kpis.Window(T0, later))
+
+    assert moved > 0
+    assert after["escalation_rate"] > before["escalation_rate"]
     assert after == live
 
 

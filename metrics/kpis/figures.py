@@ -17,16 +17,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Q
 from django.utils import timezone
 
 from cases.choices import Route
-from cases.models import Case, Queue, SlaBreach
+from cases.models import Queue
 from cases.selectors import queue_stats
 from governance.models import Category
 from governance.permissions import DATA_CURATOR, can_change_category
 from metrics.choices import AlertKind
-from metrics.kpis import conditions
 from metrics.kpis.parts import SECTIONS, Parts, percentile
 from metrics.kpis.rollup import window_parts
 from metrics.kpis.window import Span, Window
@@ -79,40 +77,18 @@ def psi_from_counts(reference: list[int], current: list[int]) -> float | None:
     return round(sum((a - e) * math.log(a / e) for e, a in zip(expected, actual, strict=True)), 4)
 
 
-def escalated_count(category: Category, window: Window) -> int:
-    """Cases created in the window that entered an escalation or expert queue (one query): the union of those
-    waiting in one, those the sweep moved up, and those a person escalated, each found from its own small set
-    rather than by testing every case of the window."""
-    created = Q(case__category=category, case__created_at__gte=window.start, case__created_at__lt=window.end)
-    waiting = (
-        Case.objects.filter(
-            category=category,
-            created_at__gte=window.start,
-            created_at__lt=window.end,
-            queue__kind__in=conditions.ESCALATION_KINDS,
-        )
-        .values("pk")
-        .order_by()
-    )
-    moved_up = (
-        SlaBreach.objects.filter(created, moved_to__kind__in=conditions.ESCALATION_KINDS).values("case_id").order_by()
-    )
-    by_hand = Decision.objects.filter(created, action=Action.ESCALATE).values("case_id").order_by()
-    return waiting.union(moved_up, by_hand).count()
-
-
 # --- the figures, each from the parts ---
 
 
-def case_figures(parts: Parts, escalated: int) -> dict[str, Any]:
+def case_figures(parts: Parts) -> dict[str, Any]:
     """volume, routes, auto_rate, escalation_rate, and how many cases waited in a queue."""
     routes = {route: parts.routes.get(route, 0) for route in Route.values}
     return {
         "volume": parts.volume,
         "routes": routes,
         "auto_rate": _rate(routes[Route.AUTO], parts.volume),
-        "escalation_rate": _rate(escalated, parts.volume),
-        "escalated": escalated,
+        "escalation_rate": _rate(parts.escalated, parts.volume),
+        "escalated": parts.escalated,
         "waited": parts.waited,
     }
 
@@ -303,7 +279,7 @@ def time_saved_minutes(category: Category, volume: int, seconds_spent: int) -> f
 
 
 def case_counts(category: Category, window: Window) -> dict[str, Any]:
-    return case_figures(window_parts(category, window, frozenset({"cases"})), escalated_count(category, window))
+    return case_figures(window_parts(category, window, frozenset({"cases"})))
 
 
 def decision_counts(category: Category, window: Window) -> dict[str, Any]:
@@ -427,7 +403,7 @@ def category_figures(
     now = now or timezone.now()
     parts = window_parts(category, window, SECTIONS)
     previous = window_parts(category, window.previous(), frozenset({"cases"})).histogram
-    cases = case_figures(parts, escalated_count(category, window))
+    cases = case_figures(parts)
     decided = decision_figures(parts)
     resolved = resolution_figures(parts, window)
     advice = advisor_figures(parts, category, window, review_seconds_per_case=decided["seconds_per_decision"])

@@ -6,8 +6,8 @@ whether those were read from the snapshots or from the cases and decisions thems
 derived from the sum in one place (`metrics.kpis.figures`).
 
 The parts fall in four groups, each one grouped query:
-- `cases`: the cases created in the span (volume, routes, confidence buckets; and what became of them: final,
-  acted as proposed, known right or wrong), grouped by the few values the figures need;
+- `cases`: the cases created in the span (volume, routes, confidence buckets; and what became of them: escalated,
+  final, acted as proposed, known right or wrong), grouped by the few values the figures need;
 - `decisions`: the decisions made in the span, grouped by person, action and seconds spent (and the labels of
   the human verdicts, for the sensitive-label rates);
 - `resolution`: the cases made final in the span, by how long it took (in minutes to three significant figures);
@@ -40,7 +40,7 @@ HISTOGRAM_BINS = 10
 ADVISOR_BUCKETS = 100
 SECTIONS = frozenset({"cases", "decisions", "resolution", "breaches"})
 # Bump when the stored parts change shape: older snapshots are then read live instead of misread.
-PARTS_VERSION = 1
+PARTS_VERSION = 2
 _SEP = "\x1f"  # joins the fields of a composite key (action, model label, human label) in a JSON object key
 
 
@@ -100,6 +100,7 @@ class Parts:
     volume: int = 0
     routes: dict[str, int] = field(default_factory=dict)
     waited: int = 0
+    escalated: int = 0
     histogram: list[int] = field(default_factory=lambda: [0] * HISTOGRAM_BINS)
     # Per hundredth of confidence: [cases, known right, known wrong] (the threshold advisor).
     buckets: dict[str, list[int]] = field(default_factory=dict)
@@ -130,6 +131,7 @@ class Parts:
     def __iadd__(self, other: Parts) -> Parts:
         self.volume += other.volume
         self.waited += other.waited
+        self.escalated += other.escalated
         self.decisions += other.decisions
         self.verdicts += other.verdicts
         self.overridden += other.overridden
@@ -223,12 +225,24 @@ def _read_cases(parts: Parts, category: Category, span: Span) -> None:
             tenth=confidence_bucket(HISTOGRAM_BINS),
             hundredth=confidence_bucket(ADVISOR_BUCKETS),
             in_queue=_flag(Q(queue__isnull=False)),
+            escalated=_flag(conditions.entered_escalation()),
             made_final=_flag(Q(status__in=conditions.MADE_FINAL)),
             as_proposed=_flag(conditions.acted_as_proposed()),
             right=_flag(conditions.known_right()),
             wrong=_flag(conditions.known_wrong()),
         )
-        .values("route", "tenth", "hundredth", "in_queue", "segment", "made_final", "as_proposed", "right", "wrong")
+        .values(
+            "route",
+            "tenth",
+            "hundredth",
+            "in_queue",
+            "escalated",
+            "segment",
+            "made_final",
+            "as_proposed",
+            "right",
+            "wrong",
+        )
         .annotate(n=Count("id"))
         .order_by()
     )
@@ -237,6 +251,7 @@ def _read_cases(parts: Parts, category: Category, span: Span) -> None:
         parts.volume += n
         parts.routes[row["route"]] = parts.routes.get(row["route"], 0) + n
         parts.waited += n * row["in_queue"]
+        parts.escalated += n * row["escalated"]
         parts.histogram[int(row["tenth"])] += n
         bucket = parts.buckets.setdefault(str(int(row["hundredth"])), [0, 0, 0])
         bucket[0] += n

@@ -5,10 +5,10 @@ of an hour keeps that hour's parts (`metrics.kpis.parts`), so a window is summed
 read live instead, so that the sum always equals a live reading:
 - the edges: the part of the window before and after the longest run of snapshot hours inside it (the hour now
   under way, an hour the job has not reached, a window that does not start on the hour);
-- the hours whose cases changed after their snapshot: a case created in an hour may be decided, audited or
-  escalated days later. Every such change is a decision, and the snapshot job refreshes the hours whose cases
-  were decided since its last run, so only the hours touched since that run are read live
-  (`changed_hours`).
+- the hours whose cases changed after their snapshot: a case created in an hour may be decided, audited,
+  escalated or moved on by the SLA sweep days later. Every such change writes the case's history, and the
+  snapshot job refreshes the hours whose cases changed since its last run, so only the hours touched since that
+  run are read live (`changed_hours`).
 
 A month is 720 hours: the job also sums each complete UTC day into one row (`DailyParts`), so a month reads about
 30 days and the hours at its ends.
@@ -21,11 +21,11 @@ from datetime import UTC, datetime, timedelta
 from django.db.models import Max
 from django.db.models.functions import TruncHour
 
+from cases.models import Case
 from governance.models import Category
 from metrics.kpis.parts import SECTIONS, Parts, live_parts
 from metrics.kpis.window import HOUR, Span, Window
 from metrics.models import DailyParts, MetricSnapshot
-from reviews.models import Decision
 
 # A window this short is read live whole: its rows cost less than finding its snapshots.
 LIVE_UP_TO = timedelta(hours=6)
@@ -45,15 +45,11 @@ def hour_ceil(moment: datetime) -> datetime:
 
 
 def changed_hours(category: Category, start: datetime, end: datetime, since: datetime) -> set[datetime]:
-    """The hours in [start, end) whose cases were decided at or after `since` (one query)."""
+    """The hours in [start, end) whose cases changed at or after `since`: decided, audited, moved by the SLA sweep
+    or reassigned. Each such change writes the case's history, so one query over the history's recent rows."""
     hours = (
-        Decision.objects.filter(
-            case__category=category,
-            created_at__gte=since,
-            case__created_at__gte=start,
-            case__created_at__lt=end,
-        )
-        .annotate(hour=TruncHour("case__created_at", tzinfo=UTC))
+        Case.history.filter(category_id=category.pk, history_date__gte=since, created_at__gte=start, created_at__lt=end)
+        .annotate(hour=TruncHour("created_at", tzinfo=UTC))
         .values_list("hour", flat=True)
         .order_by()
         .distinct()

@@ -4,7 +4,7 @@ longer windows read.
 Each snapshot is one category's completed hour: its headline counts, its figures, and its additive parts
 (`metrics.kpis.parts`). The job writes the hours that have no snapshot yet, going back at most `CATCH_UP_HOURS`
 (so a worker that was down for a night fills the gap); a re-run, or two workers at once, store each hour once
-(the (category, hour) pair is unique). It also refreshes the hours whose cases were decided since its last run:
+(the (category, hour) pair is unique). It also refreshes the hours whose cases changed since its last run:
 a case created on Monday and escalated on Wednesday changes Monday's escalations, fairness and advisor outcomes,
 and the KPIs of a window read an hour's snapshot only while it still holds (`metrics.kpis.rollup`).
 """
@@ -38,7 +38,7 @@ def _hour_values(category: Category, hour: datetime, *, with_queues: bool, now: 
     """An hour's snapshot columns, figures and parts, read live (one query per part, and the escalations)."""
     window = kpis.Window(hour, hour + HOUR, "1h")
     parts = live_parts(category, Span.of(window))
-    cases = derive.case_figures(parts, derive.escalated_count(category, window))
+    cases = derive.case_figures(parts)
     decided = derive.decision_figures(parts)
     figures: dict[str, Any] = {}
     if parts.volume or parts.decisions:
@@ -124,7 +124,7 @@ def roll_day(category: Category, day: datetime) -> bool:
 
 def snapshot_metrics(*, now: datetime | None = None, catch_up_hours: int = CATCH_UP_HOURS) -> dict[str, Any]:
     """Snapshot every category's completed hours that are not stored yet (the last `catch_up_hours` at most), and
-    refresh the stored hours whose cases were decided since the last run."""
+    refresh the stored hours whose cases changed since the last run."""
     now = now or timezone.now()
     last = hour_start(now) - HOUR
     hours = [last - HOUR * back for back in range(catch_up_hours)]
