@@ -159,7 +159,7 @@ def test_a_product_owner_sees_every_headline_figure_with_its_band(story: Story) 
     tiles = {tile.key: tile for tile in board.tiles}
 
     assert board.figures["volume"] == 10
-    assert board.counts | {"previous_histogram": None} == {
+    assert board.counts | {"previous_histogram": None, "versions": None} == {
         "volume": 10,
         "auto": 2,
         "escalated": 2,  # the case a person escalated, and the one the sweep moved up
@@ -172,6 +172,7 @@ def test_a_product_owner_sees_every_headline_figure_with_its_band(story: Story) 
         "seconds_spent": 20 + 6 * 60 + 30,
         "resolved_by_people": 6,  # approved 4, corrected 1, rejected 1: the escalated one is not final yet
         "previous_histogram": None,
+        "versions": None,  # each version's counts: the model versions table (test_model_kpis.py)
     }
     assert (tiles["volume"].value, tiles["auto_rate"].value, tiles["override_rate"].value) == ("10", "20.0 %", "33.3 %")
     assert tiles["override_rate"].judgement.state == "bad"

@@ -12,8 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import QuerySet
-
 from cases.choices import Route
 from cases.models import Queue
 from governance.choices import ModelStatus
@@ -34,7 +32,8 @@ from metrics.dashboard.bands import (
 )
 from metrics.dashboard.links import cases_url
 from metrics.dashboard.trends import ROUTE_ORDER, Sparkline, Trend, ratio_of, snapshot_trend, sparkline
-from metrics.selectors import rate_with_interval, with_kpis
+from metrics.kpis.parts import VERSION_FIELDS
+from metrics.selectors import rate_with_interval
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
@@ -188,25 +187,28 @@ class VersionRow:
     url: str
 
 
-def model_versions(category: Category, window: kpis.Window) -> list[VersionRow]:
-    """Each version of the category that is not retired, with its figures over the window (one query): a canary
-    beside the active version, and shadow agreement for a version that has not acted yet."""
-    versions: QuerySet[ModelVersion] = ModelVersion.objects.filter(category=category).exclude(
-        status=ModelStatus.RETIRED
-    )
-    rows = sorted(with_kpis(versions, window), key=lambda v: (STATUS_ORDER.get(v.status, 99), v.name, v.version))
-    return [
-        VersionRow(
-            version=v,
-            cases=v.kpi_cases,  # type: ignore[attr-defined]
-            auto=rate_with_interval(v.kpi_auto, v.kpi_cases),  # type: ignore[attr-defined]
-            overridden=rate_with_interval(v.kpi_overridden, v.kpi_reviewed),  # type: ignore[attr-defined]
-            flagged=rate_with_interval(v.kpi_flagged, v.kpi_audited),  # type: ignore[attr-defined]
-            shadow=rate_with_interval(v.kpi_shadow_agree, v.kpi_shadow_total),  # type: ignore[attr-defined]
-            url=cases_url(category, "created", window, model_version=str(v.pk)),
+def model_versions(category: Category, window: kpis.Window, counts: dict[int, dict[str, int]]) -> list[VersionRow]:
+    """Each version of the category that is not retired, with its figures over the window (`counts`, from the
+    KPIs' parts; one query for the versions): a canary beside the active version, and shadow agreement for a
+    version that has not acted yet."""
+    versions = ModelVersion.objects.filter(category=category).exclude(status=ModelStatus.RETIRED)
+    rows = sorted(versions, key=lambda v: (STATUS_ORDER.get(v.status, 99), v.name, v.version))
+    none = dict.fromkeys(VERSION_FIELDS, 0)
+    result = []
+    for version in rows:
+        n = counts.get(version.pk, none)
+        result.append(
+            VersionRow(
+                version=version,
+                cases=n["cases"],
+                auto=rate_with_interval(n["auto"], n["cases"]),
+                overridden=rate_with_interval(n["overridden"], n["reviewed"]),
+                flagged=rate_with_interval(n["flagged"], n["audited"]),
+                shadow=rate_with_interval(n["shadow_agree"], n["shadow_total"]),
+                url=cases_url(category, "created", window, model_version=str(version.pk)),
+            )
         )
-        for v in rows
-    ]
+    return result
 
 
 @dataclass
@@ -289,7 +291,7 @@ def dashboard(category: Category, window: kpis.Window, *, user: User | Anonymous
         queues=queue_rows,
         fairness=fairness_rows,
         reviewers=reviewer_rows,
-        versions=model_versions(category, window),
+        versions=model_versions(category, window, counts["versions"]),
         advisor=advisor,
         may_adopt=may_adopt,
     )

@@ -25,7 +25,7 @@ from cases.selectors import queue_stats
 from governance.models import Category
 from governance.permissions import DATA_CURATOR, can_change_category
 from metrics.choices import AlertKind
-from metrics.kpis.parts import SECTIONS, Parts, percentile
+from metrics.kpis.parts import SECTIONS, VERSION_FIELDS, Parts, percentile
 from metrics.kpis.rollup import window_parts
 from metrics.kpis.window import Span, Window
 from metrics.models import AlertRule
@@ -398,8 +398,9 @@ def category_figures(
     category: Category, window: Window, *, user: User | AnonymousUser | None = None, now: datetime | None = None
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """`category_kpis`, and what its figures are made of, from the same queries: the counts of each rate's part and
-    whole, and the reference histogram of `drift_psi` (`previous_histogram`), for a page that shows "14 of 120"
-    beside 12 % and the two histograms side by side, without counting twice."""
+    whole, the reference histogram of `drift_psi` (`previous_histogram`) and each model version's counts
+    (`versions`, by id), for a page that shows "14 of 120" beside 12 %, the two histograms side by side and a
+    canary beside the active version, without counting twice."""
     now = now or timezone.now()
     parts = window_parts(category, window, SECTIONS)
     previous = window_parts(category, window.previous(), frozenset({"cases"})).histogram
@@ -447,6 +448,9 @@ def category_figures(
         "seconds_spent": decided["seconds_spent"],
         "resolved_by_people": resolved["resolved_by_people"],
         "previous_histogram": previous,
+        "versions": {
+            int(version): dict(zip(VERSION_FIELDS, values, strict=True)) for version, values in parts.versions.items()
+        },
     }
     return figures, counts
 

@@ -28,20 +28,22 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Round
 from django.db.models.lookups import LessThan
 
+from cases.choices import AuditStatus, Route
 from cases.models import Case, SlaBreach
 from cases.selectors import confidence_bucket
 from governance.models import Category
 from metrics.kpis import conditions
 from metrics.kpis.window import Span
-from reviews.choices import Action
+from reviews.choices import OVERRIDE_ACTIONS, VERDICT_ACTIONS, Action
 from reviews.models import Decision
 
 HISTOGRAM_BINS = 10
 ADVISOR_BUCKETS = 100
 SECTIONS = frozenset({"cases", "decisions", "resolution", "breaches"})
 # Bump when the stored parts change shape: older snapshots are then read live instead of misread.
-PARTS_VERSION = 2
+PARTS_VERSION = 3
 _SEP = "\x1f"  # joins the fields of a composite key (action, model label, human label) in a JSON object key
+VERSION_FIELDS = ("cases", "auto", "audited", "flagged", "reviewed", "overridden", "shadow_agree", "shadow_total")
 
 
 class ElapsedSeconds(Func):
@@ -106,6 +108,9 @@ class Parts:
     buckets: dict[str, list[int]] = field(default_factory=dict)
     # Per segment (its JSON), of the cases made final: [cases, acted as proposed] (fairness).
     segments: dict[str, list[int]] = field(default_factory=dict)
+    # Per model version (its id): its cases [created, auto, audited, flagged by the audit] and the decisions on
+    # them [verdicts and audits, overrides, shadow agreements, shadow answers] (`VERSION_FIELDS`).
+    versions: dict[str, list[int]] = field(default_factory=dict)
     # The decisions made in the span.
     decisions: int = 0
     verdicts: int = 0
@@ -151,6 +156,7 @@ class Parts:
         _add_counts(self.resolution_counts, other.resolution_counts)
         _add_lists(self.buckets, other.buckets)
         _add_lists(self.segments, other.segments)
+        _add_lists(self.versions, other.versions)
         for username, row in other.reviewers.items():
             person = self.reviewers.get(username)
             if person is None:
@@ -230,8 +236,11 @@ def _read_cases(parts: Parts, category: Category, span: Span) -> None:
             as_proposed=_flag(conditions.acted_as_proposed()),
             right=_flag(conditions.known_right()),
             wrong=_flag(conditions.known_wrong()),
+            audited=_flag(Q(audit_status__in=[AuditStatus.CONFIRMED, AuditStatus.FLAGGED])),
+            flagged=_flag(Q(audit_status=AuditStatus.FLAGGED)),
         )
         .values(
+            "model_version_id",
             "route",
             "tenth",
             "hundredth",
@@ -242,6 +251,8 @@ def _read_cases(parts: Parts, category: Category, span: Span) -> None:
             "as_proposed",
             "right",
             "wrong",
+            "audited",
+            "flagged",
         )
         .annotate(n=Count("id"))
         .order_by()
@@ -257,6 +268,11 @@ def _read_cases(parts: Parts, category: Category, span: Span) -> None:
         bucket[0] += n
         bucket[1] += n * row["right"]
         bucket[2] += n * row["wrong"]
+        version = parts.versions.setdefault(str(row["model_version_id"]), [0] * len(VERSION_FIELDS))
+        version[0] += n
+        version[1] += n if row["route"] == Route.AUTO else 0
+        version[2] += n * row["audited"]
+        version[3] += n * row["flagged"]
         segment = row["segment"] if isinstance(row["segment"], dict) else json.loads(row["segment"] or "{}")
         if row["made_final"] and segment:
             tally = parts.segments.setdefault(json.dumps(segment, sort_keys=True), [0, 0])
@@ -267,8 +283,8 @@ def _read_cases(parts: Parts, category: Category, span: Span) -> None:
 def _read_decisions(parts: Parts, category: Category, span: Span) -> None:
     decisions = Decision.objects.filter(case__category=category).filter(span.q("created_at"))
     rows = (
-        decisions.annotate(in_shadow=_flag(Q(case__route="shadow")))
-        .values("actor__username", "action", "seconds_spent", "in_shadow")
+        decisions.annotate(in_shadow=_flag(Q(case__route=Route.SHADOW)))
+        .values("case__model_version_id", "actor__username", "action", "seconds_spent", "in_shadow")
         .annotate(n=Count("id"), floor=Max("case__queue__review_floor_seconds"))
         .order_by()
     )
@@ -276,6 +292,13 @@ def _read_decisions(parts: Parts, category: Category, span: Span) -> None:
     for row in rows:
         n, action, seconds, username = row["n"], row["action"], row["seconds_spent"], row["actor__username"]
         parts.decisions += n
+        version = parts.versions.setdefault(str(row["case__model_version_id"]), [0] * len(VERSION_FIELDS))
+        if row["in_shadow"]:
+            version[6] += n if action == Action.APPROVE else 0
+            version[7] += n if action in (Action.APPROVE, Action.CORRECT) else 0
+        else:
+            version[4] += n if action in VERDICT_ACTIONS else 0
+            version[5] += n if action in OVERRIDE_ACTIONS else 0
         if action in conditions.HUMAN_VERDICTS and not row["in_shadow"]:
             parts.verdicts += n
             parts.overridden += 0 if action == Action.APPROVE else n
