@@ -155,3 +155,18 @@ def resume_category(*, category: Category, user: User, reason: str) -> Category:
     save_with_reason(category, user=user, reason=f"Resumed: {reason}")
     events.record(AuditKind.CATEGORY_RESUMED, actor=user, category_slug=category.slug, payload={"reason": reason})
     return category
+
+
+@transaction.atomic
+def set_retrain_cadence(*, category: Category, user: User | None, retrain_every_days: int, reason: str) -> Category:
+    """How often the built-in model of the category is retrained (0: never on a cadence), with a reason in the
+    category's history. Not a policy change: routing does not depend on it."""
+    reason = require_reason(reason)
+    category = Category.objects.select_for_update().get(pk=category.pk)
+    before = category.retrain_every_days
+    category.retrain_every_days = retrain_every_days
+    category.full_clean(validate_unique=False, validate_constraints=False)
+    if before == retrain_every_days:
+        raise ValidationError({"retrain_every_days": f"It is already {before}."})
+    save_with_reason(category, user=user, reason=f"Retraining cadence {before} -> {retrain_every_days} days: {reason}")
+    return category
