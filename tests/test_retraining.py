@@ -193,3 +193,46 @@ def test_shadow_agreement_is_measured_on_live_cases_beside_the_cases_own_answers
     client.force_login(steward)
     page = client.get(f"/admin/governance/modelversion/{shadow.pk}/change/").content.decode()
     assert "Live agreement with people" in page and "n=4" in page and "model@1" in page
+
+
+def test_a_steward_sets_the_cadence_through_the_api_with_a_reason(api: Any, category: Category, steward: User) -> None:
+    url = "/api/v1/categories/tickets/retraining/"
+    response = api(steward).patch(url, {"retrain_every_days": 7, "reason": "Labels pile up fast"}, format="json")
+    assert response.status_code == 200 and response.json()["retrain_every_days"] == 7
+    category.refresh_from_db()
+    assert category.retrain_every_days == 7
+    assert "Labels pile up fast" in category.history.first().history_change_reason
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"retrain_every_days": -1, "reason": "x"}, "retrain_every_days"),
+        ({"retrain_every_days": 400, "reason": "x"}, "retrain_every_days"),
+        ({"retrain_every_days": "often", "reason": "x"}, "retrain_every_days"),
+        ({"retrain_every_days": 7}, "reason"),
+        ({"retrain_every_days": 30, "reason": "no change"}, "retrain_every_days"),
+    ],
+)
+def test_a_bad_cadence_is_refused_naming_the_field(
+    api: Any, category: Category, steward: User, body: dict[str, Any], field: str
+) -> None:
+    response = api(steward).patch("/api/v1/categories/tickets/retraining/", body, format="json")
+    assert response.status_code == 400 and field in response.json()
+    assert Category.objects.get(pk=category.pk).retrain_every_days == 30
+
+
+def test_the_cadence_needs_a_stewards_grant(api: Any, category: Category, make_user: Any) -> None:
+    reviewer = make_user("rev", roles=["Reviewer"])
+    grant_queue(reviewer, WorkQueue.objects.get(category=category, kind="quick"))  # sees the category, no more
+    body = {"retrain_every_days": 7, "reason": "x"}
+    assert api(reviewer).patch("/api/v1/categories/tickets/retraining/", body, format="json").status_code == 403
+
+
+def test_the_cadence_is_set_on_the_category_page(client: Any, category: Category, steward: User) -> None:
+    client.force_login(steward)
+    url = f"/admin/governance/category/{category.pk}/retraining/"
+    assert url in client.get(f"/admin/governance/category/{category.pk}/change/").content.decode()
+    response = client.post(url, {"post": "yes", "retrain_every_days": 14, "reason": "Fortnightly"})
+    assert response.status_code == 302
+    assert Category.objects.get(pk=category.pk).retrain_every_days == 14

@@ -20,17 +20,20 @@ from django.utils.html import format_html, format_html_join
 from governance.admin_mixins import (
     GuardedHitlModelAdmin,
     HitlModelAdmin,
+    ReasonForm,
     VisibleToAdminMixin,
     acting_user,
     confirm_with_reason,
 )
 from governance.models import Category, Policy
-from governance.permissions import can_change_category
+from governance.models.categories import MAX_RETRAIN_EVERY_DAYS
+from governance.permissions import can_change_category, can_retrain
 from governance.services import (
     POLICY_FIELDS,
     create_category,
     pause_category,
     resume_category,
+    set_retrain_cadence,
     update_policy,
 )
 
@@ -48,6 +51,7 @@ CATEGORY_FIELDS = (
     "pii_fields",
     "retention_days",
     "baseline_minutes_per_case",
+    "retrain_every_days",
 )
 PAUSE_FIELDS = ("paused", "paused_at", "paused_by", "paused_reason", "resumed_at")
 
@@ -115,6 +119,15 @@ class CategoryAdminForm(forms.ModelForm[Category]):
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
         return cleaned
+
+
+class RetrainCadenceForm(ReasonForm):
+    retrain_every_days = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_RETRAIN_EVERY_DAYS,
+        help_text="Retrain the built-in model this often, in days; 0 turns the cadence off.",
+    )
+    field_order = ("retrain_every_days", "reason")
 
 
 @admin.register(Category)
@@ -209,6 +222,8 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
 
     def get_object_tools(self, request: HttpRequest, obj: Category) -> list[tuple[str, str]]:
         tools = [("Policy history", reverse("admin:governance_policy_history", args=[obj.policy.pk]))]
+        if can_retrain(request.user, obj):
+            tools.append(("Retraining cadence", reverse("admin:governance_category_retraining", args=[obj.pk])))
         if self.has_change_permission(request, obj):
             verb = "resume" if obj.paused else "pause"
             tools.insert(0, (f"{verb.title()} automation", reverse(f"admin:governance_category_{verb}", args=[obj.pk])))
@@ -225,6 +240,11 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
                 "<path:object_id>/resume/",
                 self.admin_site.admin_view(self.resume_view),
                 name="governance_category_resume",
+            ),
+            path(
+                "<path:object_id>/retraining/",
+                self.admin_site.admin_view(self.retraining_view),
+                name="governance_category_retraining",
             ),
             *super().get_urls(),
         ]
@@ -267,6 +287,31 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
 
     def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._tool_view(request, object_id, pause=False)
+
+    def retraining_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        category = self.get_object(request, unquote(object_id))
+        if category is None or not can_retrain(request.user, category):
+            raise PermissionDenied
+
+        def apply(obj: Category, data: dict[str, Any]) -> None:
+            set_retrain_cadence(
+                category=obj,
+                user=acting_user(request),
+                retrain_every_days=data["retrain_every_days"],
+                reason=data["reason"],
+            )
+
+        response = confirm_with_reason(
+            self,
+            request,
+            [category],
+            title="How often the built-in model is retrained",
+            submit_label="Retraining cadence set",
+            apply=apply,
+            form_class=RetrainCadenceForm,
+            initial={"retrain_every_days": category.retrain_every_days},
+        )
+        return response or HttpResponseRedirect(reverse("admin:governance_category_change", args=[category.pk]))
 
 
 @admin.register(Policy)

@@ -52,6 +52,7 @@ def create_category(
     description: str = "",
     pii_fields: list[str] | None = None,
     retention_days: int = 365,
+    retrain_every_days: int = 30,
     baseline_minutes_per_case: Any = None,
     policy: dict[str, Any] | None = None,
     create_default_queues: bool = True,
@@ -71,6 +72,7 @@ def create_category(
         description=description,
         pii_fields=pii_fields or [],
         retention_days=retention_days,
+        retrain_every_days=retrain_every_days,
     )
     if baseline_minutes_per_case is not None:
         category.baseline_minutes_per_case = baseline_minutes_per_case
