@@ -90,6 +90,9 @@ class CategoryAdminForm(forms.ModelForm[Category]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.policy_changes: dict[str, Any] = {}
+        if "retrain_every_days" in self.fields:
+            # Left empty, the default cadence (monthly), as the API does when it is not sent.
+            self.fields["retrain_every_days"].required = False
         if self.instance.pk is not None:
             policy = self.instance.policy
             for name in POLICY_FIELDS:
@@ -98,6 +101,8 @@ class CategoryAdminForm(forms.ModelForm[Category]):
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
         cleaned["reason"] = (cleaned.get("reason") or "").strip()
+        if "retrain_every_days" in self.fields and cleaned.get("retrain_every_days") is None:
+            cleaned["retrain_every_days"] = Category._meta.get_field("retrain_every_days").get_default()
         names = [name for name in POLICY_FIELDS if name in self.fields]
         if any(name in self.errors for name in names):
             return cleaned
