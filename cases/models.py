@@ -233,3 +233,36 @@ class SlaBreach(models.Model):
 
     def __str__(self) -> str:
         return f"case {self.case_id} overdue in {self.queue_id} since {self.due_at:%Y-%m-%d %H:%M}"
+
+
+class ShadowPredictionQuerySet(models.QuerySet["ShadowPrediction"]):
+    def visible_to(self, user: User | AnonymousUser) -> ShadowPredictionQuerySet:
+        """With the model version they measure: whoever sees its category."""
+        return self.filter(model_version__in=ModelVersion.objects.visible_to(user))
+
+
+class ShadowPrediction(models.Model):
+    """What a built-in version in `shadow` said about a case that arrived while it was proving itself.
+
+    Never shown to the reviewer and never acting: it exists so the version's agreement with people can be measured
+    on live traffic, beside the version that did answer the case (DESIGN.md, Feedback loop). One per case and
+    version; the case's own answer stays on the case."""
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="shadow_predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="shadow_predictions")
+    label = models.CharField(max_length=200)
+    confidence = models.FloatField(validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ShadowPredictionQuerySet.as_manager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "model_version"], name="%(app_label)s_%(class)s_once_per_version"),
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="%(app_label)s_%(class)s_confidence_0_1"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model_version_id} said {self.label!r} on case {self.case_id}"

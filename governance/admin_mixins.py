@@ -326,3 +326,20 @@ def with_page_first(
         app_list = sorted([*app_list, app], key=lambda listed: listed["name"].lower())
     app["models"].insert(0, entry)
     return app_list
+
+
+class RefreshWhileRunningMixin(_AdminBase):
+    """A list of background jobs (label exports, training runs) that reloads itself every `refresh_seconds` while
+    one of them is still on its way, so its progress moves without a click, and stops once all have ended.
+
+    The admin says which rows are on their way (`running_filter`, a lookup on its own queryset, which is already
+    narrowed to what the user may see) and uses the template below, or one extending it."""
+
+    change_list_template = "admin/hitl/change_list_refreshing.html"
+    refresh_seconds = 3
+    running_filter: dict[str, Any] = {}
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        running = self.get_queryset(request).filter(**self.running_filter).exists()
+        refresh = self.refresh_seconds if running else 0
+        return super().changelist_view(request, {**(extra_context or {}), "refresh_seconds": refresh})

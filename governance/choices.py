@@ -59,6 +59,7 @@ class AuditKind(models.TextChoices):
     CATEGORY_RESUMED = "category.resumed", "Category resumed"
     MODEL_REGISTERED = "model_version.registered", "Model version registered"
     MODEL_STATUS_CHANGED = "model_version.status_changed", "Model version status changed"
+    TRAINING_RUN = "model.training_run", "Built-in model training run"
     QUEUE_CHANGED = "queue.changed", "Queue changed"
     PURGE = "data.purged", "Data purged"
     AUDIT_ANCHOR = "audit.anchor", "Audit chain anchored"

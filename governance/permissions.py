@@ -159,3 +159,16 @@ def is_data_curator(user: AnyUser) -> bool:
 def may_purge_data(user: AnyUser) -> bool:
     """Who may run the retention purge by hand: the data's owners."""
     return is_data_curator(user)
+
+
+def can_retrain(user: AnyUser, category: Category) -> bool:
+    """May the user start a training of the category's built-in model, or set its retraining cadence? Model
+    stewards own retraining (DESIGN.md, roles): whoever may change model versions and sees the category; and
+    whoever may change the category itself, as its other settings."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    if can_change_category(user, category):
+        return True
+    if not user.has_perm("governance.change_modelversion"):
+        return False
+    return has_global_category_view(user) or category.pk in visible_category_ids(user)

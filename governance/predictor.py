@@ -8,22 +8,22 @@ Two checks stand between the stored bytes and running them:
   of scikit-learn estimators and numpy types, and the two private calibration types named in TRUSTED_TYPES.
   Anything else in the file is a refusal, never `trusted=True`.
 
-`input_text` lives here, beside the loader, because training (metrics) and prediction at intake (cases) must
-turn a case's input into text the same way, and this is the lowest layer both may import.
+`input_text` (governance.model_input, re-exported here) turns a case's input into the text the model reads, the
+same way for training (metrics) and prediction at intake (cases).
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import skops.io
 
 from governance.artifacts import artifact_digest
+from governance.model_input import input_text
 from governance.models import ModelArtifact
-from governance.pii import redact
 
 if TYPE_CHECKING:
     from governance.models import ModelVersion
@@ -36,26 +36,11 @@ TRUSTED_TYPES = (
 )
 
 
+__all__ = ["TRUSTED_TYPES", "ArtifactRefused", "Predictor", "input_text", "load_predictor"]
+
+
 class ArtifactRefused(Exception):
     """A model version's artifact is missing, does not match its recorded hash, or holds types we do not trust."""
-
-
-def input_text(value: Any, *, pii_fields: Iterable[str] | None) -> str:
-    """A case input as the model reads it: its redacted view's text values, in order, one per line. Redacted,
-    because a model trained on personal data would learn it, and the label export shows the same view."""
-    return "\n".join(_strings(redact(value, pii_fields=pii_fields)))
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        if value.strip():
-            yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from rq import cron
 
 from cases.jobs import retention_purge, sla_sweep
 from governance.jobs import audit_anchor, deliver_webhooks, verify_audit_chain
-from metrics.jobs import alert_check, pause_check, snapshot_metrics, train_model
+from metrics.jobs import alert_check, pause_check, retrain_due, snapshot_metrics, train_model
 
 QUEUE_NAME = "default"
 
@@ -58,6 +58,11 @@ JOBS: dict[str, PeriodicJob] = {
         func=pause_check,
         description="Pause categories whose reviewed outputs are refused too often (also runs after each decision)",
         interval=10 * 60,
+    ),
+    "retrain_due": PeriodicJob(
+        func=retrain_due,
+        description="Queue a retraining of each built-in model older than its category's cadence (default 30 days)",
+        cron="41 2 * * *",  # nightly, before the purge, off the hour
     ),
     "retention_purge": PeriodicJob(
         func=retention_purge,

@@ -7,19 +7,29 @@ from typing import Any
 from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
-from django.utils.html import format_html_join
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from cases.admin import register_case_list_filter
 from governance.admin.incidents import register_incident_panel
-from governance.admin_mixins import HitlModelAdmin, VisibleCategoryFilter, VisibleToAdminMixin, acting_user
-from governance.models import Incident
-from governance.permissions import can_change_category
+from governance.admin.model_versions import register_model_version_panel, register_model_version_tool
+from governance.admin_mixins import (
+    HitlModelAdmin,
+    RefreshWhileRunningMixin,
+    VisibleCategoryFilter,
+    VisibleToAdminMixin,
+    acting_user,
+)
+from governance.models import Category, Incident, ModelVersion
+from governance.permissions import can_change_category, can_retrain
+from governance.promotion_gate import BUILTIN_MODEL_NAME
 from metrics.dashboard.filters import KpiFigureFilter
-from metrics.models import Alert, AlertRule, ModelVersionPerformance
-from metrics.selectors import rate_with_interval, with_kpis
+from metrics.models import Alert, AlertRule, ModelVersionPerformance, TrainingRun
+from metrics.selectors import live_shadow_agreement, rate_with_interval, with_kpis
 from metrics.services.alerts import EDITABLE_RULE_FIELDS, update_alert_rule
+from metrics.services.retraining import request_training
 
 
 class _CategoryScoped(VisibleToAdminMixin):
@@ -158,6 +168,151 @@ def alerts_fired(incident: Incident) -> str:
     return links or "-"
 
 
+class TrainingRunForm(forms.ModelForm[TrainingRun]):
+    """Which category's built-in model to train (on its gated labels, as `runjob train_model` would)."""
+
+    class Meta:
+        model = TrainingRun
+        fields = ("category",)
+
+
+@admin.register(TrainingRun)
+class TrainingRunAdmin(_CategoryScoped, RefreshWhileRunningMixin, admin.ModelAdmin[TrainingRun]):
+    """Trainings of the built-in model: start one here (or from a model version's page), watch its progress in the
+    list, which reloads itself while one is on its way; each ends in a new version in shadow or a refusal and why."""
+
+    form = TrainingRunForm
+    list_display = ("id", "created_at", "category", "trigger", "requested_by", "status", "progress_bar", "outcome")
+    list_filter = (VisibleCategoryFilter, "status", "trigger")
+    list_select_related = ("category", "requested_by", "model_version")
+    running_filter = {"status__in": [TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]}
+    readonly_fields = (
+        "category",
+        "trigger",
+        "requested_by",
+        "status",
+        "progress_bar",
+        "message",
+        "model_version",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        user = request.user
+        if not (user.is_superuser or user.has_perm("governance.view_modelversion")):
+            return False
+        return obj is None or self.is_visible(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return bool(self._retrainable(request).exists())
+
+    def has_change_permission(self, request: HttpRequest, obj: TrainingRun | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: TrainingRun | None = None) -> bool:
+        return False
+
+    def _retrainable(self, request: HttpRequest) -> QuerySet[Category]:
+        visible = Category.objects.visible_to(request.user)
+        return visible.filter(pk__in=[c.pk for c in visible if can_retrain(request.user, c)])
+
+    def get_fields(self, request: HttpRequest, obj: TrainingRun | None = None) -> Any:
+        return ("category",) if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: TrainingRun | None = None) -> Any:
+        return () if obj is None else self.readonly_fields
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "category":
+            kwargs["queryset"] = self._retrainable(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: TrainingRun, form: Any, change: bool) -> None:
+        # The form offers only categories the user may retrain; a run already open for it is the answer.
+        run = request_training(category=obj.category, user=acting_user(request), trigger=TrainingRun.Trigger.MANUAL)
+        obj.pk = run.pk
+        obj._state.adding = False
+
+    def response_add(self, request: HttpRequest, obj: TrainingRun, post_url_continue: str | None = None) -> Any:
+        # To the list, where its progress shows and moves.
+        self.message_user(request, f"Training of {obj.category.slug} queued as run #{obj.pk}.")
+        return HttpResponseRedirect(reverse("admin:metrics_trainingrun_changelist"))
+
+    @admin.display(description="progress")
+    def progress_bar(self, obj: TrainingRun) -> SafeString:
+        return format_html(
+            '<progress value="{}" max="1" style="width:10em"></progress> {}',
+            f"{obj.progress:.3f}",
+            f"{obj.progress:.0%}",
+        )
+
+    @admin.display(description="outcome")
+    def outcome(self, obj: TrainingRun) -> SafeString | str:
+        if obj.model_version_id is not None:
+            url = reverse("admin:governance_modelversion_change", args=[obj.model_version_id])
+            return format_html('<a href="{}">{}</a>', url, str(obj.model_version))
+        return obj.message[:160]
+
+
+@admin.display(description="held out, beside the active version")
+def held_out_versus_active(version: ModelVersion) -> SafeString | str:
+    """A built-in version's held-out figures beside the active version's on the same cases (training's
+    `versus_active`), at the policy's auto threshold when it was trained: what the promotion gate compares."""
+    versus = (version.metrics or {}).get("versus_active")
+    if not isinstance(versus, dict):
+        return "-"
+    ours, theirs = versus.get("builtin") or {}, versus.get("active_figures") or {}
+    threshold = float(versus.get("auto_threshold") or 0)
+    rows = [
+        ("accuracy", _number(ours.get("accuracy")), _number(theirs.get("accuracy"))),
+        (f"would act at {threshold:.2f}", _number(ours.get("share"), "%"), _number(theirs.get("share"), "%")),
+        (f"error rate at {threshold:.2f}", _number(ours.get("error_rate")), _number(theirs.get("error_rate"))),
+    ]
+    return format_html(
+        "<table><tr><th></th><th>{}</th><th>{}</th></tr>{}</table><p>on the same {} held-out cases</p>",
+        version.label,
+        versus.get("active") or "no active version",
+        format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td></tr>", rows),
+        versus.get("n", 0),
+    )
+
+
+@admin.display(description="live agreement with people")
+def live_agreement(version: ModelVersion) -> SafeString | str:
+    """A built-in version's agreement with the human verdicts on the cases it answered in shadow, beside the
+    agreement of the answers those cases came with."""
+    if version.name != BUILTIN_MODEL_NAME:
+        return "-"
+    figures = live_shadow_agreement(version)
+    if not figures["n"]:
+        return "No case it answered in shadow has a human verdict yet."
+    others = ", ".join(f"{name}@{number}" for name, number in figures["answered_by"]) or "the cases' own model"
+    rows = [
+        (version.label, _share(figures["shadow"]["rate"] * figures["n"], figures["n"])),
+        (others, _share(figures["case"]["rate"] * figures["n"], figures["n"])),
+    ]
+    return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
+
+
+def train_builtin_tool(request: HttpRequest, version: ModelVersion) -> tuple[str, str] | None:
+    """'Train a new built-in model' above a version's page, for those who may retrain its category."""
+    if not can_retrain(request.user, version.category):
+        return None
+    url = reverse("admin:metrics_trainingrun_add") + f"?category={version.category_id}"
+    return ("Train a new built-in model", url)
+
+
+def _number(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    return f"{float(value):.0%}" if unit == "%" else f"{float(value):.3f}"
+
+
 register_incident_panel(alerts_fired)
+register_model_version_panel(held_out_versus_active)
+register_model_version_panel(live_agreement)
+register_model_version_tool(train_builtin_tool)
 # The case list learns to show the cases behind a dashboard figure (cases never names metrics).
 register_case_list_filter(KpiFigureFilter)

@@ -7,7 +7,8 @@ from typing import Any
 
 from governance.history import system_user
 from governance.models import Category
-from metrics.services import snapshots
+from metrics.models import TrainingRun
+from metrics.services import retraining, snapshots
 from metrics.services.alerts import check_all as check_alert_rules
 from metrics.services.pause import check_all, check_category
 
@@ -39,31 +40,47 @@ def snapshot_metrics() -> dict[str, Any]:
     return result
 
 
-def train_model(category_slug: str) -> dict[str, Any]:
-    """On demand (admin, `runjob train_model --category SLUG`): train the built-in model on the category's gated
-    labels. A refusal is an outcome, not a crash: the summary says `ok: false` and why."""
-    # Imported here, not at the top: scikit-learn takes seconds to import, and RQ's work horse imports this module
-    # for every job it runs; the frequent jobs above must not pay for the one that trains.
-    from metrics.services import training
-
-    category = Category.objects.select_related("policy").get(slug=category_slug)
-    try:
-        result = training.train_model(category=category, user=system_user())
-    except training.TrainingRefused as refusal:
-        logger.warning("Training refused for %s: %s", category_slug, refusal)
-        return {"ok": False, "category": category_slug, "refused": str(refusal)}
-    metrics = result.metrics
-    logger.info("Trained %s for %s: accuracy %.3f", result.model_version.label, category_slug, metrics["accuracy"])
+def train_model(category_slug: str, run_id: int | None = None) -> dict[str, Any]:
+    """On demand (admin, `runjob train_model --category SLUG`), on the cadence and on the override alert: train the
+    built-in model on the category's gated labels, as the TrainingRun `run_id` (queued by `request_training`; by
+    hand, without one, a run is recorded here). A refusal is an outcome, not a crash: `ok: false` and why."""
+    if run_id is None:
+        category = Category.objects.get(slug=category_slug)
+        run_id = retraining.request_training(
+            category=category, user=system_user(), trigger=TrainingRun.Trigger.COMMAND, enqueue=False
+        ).pk
+    run = retraining.run_training(run_id=run_id)
+    if run.status == TrainingRun.Status.REFUSED:
+        logger.warning("Training refused for %s: %s", category_slug, run.message)
+        return {"ok": False, "category": category_slug, "run": run.pk, "refused": run.message}
+    if run.model_version is None:
+        # Not this delivery's to run (already running or finished elsewhere): say where it stands.
+        return {
+            "ok": run.status != TrainingRun.Status.FAILED,
+            "category": category_slug,
+            "run": run.pk,
+            "status": run.status,
+            "message": run.message,
+        }
+    version = run.model_version
+    metrics = version.metrics
+    logger.info("Trained %s for %s: accuracy %.3f", version.label, category_slug, metrics["accuracy"])
     return {
         "ok": True,
         "category": category_slug,
-        "model_version": result.model_version.label,
-        "status": result.model_version.status,
+        "run": run.pk,
+        "model_version": version.label,
+        "status": version.status,
         "n_train": metrics["n_train"],
         "n": metrics["n"],
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
         "brier": metrics["brier"],
         "ece": metrics["ece"],
-        "seconds": result.seconds,
+        "seconds": metrics["training_seconds"],
     }
+
+
+def retrain_due() -> dict[str, Any]:
+    """Daily: queue a retraining for each category whose built-in model is older than its cadence."""
+    return retraining.retrain_due()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
@@ -140,3 +141,54 @@ class DailyParts(models.Model):
 
     def __str__(self) -> str:
         return f"{self.category_id} @ {self.day:%Y-%m-%d}"
+
+
+class TrainingRun(models.Model):
+    """One training of a category's built-in model: why it was started, how far it has got, and how it ended (a
+    new version in shadow, or a refusal and why). Written by metrics.services.retraining; the admin shows it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done: a new version in shadow"
+        REFUSED = "refused", "Refused: the data would not do"
+        FAILED = "failed", "Failed"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual", "Started from the admin"
+        COMMAND = "command", "runjob train_model"
+        CADENCE = "cadence", "The category's retraining cadence"
+        OVERRIDE_ALERT = "override_alert", "The override-rate alert fired"
+
+    category = models.ForeignKey(Category, on_delete=models.CASCADE, related_name="training_runs")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0, help_text="The share done, 0 to 1.")
+    message = models.TextField(blank=True, help_text="What it is doing, or how it ended.")
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="training_runs"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InCategoryQuerySet["TrainingRun"].as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["category", "created_at"], name="metrics_trainingrun_recent")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="%(app_label)s_%(class)s_progress_share"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"training #{self.pk} of {self.category_id} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in (self.Status.QUEUED, self.Status.RUNNING)

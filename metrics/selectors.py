@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, F, IntegerField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce
 
 from cases.choices import AuditStatus, Route
-from cases.models import Case
+from cases.models import Case, ShadowPrediction
 from governance.models import ModelVersion
 from metrics.kpis import Window
 from metrics.stats import wilson_interval
@@ -67,3 +68,28 @@ def with_kpis(queryset: QuerySet[ModelVersion], window: Window | None = None) ->
 def rate_with_interval(successes: int, total: int) -> dict[str, Any]:
     low, high = wilson_interval(successes, total)
     return {"n": total, "rate": successes / total if total else None, "low": low, "high": high}
+
+
+def live_shadow_agreement(version: ModelVersion) -> dict[str, Any]:
+    """How a built-in version in shadow agrees with people on live traffic, beside the answers the same cases came
+    with (the active version's): over the cases it predicted that have a current human label (the last human word,
+    DESIGN.md, Feedback loop), n and each side's agreement with its Wilson interval. One aggregate query."""
+    counts = ShadowPrediction.objects.filter(model_version=version, case__labels__superseded=False).aggregate(
+        n=Count("id"),
+        shadow=Count("id", filter=Q(label=F("case__labels__label"))),
+        case=Count("id", filter=Q(case__labels__label=KeyTextTransform("label", "case__output"))),
+    )
+    n = int(counts["n"])
+    return {
+        "n": n,
+        "shadow": rate_with_interval(int(counts["shadow"]), n),
+        "case": rate_with_interval(int(counts["case"]), n),
+        "answered_by": sorted(
+            set(
+                ShadowPrediction.objects.filter(model_version=version)
+                .order_by()
+                .values_list("case__model_version__name", "case__model_version__version")
+                .distinct()[:5]
+            )
+        ),
+    }

@@ -16,6 +16,7 @@ from django.utils.html import format_html
 from cases.selectors import BLIND_NOTE, is_blind
 from governance.admin_mixins import (
     HitlModelAdmin,
+    RefreshWhileRunningMixin,
     VisibleCategoryFilter,
     VisibleToAdminMixin,
     acting_user,
@@ -312,13 +313,13 @@ class ExportForm(forms.ModelForm[LabelExport]):
 
 
 @admin.register(LabelExport)
-class LabelExportAdmin(CuratorsOnly, admin.ModelAdmin[LabelExport]):
+class LabelExportAdmin(CuratorsOnly, RefreshWhileRunningMixin, admin.ModelAdmin[LabelExport]):
     """Label exports run as jobs: start one here, watch its progress in the list, download it when done."""
 
     form = ExportForm
     list_display = ("id", "created_at", "requested_by", "what", "status", "progress_bar", "download")
     list_select_related = ("requested_by",)
-    change_list_template = "admin/reviews/labelexport/change_list.html"
+    running_filter = {"status__in": [LabelExport.Status.QUEUED, LabelExport.Status.RUNNING]}
 
     def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
         form = super().get_form(request, obj, change, **kwargs)
@@ -326,12 +327,6 @@ class LabelExportAdmin(CuratorsOnly, admin.ModelAdmin[LabelExport]):
         assert isinstance(category, forms.ModelChoiceField)
         category.queryset = Category.objects.visible_to(request.user)
         return form
-
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-        # While an export is on its way the list reloads itself, so its progress moves without a click.
-        running = self.get_queryset(request).filter(status__in=[LabelExport.Status.QUEUED, LabelExport.Status.RUNNING])
-        refresh = 3 if running.exists() else 0
-        return super().changelist_view(request, {**(extra_context or {}), "refresh_seconds": refresh})
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return is_data_curator(request.user)

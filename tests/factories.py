@@ -15,7 +15,7 @@ from cases.models import Case, Queue
 from cases.services.intake import IntakeItem, submit_case
 from governance.choices import ModelStatus
 from governance.models import Category, ModelVersion
-from governance.services import create_category, register_model_version
+from governance.services import create_category, promote_model_version, register_model_version
 from reviews import services as review_services
 
 _counter = itertools.count(1)
@@ -120,3 +120,24 @@ def make_labelled_cases(
             review_services.decide(case=case, user=reviewer, action="approve")
         cases.append(case)
     return cases
+
+
+def make_builtin(
+    category: Category, *, status: str = ModelStatus.ACTIVE, n: int = 120, wrong_every: int = 4
+) -> ModelVersion:
+    """Train a built-in model for `category` on `n` separable labelled cases (by a certified reviewer; the
+    category's model is wrong on every `wrong_every`-th, so the built-in one beats it) and move it to `status`."""
+    # Imported here: scikit-learn takes seconds to import, and most tests never train.
+    from metrics.services.training import train_model
+
+    reviewer = UserFactory(username=f"labeller-{category.slug}", roles=["Reviewer"])
+    for queue in Queue.objects.filter(category=category):
+        grant_queue(reviewer, queue)
+    curator = UserFactory(username=f"curator-{category.slug}", roles=["Data Curator"])
+    reviewer = User.objects.get(pk=reviewer.pk)
+    review_services.certify(curator=curator, reviewer=reviewer, category=category, reason="Passed the calibration")
+    make_labelled_cases(category, reviewer, n=n, wrong_every=wrong_every)
+    version = train_model(category=category).model_version
+    if status != ModelStatus.SHADOW:
+        version = promote_model_version(model_version=version, status=status, user=None, reason="It beats model@1")
+    return version

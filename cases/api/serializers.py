@@ -1,19 +1,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, TypeGuard, cast
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import slug_re
 from django.db.models import prefetch_related_objects
-from rest_framework import serializers
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 
 from cases.choices import Priority
 from cases.models import Case, Queue
 from cases.permissions import shown_input
 from cases.selectors import is_blind
 from cases.services.intake import IntakeItem, not_submittable_message, submittable_categories
+from cases.services.prediction import BuiltinVersions, PredictionUnavailable, builtin_versions, check_predictable
 from governance.api.fields import ExtraField, ExtraFields, JSONObjectField
 from governance.api.serializers import StrictFloatField
 from governance.models import AuditEvent, Category
@@ -28,15 +30,33 @@ def looks_like_slug(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and len(value) <= 64 and slug_re.fullmatch(value) is not None
 
 
+class PredictionUnavailableError(APIException):
+    """503: the category's built-in model should answer the case but its artifact was refused (changed after
+    training, or holding untrusted types). Nothing is stored; the client may send its own prediction instead."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_code = "prediction_unavailable"
+
+
 class CaseIntakeSerializer(serializers.Serializer[Any]):
-    """One submitted model output. Checks every field; the category lookup is the only database read."""
+    """One submitted model output. Checks every field; the category lookup is the only database read, and for a
+    case sent without `output` and `confidence`, the lookup of the category's built-in model."""
 
     category = serializers.SlugField(max_length=64)
     external_id = serializers.CharField(max_length=200)
     input = JSONObjectField()
-    output = JSONObjectField(help_text="The model's output: `label` (required), optional `text`, `reasoning`, `score`.")
-    confidence = StrictFloatField(min_value=0.0, max_value=1.0)
-    model_version = serializers.CharField(max_length=201, help_text="name@version")
+    output = JSONObjectField(
+        required=False,
+        help_text="The model's output: `label` (required), optional `text`, `reasoning`, `score`. Omit it together "
+        "with `confidence` when the category's active model is the built-in one: intake predicts.",
+    )
+    confidence = StrictFloatField(min_value=0.0, max_value=1.0, required=False)
+    model_version = serializers.CharField(
+        max_length=201,
+        required=False,
+        default="",
+        help_text="name@version; required with `output`, optional (the built-in model's) without.",
+    )
     rules_fired = serializers.ListField(
         child=serializers.CharField(max_length=100), required=False, default=list, max_length=100
     )
@@ -59,14 +79,54 @@ class CaseIntakeSerializer(serializers.Serializer[Any]):
         return output
 
     def validate_model_version(self, label: str) -> str:
+        if not label:
+            return label  # whether it may be left out depends on `output` (see validate)
         try:
             parse_model_label(label)
         except DjangoValidationError as exc:
             raise serializers.ValidationError(exc.message_dict["model_version"]) from exc
         return label
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        answered = [name for name in ("output", "confidence") if name in attrs]
+        if len(answered) == 1:
+            missing = "confidence" if answered == ["output"] else "output"
+            raise serializers.ValidationError(
+                {
+                    missing: [
+                        "Required with `" + answered[0] + "`: send the model's output and confidence together, or "
+                        "neither to let the category's built-in model predict."
+                    ]
+                }
+            )
+        if answered:
+            if not attrs.get("model_version"):
+                raise serializers.ValidationError({"model_version": ["This field is required with `output`."]})
+            return attrs
+        # Cached in the context, which a bulk submission shares across its items: one lookup per category.
+        context = cast("dict[str, Any]", self.context)
+        known: dict[int, BuiltinVersions] = context.setdefault("builtin_versions", {})
+        category: Category = attrs["category"]
+        if category.pk not in known:
+            known[category.pk] = builtin_versions(category)
+        try:
+            check_predictable(category=category, versions=known[category.pk], model_version=attrs["model_version"])
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict) from exc
+        except PredictionUnavailable as exc:
+            raise PredictionUnavailableError(
+                {
+                    "output": [
+                        f"The category's built-in model cannot predict: {exc} Send the case with its own `output`, "
+                        "`confidence` and `model_version`, or ask a model steward to retrain or roll back."
+                    ]
+                }
+            ) from exc
+        return attrs
+
     def to_item(self) -> IntakeItem:
-        return IntakeItem(**self.validated_data)
+        data = self.validated_data
+        return IntakeItem(**{"output": None, "confidence": None, **data})
 
 
 # The read-only fields the layers above add to a case (reviews: its decisions), registered from their `ready()`.
@@ -200,7 +260,13 @@ class BulkIntake:
                 bulk.errors[index] = {"category": [not_submittable_message(slug)]}
                 continue
             intake = CaseIntakeSerializer(data=data, context=context)
-            if intake.is_valid():
+            try:
+                valid = intake.is_valid()
+            except PredictionUnavailableError as exc:
+                # One item's refusal, like any other invalid item: the rest of the bulk still goes in.
+                bulk.errors[index] = dict(exc.detail)  # type: ignore[arg-type]
+                continue
+            if valid:
                 bulk.items.append((index, intake.to_item()))
             else:
                 bulk.errors[index] = dict(intake.errors)

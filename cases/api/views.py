@@ -58,11 +58,13 @@ class CaseViewSet(
         responses={
             201: OpenApiResponse(CaseSerializer, description="Created and routed."),
             200: OpenApiResponse(CaseSerializer, description="A repeat of category + external_id: the existing case."),
-            **error_responses(400, 401, 403, 413),
+            **error_responses(400, 401, 403, 413, 503),
         },
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Submit one case; a repeat of the same category + external_id returns the existing case (200)."""
+        """Submit one case; a repeat of the same category + external_id returns the existing case (200). In a
+        category whose active model is the built-in one, `output` and `confidence` may be left out: intake predicts
+        (503 if the model's artifact is refused)."""
         user = acting_user(request)
         slug = request.data.get("category") if isinstance(request.data, dict) else None
         categories = submittable_categories(user=user, slugs=[slug])

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -21,11 +22,20 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
 from cases.choices import AuditStatus, CaseStatus, QueueKind, Route
-from cases.models import Case, Queue
+from cases.models import Case, Queue, ShadowPrediction
 from cases.routing import AuditContext, CaseFacts, CategoryState, PolicyRules, RoutingResult, route_case
+from cases.services.prediction import (
+    BuiltinVersions,
+    PredictionUnavailable,
+    builtin_versions,
+    check_predictable,
+    prediction_reason,
+    predictor_for,
+)
 from governance import events
 from governance.choices import AuditKind
 from governance.history import save_with_reason
+from governance.model_input import input_text
 from governance.models import Category, ModelVersion, Policy
 from governance.permissions import has_perm_on
 from governance.services import model_version_for_intake
@@ -36,6 +46,8 @@ if TYPE_CHECKING:
 
     from django.contrib.auth.models import User
 
+logger = logging.getLogger("hitl.intake")
+
 # How far back "a segment not seen recently" looks, and how many recent values estimate the top decile.
 NEW_SEGMENT_DAYS = 30
 TOP_DECILE_SAMPLE = 1000
@@ -44,13 +56,16 @@ TOP_DECILE_CACHE_SECONDS = 300
 
 @dataclass(frozen=True)
 class IntakeItem:
-    """One validated submission (the API's serializer, the demo seed and benchmarks build these)."""
+    """One validated submission (the API's serializer, the demo seed and benchmarks build these).
+
+    `output` and `confidence` are None together when the category's active built-in model is to answer the case
+    (`model_version` then empty or that model's); intake fills them in before routing."""
 
     category: Category
     external_id: str
     input: dict[str, Any]
-    output: dict[str, Any]
-    confidence: float
+    output: dict[str, Any] | None
+    confidence: float | None
     model_version: str
     rules_fired: list[str] = field(default_factory=list)
     value: Decimal | None = None
@@ -137,11 +152,17 @@ def _facts(item: IntakeItem) -> CaseFacts:
     return CaseFacts(
         category_slug=item.category.slug,
         external_id=item.external_id,
-        label=str(item.output.get("label", "")),
-        confidence=item.confidence,
+        label=str((item.output or {}).get("label", "")),
+        confidence=_answered_confidence(item),
         value=item.value,
         rules_fired=tuple(item.rules_fired),
     )
+
+
+def _answered_confidence(item: IntakeItem) -> float:
+    # Only answered items reach routing: the built-in model has filled in what the client left out.
+    assert item.confidence is not None, "an item reached routing without a confidence"
+    return item.confidence
 
 
 def _build_case(
@@ -167,7 +188,7 @@ def _build_case(
         external_id=item.external_id,
         input=item.input,
         output=item.output,
-        confidence=item.confidence,
+        confidence=_answered_confidence(item),
         model_version=model_version,
         rules_fired=item.rules_fired,
         value=item.value,
@@ -222,15 +243,55 @@ class _Router:
         self.now = now
         self.user = user
         self.model_versions: dict[str, ModelVersion] = {}
+        self.builtin = BuiltinVersions()
+        # external id -> why the answer is the built-in model's; -> what the built-in version in shadow said.
+        self.predicted: dict[str, str] = {}
+        self.shadow_answers: dict[str, tuple[str, float]] = {}
         self._seen_segments: set[str] = set()
         self._top_decile: Decimal | None = None
         self._top_decile_loaded = False
 
-    def prepare(self, items: list[IntakeItem]) -> None:
+    def prepare(self, items: list[IntakeItem]) -> list[IntakeItem]:
+        """Look up what routing needs, once for the run; returns the items with the built-in model's answer filled
+        in where the client sent none (ValidationError naming `output`, or PredictionUnavailable, if it cannot)."""
+        self.builtin = builtin_versions(self.category)
+        items = self._answer_unanswered(items)
+        self._answer_in_shadow(items)
         for label in {item.model_version for item in items}:
             # Registered in its own transaction: a new version is kept even if this submission fails later.
             self.model_versions[label] = model_version_for_intake(category=self.category, label=label, user=self.user)
         self._seen_segments = seen_segment_keys(self.category, {segment_key(i.segment) for i in items}, self.now)
+        return items
+
+    def _texts(self, items: list[IntakeItem]) -> list[str]:
+        return [input_text(item.input, pii_fields=self.category.pii_fields) for item in items]
+
+    def _answer_unanswered(self, items: list[IntakeItem]) -> list[IntakeItem]:
+        unanswered = [index for index, item in enumerate(items) if item.output is None or item.confidence is None]
+        if not unanswered:
+            return items
+        for label in {items[index].model_version for index in unanswered}:
+            version = check_predictable(category=self.category, versions=self.builtin, model_version=label)
+        # One call for the whole run: a bulk of 500 is one pass through the model, not 500.
+        answers = predictor_for(version).predict(self._texts([items[index] for index in unanswered]))
+        answered = list(items)
+        for index, (label, confidence) in zip(unanswered, answers, strict=True):
+            item = items[index]
+            answered[index] = replace(item, output={"label": label}, confidence=confidence, model_version=version.label)
+            self.predicted[item.external_id] = prediction_reason(version, label, confidence)
+        return answered
+
+    def _answer_in_shadow(self, items: list[IntakeItem]) -> None:
+        shadow = self.builtin.shadow
+        if shadow is None:
+            return
+        try:
+            predictor = predictor_for(shadow)
+        except PredictionUnavailable:
+            # A version on trial never stops intake: it is just not measured on these cases (the refusal is logged).
+            return
+        for item, answer in zip(items, predictor.predict(self._texts(items)), strict=True):
+            self.shadow_answers[item.external_id] = answer
 
     def top_decile(self) -> Decimal | None:
         if not self._top_decile_loaded:
@@ -260,7 +321,21 @@ class _Router:
             now=self.now,
         )
         case.category = self.category
+        if item.external_id in self.predicted:
+            # Where the answer came from comes first: every reason after it reasons about that answer.
+            case.route_reasons.insert(0, self.predicted[item.external_id])
         return case
+
+    def shadow_predictions(self, cases: list[Case]) -> list[ShadowPrediction]:
+        shadow = self.builtin.shadow
+        if shadow is None:
+            return []
+        return [
+            ShadowPrediction(case=case, model_version=shadow, label=label[:200], confidence=confidence)
+            for case in cases
+            if case.external_id in self.shadow_answers
+            for label, confidence in [self.shadow_answers[case.external_id]]
+        ]
 
 
 def _existing(category: Category, external_ids: list[str]) -> dict[str, Case]:
@@ -315,9 +390,9 @@ def _submit_category_run(
             new_indexes.append(index)
     if new_indexes:
         router = _Router(category, now, user)
-        router.prepare([items[i] for i in new_indexes])
+        run = router.prepare([items[i] for i in new_indexes])
         try:
-            created = _store(user=user, router=router, items=[items[i] for i in new_indexes])
+            created = _store(user=user, router=router, items=run)
         except IntegrityError:
             if len(new_indexes) == 1:
                 # Lost a race for this exact id: the other request's case is the answer.
@@ -355,5 +430,6 @@ def _store(*, user: User | None, router: _Router, items: list[IntakeItem]) -> di
         bulk_create_with_history(
             cases, Case, batch_size=500, default_user=user, default_change_reason="Submitted and routed"
         )
+    ShadowPrediction.objects.bulk_create(router.shadow_predictions(cases))
     events.record_many([_routed_event(case, user) for case in cases])
     return {case.external_id: case for case in cases}

@@ -20,17 +20,20 @@ from django.utils.html import format_html, format_html_join
 from governance.admin_mixins import (
     GuardedHitlModelAdmin,
     HitlModelAdmin,
+    ReasonForm,
     VisibleToAdminMixin,
     acting_user,
     confirm_with_reason,
 )
 from governance.models import Category, Policy
-from governance.permissions import can_change_category
+from governance.models.categories import MAX_RETRAIN_EVERY_DAYS
+from governance.permissions import can_change_category, can_retrain
 from governance.services import (
     POLICY_FIELDS,
     create_category,
     pause_category,
     resume_category,
+    set_retrain_cadence,
     update_policy,
 )
 
@@ -48,6 +51,7 @@ CATEGORY_FIELDS = (
     "pii_fields",
     "retention_days",
     "baseline_minutes_per_case",
+    "retrain_every_days",
 )
 PAUSE_FIELDS = ("paused", "paused_at", "paused_by", "paused_reason", "resumed_at")
 
@@ -87,6 +91,9 @@ class CategoryAdminForm(forms.ModelForm[Category]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.policy_changes: dict[str, Any] = {}
+        if "retrain_every_days" in self.fields:
+            # Left empty, the default cadence (monthly), as the API does when it is not sent.
+            self.fields["retrain_every_days"].required = False
         if self.instance.pk is not None:
             policy = self.instance.policy
             for name in POLICY_FIELDS:
@@ -95,6 +102,8 @@ class CategoryAdminForm(forms.ModelForm[Category]):
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}
         cleaned["reason"] = (cleaned.get("reason") or "").strip()
+        if "retrain_every_days" in self.fields and cleaned.get("retrain_every_days") is None:
+            cleaned["retrain_every_days"] = Category._meta.get_field("retrain_every_days").get_default()
         names = [name for name in POLICY_FIELDS if name in self.fields]
         if any(name in self.errors for name in names):
             return cleaned
@@ -116,6 +125,15 @@ class CategoryAdminForm(forms.ModelForm[Category]):
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
         return cleaned
+
+
+class RetrainCadenceForm(ReasonForm):
+    retrain_every_days = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_RETRAIN_EVERY_DAYS,
+        help_text="Retrain the built-in model this often, in days; 0 turns the cadence off.",
+    )
+    field_order = ("retrain_every_days", "reason")
 
 
 @admin.register(Category)
@@ -210,6 +228,8 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
 
     def get_object_tools(self, request: HttpRequest, obj: Category) -> list[tuple[str, str]]:
         tools = [("Policy history", reverse("admin:governance_policy_history", args=[obj.policy.pk]))]
+        if can_retrain(request.user, obj):
+            tools.append(("Retraining cadence", reverse("admin:governance_category_retraining", args=[obj.pk])))
         if self.has_change_permission(request, obj):
             verb = "resume" if obj.paused else "pause"
             tools.insert(0, (f"{verb.title()} automation", reverse(f"admin:governance_category_{verb}", args=[obj.pk])))
@@ -226,6 +246,11 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
                 "<path:object_id>/resume/",
                 self.admin_site.admin_view(self.resume_view),
                 name="governance_category_resume",
+            ),
+            path(
+                "<path:object_id>/retraining/",
+                self.admin_site.admin_view(self.retraining_view),
+                name="governance_category_retraining",
             ),
             *super().get_urls(),
         ]
@@ -268,6 +293,31 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
 
     def resume_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         return self._tool_view(request, object_id, pause=False)
+
+    def retraining_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        category = self.get_object(request, unquote(object_id))
+        if category is None or not can_retrain(request.user, category):
+            raise PermissionDenied
+
+        def apply(obj: Category, data: dict[str, Any]) -> None:
+            set_retrain_cadence(
+                category=obj,
+                user=acting_user(request),
+                retrain_every_days=data["retrain_every_days"],
+                reason=data["reason"],
+            )
+
+        response = confirm_with_reason(
+            self,
+            request,
+            [category],
+            title="How often the built-in model is retrained",
+            submit_label="Retraining cadence set",
+            apply=apply,
+            form_class=RetrainCadenceForm,
+            initial={"retrain_every_days": category.retrain_every_days},
+        )
+        return response or HttpResponseRedirect(reverse("admin:governance_category_change", args=[category.pk]))
 
 
 @admin.register(Policy)

@@ -1,7 +1,13 @@
-"""Model versions: registered here, moved along their rollout only by the promotion service, with a reason."""
+"""Model versions: registered here, moved along their rollout only by the promotion service, with a reason.
+
+What a version's page shows of the layers above (a built-in version's held-out figures beside the active one's, its
+live shadow agreement, a button that starts a training) is registered from their admin modules
+(`register_model_version_panel`, `register_model_version_tool`): governance never names them.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -23,6 +29,25 @@ from governance.admin_mixins import (
 from governance.choices import MODEL_STATUS_ORDER, ModelStatus
 from governance.models import Category, ModelVersion
 from governance.services import promote_model_version, register_model_version
+
+# A read-only row of a version's page, filled in by a higher layer: an `@admin.display` function of the version
+# returning HTML (its __name__ names the row; its description labels it).
+ModelVersionPanel = Callable[[ModelVersion], str]
+# A link above a version's page, from a higher layer: (label, url) for this user and version, or None.
+ModelVersionTool = Callable[[HttpRequest, ModelVersion], "tuple[str, str] | None"]
+
+_PANELS: dict[str, ModelVersionPanel] = {}
+_TOOLS: dict[str, ModelVersionTool] = {}
+
+
+def register_model_version_panel(panel: ModelVersionPanel) -> None:
+    """Show `panel` on every model version's page, after its own fields; registering a name again replaces it."""
+    _PANELS[panel.__name__] = panel
+
+
+def register_model_version_tool(tool: ModelVersionTool) -> None:
+    """Offer `tool`'s link above every model version's page it returns one for."""
+    _TOOLS[tool.__name__] = tool
 
 
 class ModelVersionAdminForm(forms.ModelForm[ModelVersion]):
@@ -55,10 +80,10 @@ class ModelVersionAdmin(VisibleToAdminMixin, HitlModelAdmin[ModelVersion]):
     add_fields = ("category", "name", "version", "notes", "metrics", "reason")
     change_fields = ("category", "name", "version", "status", "approved_by", "approved_at", "notes", "metrics")
 
-    def get_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> tuple[str, ...]:
-        return self.add_fields if obj is None else (*self.change_fields, "created_at")
+    def get_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> tuple[Any, ...]:
+        return self.add_fields if obj is None else (*self.change_fields, "created_at", *_PANELS.values())
 
-    def get_readonly_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> tuple[str, ...]:
+    def get_readonly_fields(self, request: HttpRequest, obj: ModelVersion | None = None) -> tuple[Any, ...]:
         return () if obj is None else self.get_fields(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: ModelVersion | None = None) -> bool:
@@ -83,9 +108,14 @@ class ModelVersionAdmin(VisibleToAdminMixin, HitlModelAdmin[ModelVersion]):
         obj._state.adding = False
 
     def get_object_tools(self, request: HttpRequest, obj: ModelVersion) -> list[tuple[str, str]]:
+        tools = []
         if self.has_change_permission(request, obj):
-            return [("Promote or retire", reverse("admin:governance_modelversion_promote", args=[obj.pk]))]
-        return []
+            tools.append(("Promote or retire", reverse("admin:governance_modelversion_promote", args=[obj.pk])))
+        for tool in _TOOLS.values():
+            link = tool(request, obj)
+            if link is not None:
+                tools.append(link)
+        return tools
 
     def get_urls(self) -> list[URLPattern]:
         return [

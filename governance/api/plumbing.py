@@ -125,13 +125,15 @@ _ERROR_TEXT = {
     409: "Conflicts with the current state (e.g. already paused, already registered). Nothing changed.",
     413: "The request body is over the size limit.",
     429: "Too many requests (or failed authentications) in a short time: wait as `Retry-After` says.",
+    503: "A service the request needs is unavailable (e.g. the built-in model's artifact was refused): "
+    '{"field": ["message"]} says which and what to send instead. Nothing was written.',
 }
 
 
 def error_responses(*codes: int) -> dict[int, OpenApiResponse]:
     """OpenAPI entries for the refusals an endpoint can give."""
     return {
-        code: OpenApiResponse(response=None if code == 400 else ErrorSerializer, description=_ERROR_TEXT[code])
+        code: OpenApiResponse(response=None if code in (400, 503) else ErrorSerializer, description=_ERROR_TEXT[code])
         for code in codes
     }
 

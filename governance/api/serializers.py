@@ -9,6 +9,7 @@ from governance.api.fields import ExtraFields, StorableModelSerializer, Storable
 from governance.api.plumbing import django_errors_as_drf
 from governance.choices import Consequence, ModelStatus, Pattern, Stage
 from governance.models import Category, ModelVersion, Policy
+from governance.models.categories import MAX_RETRAIN_EVERY_DAYS
 from governance.services import POLICY_FIELDS
 
 if TYPE_CHECKING:
@@ -100,6 +101,7 @@ class CategorySerializer(StorableModelSerializer):
             "resumed_at",
             "pii_fields",
             "retention_days",
+            "retrain_every_days",
             "baseline_minutes_per_case",
             "policy",
             "create_default_queues",
@@ -123,6 +125,12 @@ class CategorySerializer(StorableModelSerializer):
 
 class ReasonSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=1000)
+
+
+class RetrainCadenceSerializer(ReasonSerializer):
+    """How often the category's built-in model is retrained, in days (0: not on a cadence), and why it changes."""
+
+    retrain_every_days = serializers.IntegerField(min_value=0, max_value=MAX_RETRAIN_EVERY_DAYS)
 
 
 class ModelVersionSerializer(StorableModelSerializer):

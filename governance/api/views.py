@@ -23,10 +23,11 @@ from governance.api.serializers import (
     PolicyChangeSerializer,
     PromoteSerializer,
     ReasonSerializer,
+    RetrainCadenceSerializer,
 )
 from governance.filtersets import ModelVersionFilterSet
 from governance.models import Category, ModelVersion
-from governance.permissions import can_change_category
+from governance.permissions import can_change_category, can_retrain
 
 
 class CategoryViewSet(
@@ -83,6 +84,23 @@ class CategoryViewSet(
         reason = changes.pop("reason")
         policy = services.update_policy(category=category, user=acting_user(request), changes=changes, reason=reason)
         return Response(CategoryPolicySerializer(policy).data)
+
+    @extend_schema(
+        request=RetrainCadenceSerializer, responses={200: CategorySerializer, **error_responses(400, 401, 403, 404)}
+    )
+    @action(detail=True, methods=["patch"], url_path="retraining")
+    def retraining(self, request: Request, slug: str | None = None) -> Response:
+        """Set how often the category's built-in model is retrained (`retrain_every_days`, 0: off), with a
+        `reason`; for whoever may retrain it (model stewards, or those who may change the category)."""
+        category = self.get_object()
+        if not can_retrain(request.user, category):
+            raise PermissionDenied(f"You may not set the retraining of {category.slug!r} (model stewards may).")
+        serializer = RetrainCadenceSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        category = services.set_retrain_cadence(
+            category=category, user=acting_user(request), **serializer.validated_data
+        )
+        return Response(self.get_serializer(category).data)
 
     @extend_schema(
         request=ReasonSerializer, responses={200: CategorySerializer, **error_responses(400, 401, 403, 404, 409)}

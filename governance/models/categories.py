@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 
 _M = TypeVar("_M", bound=models.Model)
 
+# A cadence longer than a year is no cadence: say 0 (off) instead.
+MAX_RETRAIN_EVERY_DAYS = 366
+
 
 def default_audit_multipliers() -> dict[str, float]:
     """Strata that deserve more eyes (DESIGN.md, Routing): each multiplies the audit rate."""
@@ -71,6 +74,15 @@ class Category(models.Model):
     baseline_minutes_per_case = models.DecimalField(
         max_digits=7, decimal_places=2, default=Decimal("5.00"), validators=[MinValueValidator(Decimal("0"))]
     )
+    # On Category rather than Policy: the cadence is the model stewards' (who own retraining), not the product
+    # owner's routing rules, and changing it must not make a new policy version.
+    # db_default too: rows written by code that predates the column (older migrations' states) still get one.
+    retrain_every_days = models.PositiveIntegerField(
+        default=30,
+        db_default=30,
+        validators=[MaxValueValidator(MAX_RETRAIN_EVERY_DAYS)],
+        help_text="Retrain the built-in model this often (days, once it has been trained); 0 turns the cadence off.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     history = HistoricalRecords()
@@ -85,6 +97,10 @@ class Category(models.Model):
                 condition=Q(pattern__in=Pattern.values), name="%(app_label)s_%(class)s_pattern_valid"
             ),
             models.CheckConstraint(condition=Q(stage__in=Stage.values), name="%(app_label)s_%(class)s_stage_valid"),
+            models.CheckConstraint(
+                condition=Q(retrain_every_days__lte=MAX_RETRAIN_EVERY_DAYS),
+                name="%(app_label)s_%(class)s_retrain_cadence_range",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -13,6 +13,7 @@ from governance.services.categories import (
     pause_category,
     policy_snapshot,
     resume_category,
+    set_retrain_cadence,
     update_policy,
 )
 from governance.services.model_versions import (
@@ -35,5 +36,6 @@ __all__ = [
     "promote_model_version",
     "register_model_version",
     "resume_category",
+    "set_retrain_cadence",
     "update_policy",
 ]

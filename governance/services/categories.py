@@ -53,6 +53,7 @@ def create_category(
     description: str = "",
     pii_fields: list[str] | None = None,
     retention_days: int = 365,
+    retrain_every_days: int = 30,
     baseline_minutes_per_case: Any = None,
     policy: dict[str, Any] | None = None,
     create_default_queues: bool = True,
@@ -72,6 +73,7 @@ def create_category(
         description=description,
         pii_fields=pii_fields or [],
         retention_days=retention_days,
+        retrain_every_days=retrain_every_days,
     )
     if baseline_minutes_per_case is not None:
         category.baseline_minutes_per_case = baseline_minutes_per_case
@@ -155,4 +157,19 @@ def resume_category(*, category: Category, user: User, reason: str) -> Category:
     category.resumed_at = timezone.now()
     save_with_reason(category, user=user, reason=f"Resumed: {reason}")
     events.record(AuditKind.CATEGORY_RESUMED, actor=user, category_slug=category.slug, payload={"reason": reason})
+    return category
+
+
+@transaction.atomic
+def set_retrain_cadence(*, category: Category, user: User | None, retrain_every_days: int, reason: str) -> Category:
+    """How often the built-in model of the category is retrained (0: never on a cadence), with a reason in the
+    category's history. Not a policy change: routing does not depend on it."""
+    reason = require_reason(reason)
+    category = Category.objects.select_for_update().get(pk=category.pk)
+    before = category.retrain_every_days
+    category.retrain_every_days = retrain_every_days
+    category.full_clean(validate_unique=False, validate_constraints=False)
+    if before == retrain_every_days:
+        raise ValidationError({"retrain_every_days": f"It is already {before}."})
+    save_with_reason(category, user=user, reason=f"Retraining cadence {before} -> {retrain_every_days} days: {reason}")
     return category

@@ -29,8 +29,9 @@ from governance.permissions import MODEL_STEWARD, can_change_category
 from governance.services.notifications import notify, users_in_role
 from metrics import kpis
 from metrics.choices import AlertAction, AlertKind
-from metrics.models import Alert, AlertRule
+from metrics.models import Alert, AlertRule, TrainingRun
 from metrics.services.pause import pause_automation
+from metrics.services.retraining import request_training
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -196,6 +197,10 @@ def _fire(rule: AlertRule, finding: Finding, now: datetime) -> Alert:
             alert.save(update_fields=["incident"])
         except Conflict:
             pass  # paused meanwhile: the alert stands, the pause already happened
+    if rule.kind == AlertKind.OVERRIDE_RATE:
+        # People keep overriding the model: a built-in model trained on what they said instead is worth a try
+        # (DESIGN.md, Feedback loop); it lands in shadow and must beat the active version before it acts.
+        request_training(category=category, user=None, trigger=TrainingRun.Trigger.OVERRIDE_ALERT)
     link = reverse("admin:metrics_alert_change", args=[alert.pk])
     transaction.on_commit(
         lambda: notify(

@@ -16,6 +16,7 @@ numbers, as it may not look at labels itself.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -191,16 +192,27 @@ def next_builtin_version(category: Category) -> str:
     return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
 
 
-def train_model(*, category: Category, user: User | None = None) -> TrainingResult:
+# Told how far a run has got: the share done (0 to 1) and what it is doing, in words.
+Progress = Callable[[float, str], None]
+
+
+def _no_progress(share: float, message: str) -> None:
+    return None
+
+
+def train_model(*, category: Category, user: User | None = None, progress: Progress = _no_progress) -> TrainingResult:
     """Train a built-in model on the category's gated labels and register it as `builtin@<n>` in shadow, or raise
-    TrainingRefused saying why the data will not do."""
+    TrainingRefused saying why the data will not do. `progress` hears of each step (a TrainingRun shows them)."""
     started = time.monotonic()
+    progress(0.05, "Reading the gated labels")
     examples = gated_examples(category)
     cut = len(examples) - max(1, round(len(examples) * HELD_OUT_SHARE))
     train, held_out = examples[:cut], examples[cut:]
     check_trainable(examples, train)
 
+    progress(0.2, f"Fitting on {len(train)} labels")
     estimator = build_estimator(train).fit([e.text for e in train], [e.label for e in train])
+    progress(0.7, f"Measuring on {len(held_out)} held-out labels")
     classes = [str(c) for c in estimator.classes_]
     probability_rows = estimator.predict_proba([e.text for e in held_out])
     probabilities = [{cls: float(p) for cls, p in zip(classes, row, strict=True)} for row in probability_rows]
@@ -216,6 +228,7 @@ def train_model(*, category: Category, user: User | None = None) -> TrainingResu
         "trained_at": timezone.now().isoformat(),
     }
     _drop_cut_terms(estimator)
+    progress(0.9, "Storing the model")
     artifact: bytes = skops.io.dumps(estimator)
     metrics["training_seconds"] = round(time.monotonic() - started, 3)
     version = register_model_version(
