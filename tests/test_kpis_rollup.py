@@ -4,6 +4,7 @@ stored hour's cases were decided, escalated or audited later."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -163,3 +164,21 @@ def test_snapshots_of_another_shape_are_read_live(history: dict[str, Any]) -> No
     MetricSnapshot.objects.filter(category=category, hour=T0 + timedelta(hours=3)).update(parts={"version": 0})
 
     assert kpis.category_kpis(category, window, now=NOW) == _live(category, window)
+
+
+def test_the_sum_of_stored_parts_is_read_once_until_a_row_is_written_again(history: dict[str, Any]) -> None:
+    category = history["category"]
+    window = kpis.Window(T0, NOW)
+    snapshot_metrics(now=NOW, catch_up_hours=48)
+    first = kpis.category_kpis(category, window, now=NOW)
+    with CaptureQueriesContext(connection) as queries:
+        again = kpis.category_kpis(category, window, now=NOW)
+    assert again == first
+    assert not any('"parts" FROM' in q["sql"] or '."parts" AS' in q["sql"] for q in queries.captured_queries)
+
+    # A refreshed hour has a new token: the sum is read anew, and stays equal to a live reading.
+    snapshot = MetricSnapshot.objects.get(category=category, hour=T0 + timedelta(hours=2))
+    parts = {**snapshot.parts, "volume": snapshot.parts["volume"] + 7}
+    MetricSnapshot.objects.filter(pk=snapshot.pk).update(parts=parts, parts_token=uuid.uuid4())
+    DailyParts.objects.filter(category=category).delete()
+    assert kpis.category_kpis(category, window, now=NOW)["volume"] == first["volume"] + 7

@@ -16,8 +16,11 @@ A month is 720 hours: the job also sums each complete UTC day into one row (`Dai
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from django.core.cache import caches
 from django.db.models import Max
 from django.db.models.functions import TruncHour
 
@@ -31,6 +34,10 @@ from metrics.models import DailyParts, MetricSnapshot
 LIVE_UP_TO = timedelta(hours=6)
 # More changed hours than this and the window is read live whole (the snapshot job has not run for a while).
 MAX_CHANGED_HOURS = 240
+# The cache of stored sums (`hitl_project.settings.CACHES`) and how long an entry may live: a new snapshot hour
+# changes the key anyway, so an hour or two is all an entry is ever read.
+CACHE_ALIAS = "kpis"
+CACHE_SECONDS = 2 * 3600
 # A decision written just before a snapshot run may commit just after it: look back this much further.
 COMMIT_MARGIN = timedelta(minutes=10)
 
@@ -87,15 +94,16 @@ def window_parts(category: Category, window: Window, sections: frozenset[str] = 
     first, end = hour_ceil(window.start), hour_floor(window.end)
     if end - first < LIVE_UP_TO:
         return live_parts(category, Span.of(window), sections)
-    stamps: dict[datetime, datetime] = {
-        hour.astimezone(UTC): parts_at
-        for hour, parts_at in MetricSnapshot.objects.filter(
-            category=category, hour__gte=first, hour__lt=end, parts_at__isnull=False
-        )
+    rows = (
+        MetricSnapshot.objects.filter(category=category, hour__gte=first, hour__lt=end, parts_at__isnull=False)
         .order_by()
-        .values_list("hour", "parts_at")
-        if parts_at is not None
-    }
+        .values_list("hour", "parts_at", "parts_token")
+    )
+    stamps: dict[datetime, datetime] = {}
+    tokens: dict[datetime, Any] = {}
+    for hour, parts_at, token in rows:
+        if parts_at is not None:
+            stamps[hour.astimezone(UTC)], tokens[hour.astimezone(UTC)] = parts_at, token
     run = _longest_run(list(stamps))
     if run is None:
         return live_parts(category, Span.of(window), sections)
@@ -105,23 +113,48 @@ def window_parts(category: Category, window: Window, sections: frozenset[str] = 
     if len(changed) > MAX_CHANGED_HOURS:
         return live_parts(category, Span.of(window), sections)
     wanted = {hour for hour in stamps if run_start <= hour < run_end} - changed
-    summed: list[Parts] = []
-    for day, stored, built_at in (
+    days: list[tuple[datetime, Any]] = []
+    for day, built_at, token in (
         DailyParts.objects.filter(category=category, day__gte=run_start, day__lt=run_end)
         .order_by()
-        .values_list("day", "parts", "parts_at")
+        .values_list("day", "parts_at", "parts_token")
     ):
         hours = day_hours(day.astimezone(UTC))
         # A day holds while all its hours are wanted and none was read again after the day was summed.
         if all(hour in wanted for hour in hours) and built_at >= max(stamps[hour] for hour in hours):
+            days.append((day, token))
+            wanted.difference_update(hours)
+    stored, unreadable = _stored_sum(category, days, {hour: tokens[hour] for hour in wanted})
+    edges = Span(((window.start, run_start), (run_end, window.end)))
+    total = live_parts(category, edges + Span.hours(sorted(changed | unreadable)), sections)
+    total += stored
+    return total
+
+
+def _stored_sum(
+    category: Category, days: list[tuple[datetime, Any]], hours: dict[datetime, Any]
+) -> tuple[Parts, set[datetime]]:
+    """The sum of the stored parts of these days and hours, and the hours whose parts could not be read. The sum
+    is cached under the rows' tokens (new at every write), so the next request of the hour reads no parts at all:
+    decoding and adding a month of them costs more than every live query of the window together."""
+    signature = repr((category.pk, sorted((d.isoformat(), str(t)) for d, t in days), sorted(map(str, hours.items()))))
+    key = "kpis:stored-sum:" + hashlib.sha256(signature.encode()).hexdigest()
+    cache = caches[CACHE_ALIAS]
+    cached = cache.get(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    total, unreadable = Parts(), set()
+    if days:
+        for stored in DailyParts.objects.filter(category=category, day__in=[d for d, _ in days]).values_list(
+            "parts", flat=True
+        ):
             parts = Parts.from_json(stored)
-            if parts is not None:
-                summed.append(parts)
-                wanted.difference_update(hours)
-    unreadable: set[datetime] = set()
-    if wanted:
+            if parts is None:  # a day is summed only from readable hours, in this shape
+                raise ValueError("A day's parts are of another shape than its hours'.")
+            total += parts
+    if hours:
         for hour, stored in (
-            MetricSnapshot.objects.filter(category=category, hour__in=sorted(wanted))
+            MetricSnapshot.objects.filter(category=category, hour__in=sorted(hours))
             .order_by()
             .values_list("hour", "parts")
         ):
@@ -129,12 +162,9 @@ def window_parts(category: Category, window: Window, sections: frozenset[str] = 
             if parts is None:
                 unreadable.add(hour.astimezone(UTC))
             else:
-                summed.append(parts)
-    edges = Span(((window.start, run_start), (run_end, window.end)))
-    total = live_parts(category, edges + Span.hours(sorted(changed | unreadable)), sections)
-    for parts in summed:
-        total += parts
-    return total
+                total += parts
+    cache.set(key, (total, unreadable), CACHE_SECONDS)
+    return total, unreadable
 
 
 def last_fresh_at(category: Category) -> datetime | None:

@@ -11,6 +11,7 @@ and the KPIs of a window read an hour's snapshot only while it still holds (`met
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +67,7 @@ def _hour_values(category: Category, hour: datetime, *, with_queues: bool, now: 
         "figures": figures,
         "parts": parts.as_json(),
         "parts_at": now,
+        "parts_token": uuid.uuid4(),
     }
 
 
@@ -115,7 +117,9 @@ def roll_day(category: Category, day: datetime) -> bool:
     try:
         with transaction.atomic():
             DailyParts.objects.update_or_create(
-                category=category, day=day, defaults={"parts": total.as_json(), "parts_at": built_at}
+                category=category,
+                day=day,
+                defaults={"parts": total.as_json(), "parts_at": built_at, "parts_token": uuid.uuid4()},
             )
     except IntegrityError:
         return False  # another run summed it at the same moment
