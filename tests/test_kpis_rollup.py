@@ -17,6 +17,8 @@ from cases.models import Queue
 from cases.services.sla import sweep
 from governance.models import Category
 from metrics import kpis
+from metrics.kpis.parts import Parts, live_parts, live_parts_by_hour
+from metrics.kpis.window import Span
 from metrics.models import DailyParts, MetricSnapshot
 from metrics.services.snapshots import snapshot_metrics
 from reviews import services
@@ -182,3 +184,18 @@ def test_the_sum_of_stored_parts_is_read_once_until_a_row_is_written_again(histo
     MetricSnapshot.objects.filter(pk=snapshot.pk).update(parts=parts, parts_token=uuid.uuid4())
     DailyParts.objects.filter(category=category).delete()
     assert kpis.category_kpis(category, window, now=NOW)["volume"] == first["volume"] + 7
+
+
+def test_a_backfill_reads_each_hour_as_a_reading_of_that_hour_alone(history: dict[str, Any]) -> None:
+    category = history["category"]
+    with_sweep = NOW + timedelta(minutes=5)
+    with time_machine.travel(with_sweep, tick=False):
+        sweep()  # breaches too, in the hour under way
+    end = T0 + timedelta(hours=31)
+    by_hour = live_parts_by_hour(category, T0, end)
+
+    hours = [T0 + timedelta(hours=n) for n in range(31)]
+    assert set(by_hour) <= set(hours)
+    for hour in hours:
+        alone = live_parts(category, Span.hours([hour]))
+        assert by_hour.get(hour, Parts()).as_json() == alone.as_json(), hour

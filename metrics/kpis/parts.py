@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db.models import Case as CaseWhen
-from django.db.models import Count, ExpressionWrapper, F, FloatField, Func, IntegerField, Max, Q, Value, When
+from django.db.models import Count, ExpressionWrapper, F, FloatField, Func, IntegerField, Max, Q, QuerySet, Value, When
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Round
+from django.db.models.functions import Round, TruncHour
 from django.db.models.lookups import LessThan
 
 from cases.choices import AuditStatus, Route
@@ -210,24 +211,59 @@ def _key(value: Any) -> str:
 def live_parts(category: Category, span: Span, sections: frozenset[str] = SECTIONS) -> Parts:
     """The parts of `sections` over `span`, read from the cases and decisions: one grouped query per section."""
     parts = Parts()
-    if span.empty:
-        return parts
-    if "cases" in sections:
-        _read_cases(parts, category, span)
-    if "decisions" in sections:
-        _read_decisions(parts, category, span)
-    if "resolution" in sections:
-        _read_resolution(parts, category, span)
-    if "breaches" in sections:
-        parts.breaches = SlaBreach.objects.filter(queue__category=category).filter(span.q("detected_at")).count()
+    if not span.empty:
+        _read(category, span, sections, lambda row: parts, by_hour=False)
     return parts
 
 
-def _read_cases(parts: Parts, category: Category, span: Span) -> None:
+def live_parts_by_hour(category: Category, start: datetime, end: datetime) -> dict[datetime, Parts]:
+    """Every section's parts of each hour in [start, end) (both on the hour), from the same grouped queries as
+    `live_parts` with the hour as one more group: what a backfill of many hours' snapshots reads at once."""
+    hours: dict[datetime, Parts] = {}
+    span = Span(((start, end),))
+
+    def of_hour(row: dict[str, Any]) -> Parts:
+        return hours.setdefault(row["hour"].astimezone(UTC), Parts())
+
+    _read(category, span, SECTIONS, of_hour, by_hour=True)
+    return hours
+
+
+def _read(category: Category, span: Span, sections: frozenset[str], parts_of: PartsOf, *, by_hour: bool) -> None:
+    if "cases" in sections:
+        _read_cases(
+            parts_of,
+            _hourly(Case.objects.filter(category=category).filter(span.q("created_at")), "created_at", by_hour),
+        )
+    if "decisions" in sections:
+        decisions = Decision.objects.filter(case__category=category).filter(span.q("created_at"))
+        _read_decisions(parts_of, _hourly(decisions, "created_at", by_hour))
+    if "resolution" in sections:
+        final = Case.objects.filter(category=category, status__in=conditions.MADE_FINAL).filter(span.q("decided_at"))
+        _read_resolution(parts_of, _hourly(final, "decided_at", by_hour))
+    if "breaches" in sections:
+        breaches = SlaBreach.objects.filter(queue__category=category).filter(span.q("detected_at"))
+        for row in (
+            _hourly(breaches, "detected_at", by_hour).values(*_hour_key(by_hour)).annotate(n=Count("id")).order_by()
+        ):
+            parts_of(row).breaches += row["n"]
+
+
+PartsOf = Callable[[dict[str, Any]], "Parts"]
+
+
+def _hourly(queryset: QuerySet[Any], field: str, by_hour: bool) -> QuerySet[Any]:
+    return queryset.annotate(hour=TruncHour(field, tzinfo=UTC)) if by_hour else queryset
+
+
+def _hour_key(by_hour: bool) -> tuple[str, ...]:
+    return ("hour",) if by_hour else ()
+
+
+def _read_cases(parts_of: PartsOf, cases: QuerySet[Case]) -> None:
+    by_hour = "hour" in cases.query.annotations
     rows = (
-        Case.objects.filter(category=category)
-        .filter(span.q("created_at"))
-        .annotate(
+        cases.annotate(
             tenth=confidence_bucket(HISTOGRAM_BINS),
             hundredth=confidence_bucket(ADVISOR_BUCKETS),
             in_queue=_flag(Q(queue__isnull=False)),
@@ -240,6 +276,7 @@ def _read_cases(parts: Parts, category: Category, span: Span) -> None:
             flagged=_flag(Q(audit_status=AuditStatus.FLAGGED)),
         )
         .values(
+            *_hour_key(by_hour),
             "model_version_id",
             "route",
             "tenth",
@@ -258,6 +295,7 @@ def _read_cases(parts: Parts, category: Category, span: Span) -> None:
         .order_by()
     )
     for row in rows:
+        parts = parts_of(row)
         n = row["n"]
         parts.volume += n
         parts.routes[row["route"]] = parts.routes.get(row["route"], 0) + n
@@ -280,17 +318,20 @@ def _read_cases(parts: Parts, category: Category, span: Span) -> None:
             tally[1] += n * row["as_proposed"]
 
 
-def _read_decisions(parts: Parts, category: Category, span: Span) -> None:
-    decisions = Decision.objects.filter(case__category=category).filter(span.q("created_at"))
+def _read_decisions(parts_of: PartsOf, decisions: QuerySet[Decision]) -> None:
+    by_hour = "hour" in decisions.query.annotations
     rows = (
         decisions.annotate(in_shadow=_flag(Q(case__route=Route.SHADOW)))
-        .values("case__model_version_id", "actor__username", "action", "seconds_spent", "in_shadow")
+        .values(
+            *_hour_key(by_hour), "case__model_version_id", "actor__username", "action", "seconds_spent", "in_shadow"
+        )
         .annotate(n=Count("id"), floor=Max("case__queue__review_floor_seconds"))
         .order_by()
     )
     reviewer_actions = {*conditions.HUMAN_VERDICTS, *conditions.AUDIT_VERDICTS}
     for row in rows:
         n, action, seconds, username = row["n"], row["action"], row["seconds_spent"], row["actor__username"]
+        parts = parts_of(row)
         parts.decisions += n
         version = parts.versions.setdefault(str(row["case__model_version_id"]), [0] * len(VERSION_FIELDS))
         if row["in_shadow"]:
@@ -328,28 +369,29 @@ def _read_decisions(parts: Parts, category: Category, span: Span) -> None:
             model_label=KeyTextTransform("label", "output_before"),
             human_label=KeyTextTransform("label", "output_after"),
         )
-        .values("action", "model_label", "human_label")
+        .values(*_hour_key(by_hour), "action", "model_label", "human_label")
         .annotate(n=Count("id"))
         .order_by()
     )
     for verdict in labelled:
         key = _SEP.join((verdict["action"], verdict["model_label"] or "", verdict["human_label"] or ""))
-        parts.verdict_labels[key] = parts.verdict_labels.get(key, 0) + verdict["n"]
+        counts = parts_of(verdict).verdict_labels
+        counts[key] = counts.get(key, 0) + verdict["n"]
 
 
-def _read_resolution(parts: Parts, category: Category, span: Span) -> None:
+def _read_resolution(parts_of: PartsOf, final: QuerySet[Case]) -> None:
+    by_hour = "hour" in final.query.annotations
     rows = (
-        Case.objects.filter(category=category, status__in=conditions.MADE_FINAL)
-        .filter(span.q("decided_at"))
-        .annotate(
+        final.annotate(
             by_person=_flag(Q(status__in=conditions.HUMAN_FINAL)),
             minutes=minutes_to_three_figures(ElapsedSeconds(F("decided_at"), F("created_at"))),
         )
-        .values("by_person", "minutes")
+        .values(*_hour_key(by_hour), "by_person", "minutes")
         .annotate(n=Count("id"))
         .order_by()
     )
     for row in rows:
+        parts = parts_of(row)
         parts.final += row["n"]
         if row["by_person"]:
             parts.resolved += row["n"]

@@ -21,7 +21,7 @@ from django.utils import timezone
 from governance.models import Category
 from metrics import kpis
 from metrics.kpis import figures as derive
-from metrics.kpis.parts import Parts, live_parts
+from metrics.kpis.parts import Parts, live_parts, live_parts_by_hour
 from metrics.kpis.rollup import COMMIT_MARGIN, changed_hours, day_floor, day_hours, last_fresh_at
 from metrics.kpis.window import Span
 from metrics.models import DailyParts, MetricSnapshot
@@ -29,16 +29,20 @@ from metrics.models import DailyParts, MetricSnapshot
 HOUR = timedelta(hours=1)
 CATCH_UP_HOURS = 48
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# More missing hours than this are read at once (`live_parts_by_hour`).
+BATCH_FROM = 3
 
 
 def hour_start(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _hour_values(category: Category, hour: datetime, *, with_queues: bool, now: datetime) -> dict[str, Any]:
-    """An hour's snapshot columns, figures and parts, read live (one query per part, and the escalations)."""
+def _hour_values(
+    category: Category, hour: datetime, *, with_queues: bool, now: datetime, parts: Parts | None = None
+) -> dict[str, Any]:
+    """An hour's snapshot columns, figures and parts: `parts` if read already, or read live (a query a part)."""
     window = kpis.Window(hour, hour + HOUR, "1h")
-    parts = live_parts(category, Span.of(window))
+    parts = parts if parts is not None else live_parts(category, Span.of(window))
     cases = derive.case_figures(parts)
     decided = derive.decision_figures(parts)
     figures: dict[str, Any] = {}
@@ -72,13 +76,19 @@ def _hour_values(category: Category, hour: datetime, *, with_queues: bool, now: 
 
 
 def snapshot_hour(
-    category: Category, hour: datetime, *, with_queues: bool = False, now: datetime | None = None
+    category: Category,
+    hour: datetime,
+    *,
+    with_queues: bool = False,
+    now: datetime | None = None,
+    parts: Parts | None = None,
 ) -> MetricSnapshot | None:
     """Store the category's figures for the hour starting at `hour`; None if that hour is stored already.
 
     `with_queues` adds the queues as they stand now (depth, oldest age): right only for the hour just ended, so
-    a backfill of older hours leaves them out rather than record today's queues as the past's."""
-    values = _hour_values(category, hour, with_queues=with_queues, now=now or timezone.now())
+    a backfill of older hours leaves them out rather than record today's queues as the past's. `parts` are the
+    hour's, when a backfill read many hours at once."""
+    values = _hour_values(category, hour, with_queues=with_queues, now=now or timezone.now(), parts=parts)
     snapshot = MetricSnapshot(category=category, hour=hour, **values)
     try:
         with transaction.atomic():
@@ -146,8 +156,12 @@ def snapshot_metrics(*, now: datetime | None = None, catch_up_hours: int = CATCH
                     refreshed += 1
                     touched.add(hour)
         have = set(MetricSnapshot.objects.filter(category=category, hour__gte=hours[-1]).values_list("hour", flat=True))
-        for hour in sorted(h for h in hours if h not in have):
-            if snapshot_hour(category, hour, with_queues=hour == last, now=now) is not None:
+        missing = sorted(h for h in hours if h not in have)
+        # A backfill of many hours reads them all in one grouped query a part, not a few queries an hour.
+        read = live_parts_by_hour(category, missing[0], missing[-1] + HOUR) if len(missing) > BATCH_FROM else {}
+        for hour in missing:
+            parts = read.get(hour, Parts()) if len(missing) > BATCH_FROM else None
+            if snapshot_hour(category, hour, with_queues=hour == last, now=now, parts=parts) is not None:
                 written += 1
                 touched.add(hour)
         for day in sorted({day_floor(hour) for hour in touched}):
