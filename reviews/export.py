@@ -10,17 +10,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
 from governance.models import Category
 from governance.permissions import is_data_curator
-from governance.pii import redact
+from governance.pii import redactor
 from reviews.models import Label, LabelQuerySet
 
 if TYPE_CHECKING:
@@ -113,16 +115,18 @@ def require_exporter(user: User | AnonymousUser) -> None:
 
 
 # The columns read per label, in FIELDS order but for `category` (a category's slug and PII fields are read once,
-# not joined into every row): plain tuples, no model instances, so a million labels cost a million tuples.
-_COLUMNS = (
+# not joined into every row): plain tuples, no model instances, so a million labels cost a million tuples. The two
+# JSON columns are read as their text and decoded here: the same json.loads JSONField.from_db_value does, without
+# Django's per-row converter pass (on PostgreSQL no column is left with a converter, so the rows come as fetched).
+_COLUMNS: tuple[str | Cast, ...] = (
     "id",
     "case_id",
     "case__external_id",
     "category_id",
     "label",
     "model_label",
-    "output",
-    "case__input",
+    Cast("output", output_field=TextField()),
+    Cast("case__input", output_field=TextField()),
     "source",
     "reviewer__username",
     "certified",
@@ -136,11 +140,13 @@ _COLUMNS = (
 LINES_PER_PIECE = 128
 _compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 _csv_json = json.JSONEncoder(ensure_ascii=False).encode
+# Both JSON columns are NOT NULL (a JSON null is the text "null"), so every value read is JSON text.
+_decode = json.JSONDecoder().decode
 
 
 def label_records(labels: LabelQuerySet) -> Iterator[dict[str, Any]]:
     """One record per label, in FIELDS order, read in chunks (the input redacted by its category's PII rules)."""
-    categories: dict[int, tuple[str, list[str]]] = {}
+    categories: dict[int, tuple[str, Callable[[Any], Any]]] = {}
     for (
         pk,
         case_id,
@@ -162,7 +168,7 @@ def label_records(labels: LabelQuerySet) -> Iterator[dict[str, Any]]:
         category = categories.get(category_id)
         if category is None:
             slug, pii_fields = Category.objects.values_list("slug", "pii_fields").get(pk=category_id)
-            category = categories[category_id] = (slug, list(pii_fields or ()))
+            category = categories[category_id] = (slug, redactor(pii_fields))
         yield {
             "id": pk,
             "case": case_id,
@@ -170,8 +176,8 @@ def label_records(labels: LabelQuerySet) -> Iterator[dict[str, Any]]:
             "category": category[0],
             "label": label,
             "model_label": model_label,
-            "output": output,
-            "input": redact(case_input, pii_fields=category[1]),
+            "output": _decode(output),
+            "input": category[1](_decode(case_input)),
             "source": source,
             "reviewer": reviewer,
             "certified": certified,
@@ -203,7 +209,8 @@ def csv_lines(records: Iterator[dict[str, Any]]) -> Iterator[str]:
     writer = csv.writer(buffer)
     writer.writerow(FIELDS)
     for record in records:
-        writer.writerow([_csv_value(v) for v in record.values()])
+        # Strings and numbers (most values) go to the writer as they are; bool is an int but is spelt out.
+        writer.writerow([v if type(v) is str or type(v) is int else _csv_value(v) for v in record.values()])
         if buffer.tell() > 64 * 1024:
             yield buffer.getvalue()
             buffer.seek(0)

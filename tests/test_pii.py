@@ -18,7 +18,16 @@ from hypothesis import strategies as st
 from cases.api.serializers import CaseSerializer
 from cases.models import Queue
 from governance.models import Category
-from governance.pii import find_pii, iban_checksum_ok, luhn_ok, redact, redact_text
+from governance.pii import (
+    IBAN_LENGTHS,
+    find_pii,
+    iban_checksum_ok,
+    luhn_ok,
+    might_hold_pii,
+    redact,
+    redact_text,
+    run_detectors,
+)
 from tests.factories import grant_queue, make_case, make_category
 
 # --- field rules ------------------------------------------------------------------------------------------------
@@ -255,6 +264,38 @@ def test_nothing_detectable_survives_in_any_text(text: str) -> None:
 
     assert find_pii(redacted) == []
     assert redact_text(redacted) == redacted
+
+
+# Pieces that come near what the detectors look for: digits in runs of every length, the separators they allow
+# (and some they do not), "@", country codes, words, and real PII and business text, glued together as they come.
+_fragments = st.one_of(
+    st.text(alphabet=string.digits, min_size=1, max_size=8),
+    st.sampled_from([" ", "  ", "-", ".", "/", "(", ")", ",", "+", "#", "@", "00", "(0)", "\n", "_"]),
+    _words,
+    st.sampled_from(["DE", "GB", "NO", "de", "ab", "example.com", "ORD-", "IBAN ", "x", "\u00e9"]),
+    _pii,
+    _business,
+    # The shortest phone numbers (7 digits) and IBANs whose letters leave no long run of digits.
+    st.builds(lambda area, number: f"0{area} {number}", st.integers(10, 99), st.integers(1000, 9999)),
+    st.builds(lambda number: f"+{number}", st.integers(10**6, 10**7 - 1)),
+    st.sampled_from(["GB", "NO", "MT"]).flatmap(
+        lambda country: st.builds(
+            _iban,
+            st.just(country),
+            st.text(alphabet=_LOWER.upper() + string.digits, min_size=IBAN_LENGTHS[country] - 4).map(
+                lambda bban: bban[: IBAN_LENGTHS[country] - 4]
+            ),
+        )
+    ),
+)
+
+
+@settings(max_examples=1000, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(st.lists(_fragments, max_size=16).map("".join), st.text(alphabet="0123456789 .-/()+@#,aZ")))
+def test_the_cheap_look_before_the_detectors_changes_no_result(text: str) -> None:
+    assert redact_text(text) == run_detectors(text)
+    if not might_hold_pii(text):
+        assert find_pii(text) == []
 
 
 # --- who sees what ----------------------------------------------------------------------------------------------
