@@ -9,11 +9,11 @@ Two checks stand between the stored bytes and running them:
   Anything else in the file is a refusal, never `trusted=True`.
 
 Prediction runs the fitted estimator's arithmetic directly (LeanModel): scikit-learn's own `predict_proba` spends
-about 10 ms a call validating its input (check_array, dataframe detection, signature inspection) against
-microseconds of arithmetic, and intake has 5 ms for a prediction (DESIGN.md, Budgets). The lean path is built at
-load time from the estimator's fitted parts, only for the shape `metrics.services.training.build_estimator` makes;
-an estimator of any other shape is run by scikit-learn as before. tests/test_lean_prediction.py holds the two to
-the same answers.
+about 10 ms a call validating its input (check_array, dataframe detection, signature inspection) against a
+fraction of a millisecond of arithmetic, and intake has 5 ms for a prediction (DESIGN.md, Budgets). The lean path
+is built at load time from the estimator's fitted parts, only for the shape `metrics.services.training
+.build_estimator` makes; an estimator of any other shape is run by scikit-learn as before.
+tests/test_lean_prediction.py holds the two to the same answers.
 
 `input_text` (governance.model_input, re-exported here) turns a case's input into the text the model reads, the
 same way for training (metrics) and prediction at intake (cases).
@@ -133,7 +133,7 @@ class LeanModel:
 def lean_model(estimator: Any) -> LeanModel | None:
     """The LeanModel of `estimator`, or None when it is not of the one shape whose arithmetic LeanModel repeats
     (then scikit-learn's predict_proba runs it): anything but build_estimator's, ensemble=True included."""
-    # Imported on use, as load_predictor's callers import this module: scikit-learn loads only where a model does.
+    # Imported here: only a loaded model needs them.
     from sklearn.calibration import CalibratedClassifierCV, _CalibratedClassifier, _SigmoidCalibration
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
