@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -98,12 +99,18 @@ FILLER = ("please", "today", "my order", "again", "thanks", "urgent", "hello", "
 
 
 def make_labelled_cases(
-    category: Category, reviewer: User, *, n: int, wrong_every: int = 0, seed: int = 7
+    category: Category,
+    reviewer: User,
+    *,
+    n: int,
+    wrong_every: int = 0,
+    seed: int = 7,
+    topics: Sequence[str] = tuple(sorted(TOPIC_WORDS)),
 ) -> list[Case]:
-    """`n` cases whose topic shows in their words, each decided by `reviewer` (who must hold the queues): approved
-    when the case's model got it right, corrected when not (every `wrong_every`-th case is wrong)."""
+    """`n` cases whose topic (one of `topics`, TOPIC_WORDS's keys) shows in their words, each decided by `reviewer`
+    (who must hold the queues): approved when the case's model got it right, corrected when not (every
+    `wrong_every`-th case is wrong)."""
     rng = random.Random(seed)
-    topics = sorted(TOPIC_WORDS)
     cases = []
     for i in range(n):
         topic = topics[i % len(topics)]
@@ -123,10 +130,16 @@ def make_labelled_cases(
 
 
 def make_builtin(
-    category: Category, *, status: str = ModelStatus.ACTIVE, n: int = 120, wrong_every: int = 4
+    category: Category,
+    *,
+    status: str = ModelStatus.ACTIVE,
+    n: int = 120,
+    wrong_every: int = 4,
+    topics: Sequence[str] = tuple(sorted(TOPIC_WORDS)),
 ) -> ModelVersion:
-    """Train a built-in model for `category` on `n` separable labelled cases (by a certified reviewer; the
-    category's model is wrong on every `wrong_every`-th, so the built-in one beats it) and move it to `status`."""
+    """Train a built-in model for `category` on `n` separable labelled cases of `topics` (by a certified reviewer;
+    the category's model is wrong on every `wrong_every`-th, so the built-in one beats it) and move it to
+    `status`."""
     # Imported here: scikit-learn takes seconds to import, and most tests never train.
     from metrics.services.training import train_model
 
@@ -136,7 +149,7 @@ def make_builtin(
     curator = UserFactory(username=f"curator-{category.slug}", roles=["Data Curator"])
     reviewer = User.objects.get(pk=reviewer.pk)
     review_services.certify(curator=curator, reviewer=reviewer, category=category, reason="Passed the calibration")
-    make_labelled_cases(category, reviewer, n=n, wrong_every=wrong_every)
+    make_labelled_cases(category, reviewer, n=n, wrong_every=wrong_every, topics=topics)
     version = train_model(category=category).model_version
     if status != ModelStatus.SHADOW:
         version = promote_model_version(model_version=version, status=status, user=None, reason="It beats model@1")
