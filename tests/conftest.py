@@ -14,6 +14,7 @@ from django.core.cache import caches
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from cases.services import prediction
 from governance import append_only
 from tests.factories import UserFactory
 
@@ -75,10 +76,12 @@ def _anchor_log_per_test(settings: Any, tmp_path: Any) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_caches() -> Iterator[None]:
-    """API throttles count in the cache, and the KPIs keep sums of stored parts in theirs; both outlive a test, so
-    each test starts with them empty."""
+    """API throttles count in the cache, the KPIs keep sums of stored parts in theirs, and intake keeps the loaded
+    built-in models (two tests' models trained on the same data share bytes and hash); all outlive a test, so each
+    test starts with them empty."""
     for each in caches.all():
         each.clear()
+    prediction.clear_predictor_cache()
     yield
 
 

@@ -5,7 +5,6 @@ routed as before; a category without one refuses such a case naming `output`; a 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 from unittest import mock
 
@@ -19,14 +18,6 @@ from tests.factories import grant_submit, make_builtin, make_category
 
 URL = "/api/v1/cases/"
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_loaded_models() -> Iterator[None]:
-    # Trained on the same data, two tests' models have the same bytes and hash: each test loads its own.
-    prediction.clear_predictor_cache()
-    yield
-    prediction.clear_predictor_cache()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ and its live agreement with people from the cases it answered in shadow."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -18,7 +17,6 @@ from rq import Queue, SimpleWorker
 
 from cases.models import Queue as WorkQueue
 from cases.models import ShadowPrediction
-from cases.services import prediction
 from governance.choices import AuditKind
 from governance.models import AuditEvent, Category, ModelVersion, Notification
 from hitl_project.cron import JOBS
@@ -31,13 +29,6 @@ from tests.factories import grant_queue, make_builtin, make_case, make_category
 from tests.test_jobs_on_rq import redis_url, refuse_six_of_twenty  # noqa: F401 - the real-RQ fixture
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _no_loaded_models() -> Iterator[None]:
-    prediction.clear_predictor_cache()
-    yield
-    prediction.clear_predictor_cache()
 
 
 @pytest.fixture
