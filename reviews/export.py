@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import TextField
+from django.db.models import Func, TextField
 from django.db.models.functions import Cast
 from django.utils.dateparse import parse_datetime
 
@@ -118,7 +118,27 @@ def require_exporter(user: User | AnonymousUser) -> None:
 # not joined into every row): plain tuples, no model instances, so a million labels cost a million tuples. The two
 # JSON columns are read as their text and decoded here: the same json.loads JSONField.from_db_value does, without
 # Django's per-row converter pass (on PostgreSQL no column is left with a converter, so the rows come as fetched).
-_COLUMNS: tuple[str | Cast, ...] = (
+class IsoInstant(Func):
+    """A timestamp as the text `datetime.isoformat()` gives for it in UTC, written by the database: parsing a
+    million timestamps into datetimes only to format them again cost a sixth of the export's time."""
+
+    output_field = TextField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # isoformat leaves out the microseconds when they are 0; to_char's US always writes six digits.
+        utc = "(%(expressions)s AT TIME ZONE 'UTC')"
+        template = (
+            f"(CASE WHEN date_trunc('second', {utc}) = {utc} THEN to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') "
+            f"ELSE to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS.US') END || '+00:00')"
+        )
+        return self.as_sql(compiler, connection, template=template, **extra)
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # Stored as naive UTC text, str(datetime): "2026-12-01 09:00:00[.ffffff]".
+        return self.as_sql(compiler, connection, template="(replace(%(expressions)s, ' ', 'T') || '+00:00')", **extra)
+
+
+_COLUMNS: tuple[str | Func, ...] = (
     "id",
     "case_id",
     "case__external_id",
@@ -134,7 +154,7 @@ _COLUMNS: tuple[str | Cast, ...] = (
     "reason_code",
     "model_version",
     "policy_version",
-    "created_at",
+    IsoInstant("created_at"),
 )
 # How many lines go into one piece of the stream: one write to the socket (or the file) per ~64 KiB, not per label.
 LINES_PER_PIECE = 128
@@ -185,7 +205,7 @@ def label_records(labels: LabelQuerySet) -> Iterator[dict[str, Any]]:
             "reason_code": reason_code,
             "model_version": model_version,
             "policy_version": policy_version,
-            "created_at": created_at.isoformat(),
+            "created_at": created_at,
         }
 
 

@@ -127,3 +127,18 @@ def test_a_bad_parameter_is_a_400_naming_it(
     response = api(curator).get(f"{URL}?{query}")
     assert response.status_code == 400, response.content
     assert field in response.json()
+
+
+@pytest.mark.parametrize("microsecond", [0, 100_000, 7])
+def test_created_at_reads_as_isoformat_in_utc(category: Category, curator: User, api: Any, microsecond: int) -> None:
+    """The database writes the timestamp's text (reviews.export.IsoInstant): it must be what isoformat gives,
+    with or without microseconds, on PostgreSQL and SQLite alike."""
+    import datetime as dt
+
+    label = Label.objects.get(case__external_id="t-1")
+    # An instant given in another offset: the export states it in UTC.
+    moment = dt.datetime(2026, 11, 30, 23, 5, 9, microsecond, tzinfo=dt.timezone(dt.timedelta(hours=2)))
+    Label.objects.filter(pk=label.pk).update(created_at=moment)
+    records = {r["external_id"]: r for r in jsonl(api(curator).get(f"{URL}?category=exp&format=jsonl"))}
+    assert records["t-1"]["created_at"] == moment.astimezone(dt.UTC).isoformat()
+    assert records["t-1"]["created_at"].startswith("2026-11-30T21:05:09")
