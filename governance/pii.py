@@ -22,6 +22,7 @@ from a raw one.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -50,17 +51,41 @@ def redact(value: Any, *, pii_fields: Iterable[str] | None) -> Any:
     return redactor(pii_fields)(value)
 
 
+def _rules(pii_fields: Iterable[str] | None) -> tuple[frozenset[str], int]:
+    """The PII field names as they are compared (casefolded), and the depth past which a value is hidden whole."""
+    names = [pii_fields] if isinstance(pii_fields, str) else pii_fields or ()
+    return frozenset(str(name).casefold() for name in names), jsonvalues.max_depth()
+
+
 def redactor(pii_fields: Iterable[str] | None) -> Callable[[Any], Any]:
     """`redact` for one category's PII fields, its rules resolved once: for redacting many values alike (an export)."""
-    names = [pii_fields] if isinstance(pii_fields, str) else pii_fields or ()
-    fields = frozenset(str(name).casefold() for name in names)
-    limit = jsonvalues.max_depth()
+    fields, limit = _rules(pii_fields)
     return lambda value: _walk(value, fields, limit)
 
 
-def _walk(value: Any, fields: frozenset[str], limit: int, depth: int = 0) -> Any:
+def text_redactor(pii_fields: Iterable[str] | None) -> Callable[[str], Any]:
+    """`redactor` for values stored as JSON text (an export reads a million of them): decodes the text and redacts
+    it, running the detectors on its strings only where a look at the whole text says one might match.
+
+    The look holds for text without a backslash, where every string appears as it is: a string the detectors
+    could match makes `might_hold_pii` true of the whole text (its patterns match the same characters with the
+    same neighbours, and a quote is neither letter nor digit). The PII fields and the depth limit are applied
+    either way.
+    """
+    fields, limit = _rules(pii_fields)
+    decode = json.JSONDecoder().decode
+
+    def redact_text_value(text: str) -> Any:
+        detect = "\\" in text or might_hold_pii(text)
+        return _walk(decode(text), fields, limit, detect=detect)
+
+    return redact_text_value
+
+
+def _walk(value: Any, fields: frozenset[str], limit: int, depth: int = 0, *, detect: bool = True) -> Any:
+    """The redacted view of `value`; `detect=False` where no string can hold what the detectors find."""
     if isinstance(value, str):
-        return redact_text(value)
+        return redact_text(value) if detect else value
     if isinstance(value, dict | list | tuple) and depth >= limit:
         # Intake refuses deeper JSON (governance.jsonvalues); anything deeper that got stored some other way is
         # hidden whole rather than walked: the redacted view never fails and never shows what it did not check.
@@ -69,11 +94,11 @@ def _walk(value: Any, fields: frozenset[str], limit: int, depth: int = 0) -> Any
         return {
             key: REDACTED
             if isinstance(key, str) and key.casefold() in fields
-            else _walk(item, fields, limit, depth + 1)
+            else _walk(item, fields, limit, depth + 1, detect=detect)
             for key, item in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_walk(item, fields, limit, depth + 1) for item in value]
+        return [_walk(item, fields, limit, depth + 1, detect=detect) for item in value]
     return value
 
 

@@ -22,7 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from governance.models import Category
 from governance.permissions import is_data_curator
-from governance.pii import redactor
+from governance.pii import text_redactor
 from reviews.models import Label, LabelQuerySet
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ def label_records(labels: LabelQuerySet) -> Iterator[dict[str, Any]]:
         category = categories.get(category_id)
         if category is None:
             slug, pii_fields = Category.objects.values_list("slug", "pii_fields").get(pk=category_id)
-            category = categories[category_id] = (slug, redactor(pii_fields))
+            category = categories[category_id] = (slug, text_redactor(pii_fields))
         yield {
             "id": pk,
             "case": case_id,
@@ -197,7 +197,7 @@ def label_records(labels: LabelQuerySet) -> Iterator[dict[str, Any]]:
             "label": label,
             "model_label": model_label,
             "output": _decode(output),
-            "input": category[1](_decode(case_input)),
+            "input": category[1](case_input),
             "source": source,
             "reviewer": reviewer,
             "certified": certified,

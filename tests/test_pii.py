@@ -3,6 +3,7 @@ sees past it (`cases.view_pii`) in the API, the review page and the case admin."
 
 from __future__ import annotations
 
+import json
 import logging
 import string
 from datetime import date
@@ -27,6 +28,7 @@ from governance.pii import (
     redact,
     redact_text,
     run_detectors,
+    text_redactor,
 )
 from tests.factories import grant_queue, make_case, make_category
 
@@ -255,6 +257,36 @@ def test_redact_is_idempotent(value: Any, fields: list[str]) -> None:
     once = redact(value, pii_fields=fields)
 
     assert redact(once, pii_fields=fields) == once
+
+
+@settings(max_examples=500, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    value=_json,
+    fields=st.lists(st.sampled_from(["email", "phone", "name", "NAME", "x"]), max_size=3),
+    ascii_only=st.booleans(),
+    spaced=st.booleans(),
+)
+def test_redacting_stored_json_text_equals_redacting_its_value(
+    value: Any, fields: list[str], ascii_only: bool, spaced: bool
+) -> None:
+    """The export's skip (text_redactor) never changes a result: on the text as SQLite keeps it (ASCII, escapes)
+    and as PostgreSQL writes jsonb (spaced, characters as they are)."""
+    separators = (", ", ": ") if spaced else (",", ":")
+    text = json.dumps(value, ensure_ascii=ascii_only, separators=separators)
+
+    assert text_redactor(fields)(text) == redact(value, pii_fields=fields)
+
+
+def test_redacting_stored_json_text_hides_what_is_too_deep() -> None:
+    from governance import jsonvalues
+
+    deep: Any = "plain"
+    for _ in range(jsonvalues.max_depth() + 1):
+        deep = [deep]
+    redacted = text_redactor([])(json.dumps(deep))
+
+    assert redacted == redact(deep, pii_fields=[])
+    assert "[redacted]" in json.dumps(redacted)
 
 
 @settings(max_examples=500)
