@@ -94,6 +94,15 @@ def test_csv_parses_back_with_the_same_fields(category: Category, curator: User,
     assert [r["label"] for r in records] == ["shipping", "billing"]
     assert json.loads(records[0]["input"]) == {"text": "Write to [email]", "customer": "[redacted]"}
     assert [r["passed_gate"] for r in records] == ["false", "true"]
+    # Every cell is its JSON line's value spelt out: None empty, flags in lower case, JSON values as JSON text.
+    lines = jsonl(api(curator).get(f"{URL}?category=exp&format=jsonl"))
+    for record, line in zip(records, lines, strict=True):
+        for field, value in line.items():
+            if isinstance(value, dict | list):
+                assert json.loads(record[field]) == value, field
+            else:
+                spelt = "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+                assert record[field] == spelt, field
 
 
 def test_filters_narrow_the_export(category: Category, curator: User, api: Any) -> None:
