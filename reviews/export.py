@@ -115,10 +115,6 @@ def require_exporter(user: User | AnonymousUser) -> None:
         raise PermissionDenied("Exporting labels needs the Data Curator role (or a superuser).")
 
 
-# The columns read per label, in FIELDS order but for `category` (a category's slug and PII fields are read once,
-# not joined into every row): plain tuples, no model instances, so a million labels cost a million tuples. The two
-# JSON columns are read as their text and decoded here: the same json.loads JSONField.from_db_value does, without
-# Django's per-row converter pass (on PostgreSQL no column is left with a converter, so the rows come as fetched).
 class IsoInstant(Func):
     """A timestamp as the text `datetime.isoformat()` gives for it in UTC, written by the database: parsing a
     million timestamps into datetimes only to format them again cost a sixth of the export's time."""
@@ -139,6 +135,11 @@ class IsoInstant(Func):
         return self.as_sql(compiler, connection, template="(replace(%(expressions)s, ' ', 'T') || '+00:00')", **extra)
 
 
+# The columns read per label, in FIELDS order but for `category` (a category's slug and PII fields are read once,
+# not joined into every row): plain tuples, no model instances, so a million labels cost a million tuples. The two
+# JSON columns are read as their text and decoded here (the input by `text_redactor`): the same json.loads
+# JSONField.from_db_value does, without Django's per-row converter pass (on PostgreSQL no column is left with a
+# converter, so the rows come as fetched).
 _COLUMNS: tuple[str | Func, ...] = (
     "id",
     "case_id",

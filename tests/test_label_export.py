@@ -4,6 +4,7 @@ streamed as JSON lines or CSV, for data curators and superusers only."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from typing import Any
@@ -142,8 +143,6 @@ def test_a_bad_parameter_is_a_400_naming_it(
 def test_created_at_reads_as_isoformat_in_utc(category: Category, curator: User, api: Any, microsecond: int) -> None:
     """The database writes the timestamp's text (reviews.export.IsoInstant): it must be what isoformat gives,
     with or without microseconds, on PostgreSQL and SQLite alike."""
-    import datetime as dt
-
     label = Label.objects.get(case__external_id="t-1")
     # An instant given in another offset: the export states it in UTC.
     moment = dt.datetime(2026, 11, 30, 23, 5, 9, microsecond, tzinfo=dt.timezone(dt.timedelta(hours=2)))

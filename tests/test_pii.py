@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from cases.api.serializers import CaseSerializer
 from cases.models import Queue
+from governance import jsonvalues
 from governance.models import Category
 from governance.pii import (
     IBAN_LENGTHS,
@@ -278,8 +279,6 @@ def test_redacting_stored_json_text_equals_redacting_its_value(
 
 
 def test_redacting_stored_json_text_hides_what_is_too_deep() -> None:
-    from governance import jsonvalues
-
     deep: Any = "plain"
     for _ in range(jsonvalues.max_depth() + 1):
         deep = [deep]
