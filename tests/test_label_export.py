@@ -87,14 +87,21 @@ def test_jsonl_has_designs_fields_in_order_and_the_input_redacted(category: Cate
 
 
 def test_csv_parses_back_with_the_same_fields(category: Category, curator: User, api: Any) -> None:
+    # CSV writes the output as the JSON text the database holds: non-ASCII text and nested values parse back alike.
+    third = make_case(category, confidence=0.8, external_id="t-3", output={"label": "shipping"})
+    corrected = {"label": "réclamation", "text": 'Grüße, "quoted"\nnext line', "reasoning": {"cues": [1, 2.5, None]}}
+    services.decide(
+        case=third, user=User.objects.get(username="rev"), action="correct", output=corrected, reason_code="wrong_label"
+    )
     response = api(curator).get(f"{URL}?category=exp&format=csv")
     assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0] == list(FIELDS)
     records = [dict(zip(rows[0], row, strict=True)) for row in rows[1:]]
-    assert [r["label"] for r in records] == ["shipping", "billing"]
+    assert [r["label"] for r in records] == ["shipping", "billing", "réclamation"]
     assert json.loads(records[0]["input"]) == {"text": "Write to [email]", "customer": "[redacted]"}
-    assert [r["passed_gate"] for r in records] == ["false", "true"]
+    assert json.loads(records[2]["output"]) == corrected
+    assert [r["passed_gate"] for r in records] == ["false", "true", "true"]
     # Every cell is its JSON line's value spelt out: None empty, flags in lower case, JSON values as JSON text.
     lines = jsonl(api(curator).get(f"{URL}?category=exp&format=jsonl"))
     for record, line in zip(records, lines, strict=True):

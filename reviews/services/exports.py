@@ -60,9 +60,9 @@ def run_export(export_id: int) -> dict[str, Any]:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(path.suffix + ".part")
         written = 0
-        records = export.Counted(export.label_records(labels))
+        records = export.Counted(export.label_rows(labels))
         with partial.open("w", encoding="utf-8", newline="") as out:
-            for line in export.render(records.records, wanted.format):
+            for line in export.render(records.rows, wanted.format):
                 out.write(line)
                 if records.count - written >= PROGRESS_EVERY:
                     written = records.count
