@@ -161,14 +161,25 @@ def may_purge_data(user: AnyUser) -> bool:
     return is_data_curator(user)
 
 
-def can_retrain(user: AnyUser, category: Category) -> bool:
-    """May the user start a training of the category's built-in model, or set its retraining cadence? Model
-    stewards own retraining (DESIGN.md, roles): whoever may change model versions and sees the category; and
-    whoever may change the category itself, as its other settings."""
-    if not user.is_authenticated or not user.is_active:
-        return False
-    if can_change_category(user, category):
-        return True
-    if not user.has_perm("governance.change_modelversion"):
+def _stewards(user: AnyUser, category: Category) -> bool:
+    """Is the user a model steward of this category: may change model versions, and sees the category?"""
+    if not user.is_authenticated or not user.is_active or not user.has_perm("governance.change_modelversion"):
         return False
     return has_global_category_view(user) or category.pk in visible_category_ids(user)
+
+
+def can_retrain(user: AnyUser, category: Category) -> bool:
+    """May the user start a training of the category's built-in model, or set its retraining cadence? Model
+    stewards own retraining (DESIGN.md, roles), and whoever may change the category itself, as its other
+    settings."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return can_change_category(user, category) or _stewards(user, category)
+
+
+def can_pause_category(user: AnyUser, category: Category) -> bool:
+    """May the user pause and resume automation of this category? Whoever may change it, and its model stewards
+    (DESIGN.md, roles: stewards pause and resume the categories granted to them)."""
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return can_change_category(user, category) or _stewards(user, category)

@@ -27,7 +27,7 @@ from governance.admin_mixins import (
 )
 from governance.models import Category, Policy
 from governance.models.categories import MAX_RETRAIN_EVERY_DAYS
-from governance.permissions import can_change_category, can_retrain
+from governance.permissions import can_change_category, can_pause_category, can_retrain
 from governance.services import (
     POLICY_FIELDS,
     create_category,
@@ -151,6 +151,11 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
     def has_delete_permission(self, request: HttpRequest, obj: Category | None = None) -> bool:
         return False
 
+    def has_pause_permission(self, request: HttpRequest) -> bool:
+        """Offers the pause and resume actions to whoever may pause one of the categories listed (each is checked
+        again when it is applied)."""
+        return any(can_pause_category(request.user, category) for category in self.get_queryset(request))
+
     def get_fieldsets(self, request: HttpRequest, obj: Category | None = None) -> Any:
         if obj is None:
             return [
@@ -230,7 +235,7 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
         tools = [("Policy history", reverse("admin:governance_policy_history", args=[obj.policy.pk]))]
         if can_retrain(request.user, obj):
             tools.append(("Retraining cadence", reverse("admin:governance_category_retraining", args=[obj.pk])))
-        if self.has_change_permission(request, obj):
+        if can_pause_category(request.user, obj):
             verb = "resume" if obj.paused else "pause"
             tools.insert(0, (f"{verb.title()} automation", reverse(f"admin:governance_category_{verb}", args=[obj.pk])))
         return tools
@@ -261,7 +266,7 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
         service = pause_category if pause else resume_category
 
         def apply(category: Category, data: dict[str, Any]) -> None:
-            if not can_change_category(request.user, category):
+            if not can_pause_category(request.user, category):
                 raise PermissionDenied("you may not pause or resume this category.")
             service(category=category, user=acting_user(request), reason=data["reason"])
 
@@ -273,17 +278,17 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
             self, request, categories, title=title, submit_label=label, apply=apply, action=action
         )
 
-    @admin.action(description="Pause automation of the selected categories (asks why)", permissions=["change"])
+    @admin.action(description="Pause automation of the selected categories (asks why)", permissions=["pause"])
     def pause_selected(self, request: HttpRequest, queryset: QuerySet[Category]) -> HttpResponse | None:
         return self._pause_or_resume(request, list(queryset), pause=True, action="pause_selected")
 
-    @admin.action(description="Resume automation of the selected categories (asks why)", permissions=["change"])
+    @admin.action(description="Resume automation of the selected categories (asks why)", permissions=["pause"])
     def resume_selected(self, request: HttpRequest, queryset: QuerySet[Category]) -> HttpResponse | None:
         return self._pause_or_resume(request, list(queryset), pause=False, action="resume_selected")
 
     def _tool_view(self, request: HttpRequest, object_id: str, *, pause: bool) -> HttpResponse:
         category = self.get_object(request, unquote(object_id))
-        if not self.has_change_permission(request, category):
+        if category is None or not can_pause_category(request.user, category):
             raise PermissionDenied
         response = self._pause_or_resume(request, [category], pause=pause)
         return response or HttpResponseRedirect(reverse("admin:governance_category_change", args=[category.pk]))

@@ -27,7 +27,7 @@ from governance.api.serializers import (
 )
 from governance.filtersets import ModelVersionFilterSet
 from governance.models import Category, ModelVersion
-from governance.permissions import can_change_category, can_retrain
+from governance.permissions import can_change_category, can_pause_category, can_retrain
 
 
 class CategoryViewSet(
@@ -52,6 +52,13 @@ class CategoryViewSet(
     def _require_change(self, category: Category) -> None:
         if not can_change_category(self.request.user, category):
             raise PermissionDenied(f"You need governance.change_category on {category.slug!r} to do this.")
+
+    def _require_pause(self, category: Category) -> None:
+        if not can_pause_category(self.request.user, category):
+            raise PermissionDenied(
+                f"Pausing and resuming {category.slug!r} needs governance.change_category on it, or the Model Steward"
+                " role with the category granted."
+            )
 
     @extend_schema(responses={201: CategorySerializer, **error_responses(400, 401, 403, 409)})
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -109,7 +116,7 @@ class CategoryViewSet(
     def pause(self, request: Request, slug: str | None = None) -> Response:
         """Turn automation off for the category (human-first), with a reason."""
         category = self.get_object()
-        self._require_change(category)
+        self._require_pause(category)
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         category = services.pause_category(
@@ -126,7 +133,7 @@ class CategoryViewSet(
     def resume(self, request: Request, slug: str | None = None) -> Response:
         """Turn automation back on, with a reason. Only a person resumes."""
         category = self.get_object()
-        self._require_change(category)
+        self._require_pause(category)
         serializer = ReasonSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         category = services.resume_category(
