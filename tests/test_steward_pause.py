@@ -75,3 +75,14 @@ def test_a_steward_resumes_from_the_category_page_in_the_admin(category: Categor
     assert admin.post(resume, {"post": "yes", "reason": "remediated"}).status_code == 302
     category.refresh_from_db()
     assert not category.paused and category.resumed_at is not None
+
+
+def test_a_paused_category_reads_as_a_warning_in_the_list(category: Category, make_user: Any) -> None:
+    steward = make_user("steward", roles=["Model Steward"], is_staff=True)
+    admin = login(steward)
+    listing = reverse("admin:governance_category_changelist")
+    assert "icon-alert.svg" not in admin.get(listing).content.decode()
+    admin.post(reverse("admin:governance_category_pause", args=[category.pk]), {"post": "yes", "reason": "spike"})
+    page = admin.get(listing).content.decode()
+    assert 'alt="Warning"> <strong title="spike">paused</strong>' in page
+    assert "icon-yes.svg" not in page  # no green tick says "paused"

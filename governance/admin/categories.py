@@ -14,6 +14,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
@@ -139,7 +140,7 @@ class RetrainCadenceForm(ReasonForm):
 @admin.register(Category)
 class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
     form = CategoryAdminForm
-    list_display = ("slug", "name", "pattern_name", "stage", "paused", "policy_link")
+    list_display = ("slug", "name", "pattern_name", "stage", "automation", "policy_link")
     list_filter = ("pattern", "stage", "paused")
     list_select_related = ("policy",)
     search_fields = ("slug", "name")
@@ -192,6 +193,17 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
     @admin.display(description="pattern", ordering="pattern")
     def pattern_name(self, obj: Category) -> str:
         return obj.pattern
+
+    @admin.display(description="automation", ordering="paused")
+    def automation(self, obj: Category) -> str:
+        """A pause is a warning, not a green tick: automation is off and every case waits for a person."""
+        if not obj.paused:
+            return "on"
+        return format_html(
+            '<img src="{}" alt="Warning"> <strong title="{}">paused</strong>',
+            static("admin/img/icon-alert.svg"),
+            obj.paused_reason,
+        )
 
     @admin.display(description="policy", ordering="policy__version")
     def policy_link(self, obj: Category) -> str:
