@@ -60,7 +60,9 @@ def sign_in(browser: Any, base_url: str, username: str, next_path: str) -> Any:
     page = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
     page.set_default_timeout(15_000)
     page.goto(f"{base_url}/admin/login/?next={next_path}")
-    page.keyboard.type(username)  # the username field has the focus
+    # The username field takes the focus once the page has run its script: typing before that loses keystrokes.
+    sync_api.expect(page.locator("#id_username")).to_be_focused()
+    page.keyboard.type(username)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
