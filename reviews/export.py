@@ -169,6 +169,7 @@ _decode = json.JSONDecoder().decode
 # Where the JSON values sit in a row, and the flags CSV spells out.
 _OUTPUT = FIELDS.index("output")
 _INPUT = FIELDS.index("input")
+_CATEGORY = FIELDS.index("category")
 _CSV_FLAGS = tuple(FIELDS.index(name) for name in ("certified", "passed_gate"))
 
 
@@ -177,46 +178,15 @@ def label_rows(labels: LabelQuerySet) -> Iterator[list[Any]]:
     category's PII rules), the output still the JSON text stored (JSON lines decode it into the record; CSV writes
     it as it is, sparing a decode and an encode a label)."""
     categories: dict[int, tuple[str, Callable[[Any], Any]]] = {}
-    for (
-        pk,
-        case_id,
-        external_id,
-        category_id,
-        label,
-        model_label,
-        output,
-        case_input,
-        source,
-        reviewer,
-        certified,
-        passed_gate,
-        reason_code,
-        model_version,
-        policy_version,
-        created_at,
-    ) in labels.values_list(*_COLUMNS).iterator(chunk_size=CHUNK):
-        category = categories.get(category_id)
+    for values in labels.values_list(*_COLUMNS).iterator(chunk_size=CHUNK):
+        row = list(values)
+        category = categories.get(row[_CATEGORY])
         if category is None:
-            slug, pii_fields = Category.objects.values_list("slug", "pii_fields").get(pk=category_id)
-            category = categories[category_id] = (slug, text_redactor(pii_fields))
-        yield [
-            pk,
-            case_id,
-            external_id,
-            category[0],
-            label,
-            model_label,
-            output,
-            category[1](case_input),
-            source,
-            reviewer,
-            certified,
-            passed_gate,
-            reason_code,
-            model_version,
-            policy_version,
-            created_at,
-        ]
+            slug, pii_fields = Category.objects.values_list("slug", "pii_fields").get(pk=row[_CATEGORY])
+            category = categories[row[_CATEGORY]] = (slug, text_redactor(pii_fields))
+        row[_CATEGORY] = category[0]
+        row[_INPUT] = category[1](row[_INPUT])
+        yield row
 
 
 def jsonl_lines(rows: Iterator[list[Any]]) -> Iterator[str]:
