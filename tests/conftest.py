@@ -4,6 +4,7 @@ PostgreSQL (DATABASE_URL); tests marked `postgres` need real row locks and run o
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -66,6 +67,17 @@ def _flush_past_the_guards() -> Iterator[None]:
     BaseDatabaseOperations.execute_sql_flush = execute_sql_flush  # type: ignore[method-assign]
     yield
     BaseDatabaseOperations.execute_sql_flush = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _signal_handlers_restored() -> Iterator[None]:
+    """An RQ worker run in the test process installs its own SIGINT and SIGTERM handlers (a warm shutdown) and
+    leaves them behind; a later Ctrl-C or a CI runner's SIGTERM would then be swallowed mid-test. Each test gets the
+    handlers it started with back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
 
 
 @pytest.fixture(autouse=True)
