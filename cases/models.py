@@ -187,6 +187,18 @@ class Case(models.Model):
                 condition=Q(audit_status=AuditStatus.PENDING),
                 name="cases_case_audit_work",
             ),
+            # The SLA sweep's warnings: waiting cases not warned yet, by queue and due time. Partial, so the index
+            # holds only what a sweep may still warn about and an idle sweep reads almost nothing.
+            models.Index(
+                fields=["queue", "due_at"],
+                condition=Q(sla_warned_at__isnull=True, status__in=sorted(OPEN_STATUSES)),
+                name="cases_case_to_warn",
+            ),
+            models.Index(
+                fields=["queue", "due_at"],
+                condition=Q(sla_warned_at__isnull=True, audit_status=AuditStatus.PENDING),
+                name="cases_case_audit_to_warn",
+            ),
             # The SLA sweep: open cases past (or near) their due time, and audits waiting past theirs.
             models.Index(fields=["status", "due_at"], name="cases_case_status_due"),
             models.Index(fields=["audit_status", "due_at"], name="cases_case_audit_due"),

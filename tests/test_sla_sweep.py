@@ -127,3 +127,63 @@ def test_two_workers_sweeping_at_once_move_each_case_once():
     assert AuditEvent.objects.filter(kind="case.sla_breached").count() == 30
     assert set(Case.objects.values_list("queue__slug", flat=True)) == {"cat-escalation"}
     assert events.verify_chain().ok
+
+
+def test_every_moved_case_shows_its_breach_in_its_own_audit_trail_and_history(category, people, api):
+    cases = [make_case(category, confidence=0.8) for _ in range(3)]
+    with time_machine.travel(cases[-1].due_at + timedelta(minutes=5), tick=False):
+        assert sweep().moved == 3
+        swept_at = timezone.now()
+    _, boss = people
+    client = api(boss)
+    for case in cases:
+        response = client.get(f"/api/v1/audit/?case={case.pk}")
+        assert response.status_code == 200, response.content
+        kinds = [event["kind"] for event in response.json()["results"]]
+        assert "case.sla_breached" in kinds
+        case.refresh_from_db()
+        record = case.history.first()
+        # The set-wise history row is the case as moved: every tracked field, the sweep's user, date and reason.
+        assert (record.queue_id, record.priority, record.status, record.due_at) == (
+            case.queue_id,
+            "urgent",
+            "escalated",
+            case.due_at,
+        )
+        assert (record.input, record.output, record.external_id) == (case.input, case.output, case.external_id)
+        assert record.history_type == "~" and record.history_date == swept_at
+        assert record.history_user.username == "system"
+    assert Case.history.filter(history_change_reason__startswith="SLA sweep").count() == 3
+
+
+def test_someone_who_works_several_queues_gets_one_notice_per_sweep(category, people, make_user):
+    lead = make_user("lead", roles=["Escalation Manager"], email="lead@example.com")
+    for slug in ("cat-quick", "cat-full", "cat-escalation"):
+        grant_queue(lead, Queue.objects.get(slug=slug))
+    quick = make_case(category, confidence=0.8)
+    full = make_case(category, confidence=0.5)
+    assert (quick.queue.slug, full.queue.slug) == ("cat-quick", "cat-full")
+    with time_machine.travel(max(quick.due_at, full.due_at) + timedelta(minutes=1), tick=False):
+        result = sweep()
+    assert result.moved == 2
+    notices = Notification.objects.filter(user=lead)
+    assert notices.count() == 1
+    notice = notices.get()
+    assert notice.kind == "sla.breach"
+    assert "cat-quick" in notice.body and "cat-full" in notice.body
+    # The escalation manager of the fixture works only the escalation queue: one notice too, about both moves.
+    _, boss = people
+    assert Notification.objects.filter(user=boss).count() == 1
+
+
+def test_an_idle_sweep_reads_no_grants_and_a_fixed_number_of_statements(
+    category, people, django_assert_max_num_queries
+):
+    make_category("other")
+    make_case(category, confidence=0.8)
+    queues = Queue.objects.count()
+    # The queues, one warning UPDATE per queue, the overdue selection: nothing per case, no grant lookups.
+    with django_assert_max_num_queries(queues + 4):
+        result = sweep()
+    assert (result.warned, result.moved, result.breached) == (0, 0, 0)
+    assert not Notification.objects.exists()

@@ -12,15 +12,16 @@ Running the sweep twice changes nothing the second time: moved cases have a new 
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, Priority, QueueKind
 from cases.links import queue_work_link
@@ -28,10 +29,12 @@ from cases.models import SLA_WARN_SHARE, Case, Queue, SlaBreach
 from cases.permissions import users_who_work
 from governance import events
 from governance.choices import AuditKind
-from governance.history import system_user
-from governance.services.notifications import notify
+from governance.history import history_for_rows, system_user
+from governance.models import Notification
+from governance.services.notifications import notify_each
 
 JOB_REASON = "SLA sweep"
+SUBJECT_LENGTH = Notification._meta.get_field("subject").max_length or 200
 
 
 def waiting_status_for(queue: Queue) -> str:
@@ -56,33 +59,79 @@ class SweepResult:
 
 
 def sweep(*, now: datetime | None = None) -> SweepResult:
-    """Warn, move and record breaches for every queue; returns what it did."""
+    """Warn, move and record breaches for every queue; returns what it did. Each person who works a queue with
+    news gets one notice for the whole sweep, sent once the moves are written."""
     now = now or timezone.now()
-    queues = {q.pk: q for q in Queue.objects.select_related("category", "next_queue")}
+    queues = {q.pk: q for q in Queue.objects.select_related("category", "next_queue__category")}
     result = SweepResult()
-    result.warned = _warn(queues, now)
-    _move_overdue(queues, now, result)
+    digest = Digest()
+    result.warned = _warn(queues, now, digest)
+    _move_overdue(queues, now, result, digest)
+    digest.send()
     return result
 
 
-def _warn(queues: dict[int, Queue], now: datetime) -> int:
+@dataclass(frozen=True)
+class NoticeLine:
+    """One queue's news in a sweep: what its people are told, and where to act."""
+
+    queue: Queue
+    subject: str
+    body: str
+    breach: bool
+
+
+@dataclass
+class Digest:
+    """A sweep's notices, gathered per person: someone who works five queues gets one notice, not five."""
+
+    people: dict[int, User] = field(default_factory=dict)
+    lines: dict[int, list[NoticeLine]] = field(default_factory=lambda: defaultdict(list))
+
+    def tell(self, line: NoticeLine) -> None:
+        """Tell the people who work `line.queue` (one grant lookup per queue with news; an idle sweep makes none)."""
+        for user in users_who_work(line.queue):
+            self.people[user.pk] = user
+            self.lines[user.pk].append(line)
+
+    def send(self) -> None:
+        notify_each([self._notice(self.people[pk], lines) for pk, lines in self.lines.items()])
+
+    @staticmethod
+    def _notice(user: User, lines: list[NoticeLine]) -> Notification:
+        first = lines[0]
+        subject = first.subject if len(lines) == 1 else f"SLA sweep: {first.subject}, and {len(lines) - 1} more"
+        slugs = {line.queue.category.slug for line in lines}
+        return Notification(
+            user=user,
+            subject=Truncator(subject).chars(SUBJECT_LENGTH),
+            body="\n\n".join(f"{line.subject}. {line.body}" if len(lines) > 1 else line.body for line in lines),
+            link=queue_work_link(first.queue),
+            kind="sla.breach" if any(line.breach for line in lines) else "sla.warning",
+            category_slug=slugs.pop() if len(slugs) == 1 else "",
+        )
+
+
+def _warn(queues: dict[int, Queue], now: datetime, digest: Digest) -> int:
     """Mark cases past 80 % of their SLA (once per due time) and tell each queue's people how many."""
     warned_total = 0
     for queue in queues.values():
         # A conditional UPDATE: two workers at once warn each case once, and only the one that marked it notifies.
+        # It reads a partial index of the cases not warned yet (cases_case_to_warn), so an idle sweep costs an
+        # index probe per queue, not a scan of the queue's backlog.
         warned = Case.objects.to_warn_in(queue, now).update(sla_warned_at=now)
         if warned:
             warned_total += warned
-            notify(
-                users_who_work(queue),
-                subject=f"{warned} case(s) in {queue.slug} will breach their SLA soon",
-                body=(
-                    f"{SLA_WARN_SHARE:.0%} of the {queue.sla} SLA has passed for {warned} case(s) waiting in "
-                    f"{queue.name}."
-                ),
-                link=queue_work_link(queue),
-                kind="sla.warning",
-                category_slug=queue.category.slug,
+            digest.tell(
+                NoticeLine(
+                    queue=queue,
+                    subject=f"{warned} case(s) in {queue.slug} will breach their SLA soon",
+                    body=(
+                        f"{SLA_WARN_SHARE:.0%} of the {queue.sla} SLA has passed for {warned} case(s) waiting in "
+                        f"{queue.name}."
+                    ),
+                    breach=False,
+                )
             )
     return warned_total
 
@@ -100,18 +149,19 @@ def overdue_unheld(now: datetime) -> Any:
 
 
 @transaction.atomic
-def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult) -> None:
+def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, digest: Digest) -> None:
+    """Record the breaches and move the overdue cases, set-wise: per source queue one UPDATE, and for the whole
+    sweep one insert each of breaches, history rows and audit events (one event per case, so each case's own
+    audit trail shows its breach)."""
     rows = list(
-        overdue_unheld(now)
-        .select_for_update(skip_locked=True, of=("self",))
-        .values("id", "queue_id", "due_at", "status", "audit_status")
+        overdue_unheld(now).select_for_update(skip_locked=True, of=("self",)).values_list("id", "queue_id", "due_at")
     )
     if not rows:
         return
     actor = system_user()
-    by_queue: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        by_queue[row["queue_id"]].append(row)
+    by_queue: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
+    for case_id, queue_id, due_at in rows:
+        by_queue[queue_id].append((case_id, due_at))
 
     breaches: list[SlaBreach] = []
     specs: list[events.EventSpec] = []
@@ -119,42 +169,49 @@ def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult) 
     for queue_id, group in by_queue.items():
         queue = queues[queue_id]
         target = queue.next_queue
-        ids = [row["id"] for row in group]
+        ids = [case_id for case_id, _ in group]
         if target is not None:
             _move(ids, target, now)
             moved_ids += ids
             result.moved_by_queue[f"{queue.slug} -> {target.slug}"] = len(ids)
+            digest.tell(
+                NoticeLine(
+                    queue=target,
+                    subject=f"{len(ids)} overdue case(s) moved from {queue.slug} to {target.slug}",
+                    body=f"They breached the {queue.sla} SLA of {queue.name} and are now urgent in {target.name}.",
+                    breach=True,
+                )
+            )
         breaches += [
-            SlaBreach(case_id=row["id"], queue=queue, due_at=row["due_at"], detected_at=now, moved_to=target)
-            for row in group
+            SlaBreach(case_id=case_id, queue=queue, due_at=due_at, detected_at=now, moved_to=target)
+            for case_id, due_at in group
         ]
+        common = {
+            "queue": queue.slug,
+            "moved_to": target.slug if target else None,
+            "priority": Priority.URGENT if target else None,
+        }
         specs += [
             events.EventSpec(
                 kind=AuditKind.SLA_BREACHED,
                 category_slug=queue.category.slug,
-                case_id=row["id"],
+                case_id=case_id,
                 payload={
-                    "queue": queue.slug,
-                    "due_at": row["due_at"].isoformat(),
-                    "moved_to": target.slug if target else None,
-                    "priority": Priority.URGENT if target else None,
-                    "reason": f"{JOB_REASON}: overdue by {_overdue_by(row['due_at'], now)}",
+                    **common,
+                    "due_at": due_at.isoformat(),
+                    "reason": f"{JOB_REASON}: overdue by {_overdue_by(due_at, now)}",
                 },
             )
-            for row in group
+            for case_id, due_at in group
         ]
     SlaBreach.objects.bulk_create(breaches, ignore_conflicts=True)
     if moved_ids:
-        moved = list(Case.objects.filter(pk__in=moved_ids))
-        Case.history.bulk_history_create(
-            moved, default_user=actor, default_change_reason=f"{JOB_REASON}: overdue, moved on", default_date=now
+        history_for_rows(
+            Case.objects.filter(pk__in=moved_ids), user=actor, reason=f"{JOB_REASON}: overdue, moved on", date=now
         )
     events.record_many(specs)
     result.breached = len(breaches)
     result.moved = len(moved_ids)
-    for queue_id, group in by_queue.items():
-        if queues[queue_id].next_queue is not None:
-            transaction.on_commit(functools.partial(_tell_next_queue, queues[queue_id], len(group)))
 
 
 def _move(ids: list[int], target: Queue, now: datetime) -> None:
@@ -171,19 +228,6 @@ def _move(ids: list[int], target: Queue, now: datetime) -> None:
     Case.objects.filter(pk__in=ids, status__in=OPEN_STATUSES).update(status=waiting_status_for(target), **common)
     # An auto-approved case waiting for its audit keeps its final status; only its audit moves on.
     Case.objects.filter(pk__in=ids, audit_status=AuditStatus.PENDING).exclude(status__in=OPEN_STATUSES).update(**common)
-
-
-def _tell_next_queue(source: Queue, count: int) -> None:
-    target = source.next_queue
-    assert target is not None
-    notify(
-        users_who_work(target),
-        subject=f"{count} overdue case(s) moved from {source.slug} to {target.slug}",
-        body=f"They breached the {source.sla} SLA of {source.name} and are now urgent in {target.name}.",
-        link=queue_work_link(target),
-        kind="sla.breach",
-        category_slug=target.category.slug,
-    )
 
 
 def _overdue_by(due_at: datetime, now: datetime) -> str:

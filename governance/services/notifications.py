@@ -36,23 +36,30 @@ def notify(
 ) -> list[Notification]:
     """One notice per person (each once, however often they are listed), and the same by e-mail."""
     recipients = {user.pk: user for user in users}.values()
-    notices = Notification.objects.bulk_create(
+    return notify_each(
         [
             Notification(user=user, subject=subject, body=body, link=link, kind=kind, category_slug=category_slug)
             for user in recipients
         ]
     )
+
+
+def notify_each(notices: list[Notification]) -> list[Notification]:
+    """Store notices that differ per person (a sweep's digest, say) in one insert, and mail each to its person."""
+    if not notices:
+        return []
+    created = Notification.objects.bulk_create(notices)
     mails: list[tuple[str, str, str, list[str]]] = [
-        (subject, f"{body}\n\n{link}".strip(), settings.DEFAULT_FROM_EMAIL, [user.email])
-        for user in recipients
-        if user.email
+        (notice.subject, f"{notice.body}\n\n{notice.link}".strip(), settings.DEFAULT_FROM_EMAIL, [notice.user.email])
+        for notice in created
+        if notice.user.email
     ]
     if mails:
         try:
             send_mass_mail(tuple(mails), fail_silently=False)
         except Exception as exc:  # noqa: BLE001 - any mail transport error; the notice rows stand
-            logger.warning("Could not send %d notification e-mails (%s): %s", len(mails), subject, exc)
-    return notices
+            logger.warning("Could not send %d notification e-mails (%s): %s", len(mails), mails[0][0], exc)
+    return created
 
 
 def unread_count(user: Any) -> int:
