@@ -43,5 +43,11 @@ def may_view_pii(user: User | AnonymousUser | None) -> bool:
 
 
 def shown_input(value: Any, *, pii_fields: Iterable[str] | None, user: User | AnonymousUser | None) -> Any:
-    """A case input as this user may see it: raw with `view_pii`, otherwise redacted. No user: redacted."""
-    return value if may_view_pii(user) else redact(value, pii_fields=pii_fields)
+    """A case input as this user may see it: raw with `view_pii`, otherwise redacted. No user: redacted.
+
+    The redaction comes first: when it changes nothing (no PII field, nothing detected), raw and redacted are the
+    same and the user's permissions need not be loaded at all (two queries saved on most intake responses)."""
+    redacted = redact(value, pii_fields=pii_fields)
+    if redacted == value:
+        return value
+    return value if may_view_pii(user) else redacted

@@ -276,7 +276,11 @@ class BulkIntake:
         """The response: one result per item, in the order sent, with counts of each kind; the stored cases are
         read whole in one query per registered section."""
         cases = [case for case, _ in stored]
-        prefetch_related_objects(cases, *CASE_FIELDS.prefetches())
+        # A case created just now has no decisions yet: only the repeats' sections are read.
+        for case, created in stored:
+            if created:
+                CASE_FIELDS.mark_empty(case)
+        prefetch_related_objects([case for case, created in stored if not created], *CASE_FIELDS.prefetches())
         serialized = CaseSerializer(cases, many=True, context=context).data
         results: list[dict[str, Any]] = [
             {"index": i, "result": "invalid", "errors": self.errors[i]} if i in self.errors else {"index": i}

@@ -72,7 +72,8 @@ class CaseViewSet(
             raise PermissionDenied(not_submittable_message(slug))
         intake = CaseIntakeSerializer(data=request.data, context={"categories": categories})
         intake.is_valid(raise_exception=True)
-        case, created = submit_cases(user=user, items=[intake.to_item()])[0]
+        # The category was read with its policy for this request (submittable_categories): intake reuses it.
+        case, created = submit_cases(user=user, items=[intake.to_item()], categories_fresh=True)[0]
         if created:
             CASE_FIELDS.mark_empty(case)
         data = CaseSerializer(case, context={"request": request}).data
@@ -90,7 +91,7 @@ class CaseViewSet(
         envelope = BulkIntakeSerializer(data=request.data)
         envelope.is_valid(raise_exception=True)
         bulk = BulkIntake.read(envelope.validated_data["cases"], user=user)
-        stored = submit_cases(user=user, items=[item for _, item in bulk.items])
+        stored = submit_cases(user=user, items=[item for _, item in bulk.items], categories_fresh=True)
         return Response(bulk.results(stored, context={"request": request}))
 
     @extend_schema(responses={200: CaseSerializer, **error_responses(401, 404)})

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import Exists
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
@@ -27,8 +28,8 @@ from cases.routing import AuditContext, CaseFacts, CategoryState, PolicyRules, R
 from cases.services.prediction import (
     BuiltinVersions,
     PredictionUnavailable,
-    builtin_versions,
     check_predictable,
+    intake_versions,
     prediction_reason,
     predictor_for,
 )
@@ -52,6 +53,8 @@ logger = logging.getLogger("hitl.intake")
 NEW_SEGMENT_DAYS = 30
 TOP_DECILE_SAMPLE = 1000
 TOP_DECILE_CACHE_SECONDS = 300
+# A bulk of 500 may name many segments; its probes go in statements of this many.
+SEGMENT_PROBES_PER_QUERY = 50
 
 
 @dataclass(frozen=True)
@@ -134,18 +137,27 @@ def top_decile_value(category: Category) -> Decimal | None:
 
 
 def seen_segment_keys(category: Category, keys: set[str], now: datetime) -> set[str]:
-    """Which of these segment keys the category has had a case for in the last 30 days."""
-    keys = {k for k in keys if k}
-    if not keys:
+    """Which of these segment keys the category has had a case for in the last 30 days.
+
+    One statement, one EXISTS probe per key: each stops at the first matching row of the (category, segment_key,
+    created_at) index, however many cases the segment has (listing the segment's cases to return one key grew
+    with the table)."""
+    wanted = sorted(k for k in keys if k)
+    if not wanted:
         return set()
-    return set(
-        Case.objects.filter(
-            category=category, segment_key__in=keys, created_at__gte=now - timedelta(days=NEW_SEGMENT_DAYS)
-        )
-        .order_by()  # no default ordering: it would leak into DISTINCT and return every row
-        .values_list("segment_key", flat=True)
-        .distinct()
-    )
+    since = now - timedelta(days=NEW_SEGMENT_DAYS)
+    seen: set[str] = set()
+    for start in range(0, len(wanted), SEGMENT_PROBES_PER_QUERY):
+        chunk = wanted[start : start + SEGMENT_PROBES_PER_QUERY]
+        probes = {
+            f"seen_{n}": Exists(Case.objects.filter(category=category, segment_key=key, created_at__gte=since))
+            for n, key in enumerate(chunk)
+        }
+        # The probes need a row to hang on: any one case will do (none at all means no segment was ever seen).
+        row = Case.objects.order_by().annotate(**probes).values(*probes).first()
+        if row is not None:
+            seen |= {key for n, key in enumerate(chunk) if row[f"seen_{n}"]}
+    return seen
 
 
 def _facts(item: IntakeItem) -> CaseFacts:
@@ -235,9 +247,10 @@ def _routed_event(case: Case, actor: User | None) -> events.EventSpec:
 class _Router:
     """Routes a run of items of one category against one read of its state, policy, queues and history."""
 
-    def __init__(self, category: Category, now: datetime, user: User | None) -> None:
-        # Fresh from the database: the pause flag or the policy may have just changed.
-        self.category = Category.objects.select_related("policy").get(pk=category.pk)
+    def __init__(self, category: Category, now: datetime, user: User | None, *, fresh: bool) -> None:
+        # Fresh from the database (the pause flag or the policy may have just changed), unless the caller read it,
+        # with its policy, for this very submission.
+        self.category = category if fresh else Category.objects.select_related("policy").get(pk=category.pk)
         self.policy = self.category.policy
         self.queues = {q.kind: q for q in Queue.objects.filter(category=self.category)}
         self.now = now
@@ -250,18 +263,30 @@ class _Router:
         self._seen_segments: set[str] = set()
         self._top_decile: Decimal | None = None
         self._top_decile_loaded = False
+        self._versions_loaded = False
 
     def prepare(self, items: list[IntakeItem]) -> list[IntakeItem]:
         """Look up what routing needs, once for the run; returns the items with the built-in model's answer filled
         in where the client sent none (ValidationError naming `output`, or PredictionUnavailable, if it cannot)."""
-        self.builtin = builtin_versions(self.category)
+        self.load_versions(items)
         items = self._answer_unanswered(items)
         self._answer_in_shadow(items)
-        for label in {item.model_version for item in items}:
+        for label in self.unknown_labels(items):
             # Registered in its own transaction: a new version is kept even if this submission fails later.
             self.model_versions[label] = model_version_for_intake(category=self.category, label=label, user=self.user)
         self._seen_segments = seen_segment_keys(self.category, {segment_key(i.segment) for i in items}, self.now)
         return items
+
+    def load_versions(self, items: list[IntakeItem]) -> None:
+        """The built-in versions and the versions the items name, in one query (once per run)."""
+        if self._versions_loaded:
+            return
+        self.builtin, self.model_versions = intake_versions(self.category, [item.model_version for item in items])
+        self._versions_loaded = True
+
+    def unknown_labels(self, items: list[IntakeItem]) -> set[str]:
+        """The model versions the items name that the category has never seen."""
+        return {item.model_version for item in items} - set(self.model_versions)
 
     def _texts(self, items: list[IntakeItem]) -> list[str]:
         return [input_text(item.input, pii_fields=self.category.pii_fields) for item in items]
@@ -350,12 +375,18 @@ def submit_case(*, user: User | None, item: IntakeItem) -> tuple[Case, bool]:
     return submit_cases(user=user, items=[item])[0]
 
 
-def submit_cases(*, user: User | None, items: list[IntakeItem]) -> list[tuple[Case, bool]]:
+def submit_cases(
+    *, user: User | None, items: list[IntakeItem], categories_fresh: bool = False
+) -> list[tuple[Case, bool]]:
     """Route and store many cases, one database round of writes per category; results in the input order.
 
     A repeat of an existing (category, external_id), or of an earlier item in the same list, returns that case
     with created=False. If a concurrent request inserts one of the same ids first, this falls back to storing
     the items one by one, so every item still gets exactly one case.
+
+    `categories_fresh`: the items' categories were read, with their policies, for this very submission (the API
+    reads them per request to check the grant); otherwise intake reads them again, since a pause or a policy
+    change must show at once.
     """
     results: list[tuple[Case, bool] | None] = [None] * len(items)
     now = timezone.now()
@@ -363,7 +394,7 @@ def submit_cases(*, user: User | None, items: list[IntakeItem]) -> list[tuple[Ca
     for index, item in enumerate(items):
         by_category[item.category.pk].append(index)
     for indexes in by_category.values():
-        _submit_category_run(user=user, items=items, indexes=indexes, results=results, now=now)
+        _submit_category_run(user=user, items=items, indexes=indexes, results=results, now=now, fresh=categories_fresh)
     return [r for r in results if r is not None]
 
 
@@ -374,9 +405,16 @@ def _submit_category_run(
     indexes: list[int],
     results: list[tuple[Case, bool] | None],
     now: datetime,
+    fresh: bool,
 ) -> None:
     category = items[indexes[0]].category
-    existing = _existing(category, [items[i].external_id for i in indexes])
+    router = _Router(category, now, user, fresh=fresh)
+    run_items = [items[i] for i in indexes]
+    router.load_versions(run_items)
+    # One case: insert first and let the unique index find a repeat (nearly every submission is new). Several,
+    # or one naming a model version never seen (a repeat must not register it): look the repeats up first.
+    single = len(indexes) == 1 and not router.unknown_labels(run_items)
+    existing = {} if single else _existing(category, [item.external_id for item in run_items])
     new_indexes: list[int] = []
     first_index_of: dict[str, int] = {}
     for index in indexes:
@@ -389,18 +427,16 @@ def _submit_category_run(
             first_index_of[external_id] = index
             new_indexes.append(index)
     if new_indexes:
-        router = _Router(category, now, user)
         run = router.prepare([items[i] for i in new_indexes])
         try:
             created = _store(user=user, router=router, items=run)
         except IntegrityError:
-            if len(new_indexes) == 1:
-                # Lost a race for this exact id: the other request's case is the answer.
-                created = {}
-            else:
-                created = {}
+            created = {}
+            if len(new_indexes) > 1:
+                # Lost a race for some of these ids: store them one by one, each then finds its own answer.
                 for index in new_indexes:
-                    _submit_category_run(user=user, items=items, indexes=[index], results=results, now=now)
+                    _submit_category_run(user=user, items=items, indexes=[index], results=results, now=now, fresh=fresh)
+            # One id: a repeat, or a race lost to another request; the stored case is the answer.
         for index in new_indexes:
             if results[index] is not None:
                 continue
@@ -408,7 +444,7 @@ def _submit_category_run(
             if external_id in created:
                 results[index] = (created[external_id], True)
             else:
-                results[index] = (Case.objects.get(category=category, external_id=external_id), False)
+                results[index] = (_existing(category, [external_id])[external_id], False)
     for index in indexes:
         if results[index] is None:  # repeats within the submission
             # The first occurrence of this external id was answered above, so its result is not None.

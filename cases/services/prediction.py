@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 
 from governance.choices import ModelStatus
 from governance.models import Category, ModelVersion
 from governance.promotion_gate import BUILTIN_MODEL_NAME
+from governance.services import parse_model_label
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from governance.predictor import Predictor
 
 logger = logging.getLogger("hitl.prediction")
@@ -62,6 +66,29 @@ def builtin_versions(category: Category) -> BuiltinVersions:
         found[key] = found[key] or version
     # Promoting a version to active retires the previous one, so an active built-in version is the active one.
     return BuiltinVersions(active=found["active"], shadow=found["shadow"])
+
+
+def intake_versions(category: Category, labels: Iterable[str]) -> tuple[BuiltinVersions, dict[str, ModelVersion]]:
+    """One query for what intake needs of a category's model versions: its built-in ones that answer at intake
+    (what `builtin_versions` returns) and the versions the cases name, by label (`name@version`). A label that is
+    not among them names a version never seen: intake registers it."""
+    named = Q()
+    for label in set(labels):
+        if label:
+            name, number = parse_model_label(label)
+            named |= Q(name=name, version=number)
+    builtin = Q(name=BUILTIN_MODEL_NAME, status__in=[ModelStatus.ACTIVE, ModelStatus.SHADOW]) & ~Q(artifact_sha256="")
+    rows = ModelVersion.objects.filter(category=category).filter(builtin | named).order_by("-created_at", "-pk")
+    found: dict[str, ModelVersion | None] = {"active": None, "shadow": None}
+    by_label: dict[str, ModelVersion] = {}
+    for version in rows:
+        by_label[version.label] = version
+        if version.name == BUILTIN_MODEL_NAME and version.artifact_sha256:
+            if version.status == ModelStatus.ACTIVE:
+                found["active"] = found["active"] or version
+            elif version.status == ModelStatus.SHADOW:
+                found["shadow"] = found["shadow"] or version
+    return BuiltinVersions(active=found["active"], shadow=found["shadow"]), by_label
 
 
 def predictor_for(version: ModelVersion) -> Predictor:
