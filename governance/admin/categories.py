@@ -54,7 +54,8 @@ CATEGORY_FIELDS = (
     "baseline_minutes_per_case",
     "retrain_every_days",
 )
-PAUSE_FIELDS = ("paused", "paused_at", "paused_by", "paused_reason", "resumed_at")
+# Read-only on the page: "automation" reads a pause as a warning (a boolean field would show it as a green tick).
+PAUSE_FIELDS = ("automation", "paused_at", "paused_by", "paused_reason", "pause_incident_link", "resumed_at")
 
 
 def _policy_field(name: str) -> forms.Field:
@@ -204,6 +205,14 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
             static("admin/img/icon-alert.svg"),
             obj.paused_reason,
         )
+
+    @admin.display(description="incident of the pause")
+    def pause_incident_link(self, obj: Category) -> str:
+        """The incident the current pause opened, where the resume will be written."""
+        if obj.pause_incident_id is None:
+            return "-"
+        url = reverse("admin:governance_incident_change", args=[obj.pause_incident_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.pause_incident_id)
 
     @admin.display(description="policy", ordering="policy__version")
     def policy_link(self, obj: Category) -> str:
