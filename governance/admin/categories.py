@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,6 +17,7 @@ from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from governance.admin.fields import LinesField, MultipliersField
 from governance.admin_mixins import (
     GuardedHitlModelAdmin,
     HitlModelAdmin,
@@ -27,7 +27,7 @@ from governance.admin_mixins import (
     confirm_with_reason,
 )
 from governance.models import Category, Policy
-from governance.models.categories import MAX_RETRAIN_EVERY_DAYS
+from governance.models.categories import MAX_RETRAIN_EVERY_DAYS, default_audit_multipliers
 from governance.permissions import can_change_category, can_pause_category, can_retrain
 from governance.services import (
     POLICY_FIELDS,
@@ -71,10 +71,21 @@ class CategoryAdminForm(forms.ModelForm[Category]):
     review_threshold = _policy_field("review_threshold")
     auto_share = _policy_field("auto_share")
     high_value_amount = _policy_field("high_value_amount")
-    sensitive_labels = _policy_field("sensitive_labels")
-    sensitive_rules = _policy_field("sensitive_rules")
+    # Lists and the strata's multipliers one per line, not as JSON: an error names the line that is wrong.
+    pii_fields = LinesField(
+        entry_name="field name",
+        help_text="Input field names that always hold personal data, one per line (e.g. email).",
+    )
+    sensitive_labels = LinesField(
+        entry_name="label", help_text="Predicted labels that force full review, one per line."
+    )
+    sensitive_rules = LinesField(entry_name="rule", help_text="Fired rules that force full review, one per line.")
     audit_rate = _policy_field("audit_rate")
-    audit_multipliers = _policy_field("audit_multipliers")
+    audit_multipliers = MultipliersField(
+        known=default_audit_multipliers(),
+        help_text="How much more often each stratum is audited, one 'stratum = multiplier' per line; a stratum left "
+        f"out counts once. Strata: {', '.join(default_audit_multipliers())}.",
+    )
     double_review_rate = _policy_field("double_review_rate")
     pause_rejection_rate = _policy_field("pause_rejection_rate")
     pause_window_hours = _policy_field("pause_window_hours")
@@ -383,6 +394,8 @@ class PolicyAdmin(VisibleToAdminMixin, HitlModelAdmin[Policy]):
 
 
 def _plain(value: Any) -> str:
-    if isinstance(value, list | dict):
-        return json.dumps(value, sort_keys=True)
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} = {item:g}" for key, item in value.items()) or "-"
     return "-" if value is None else str(value)
