@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -28,7 +29,7 @@ from governance.promotion_gate import BUILTIN_MODEL_NAME
 from metrics.dashboard.filters import KpiFigureFilter
 from metrics.models import Alert, AlertRule, ModelVersionPerformance, TrainingRun
 from metrics.selectors import live_shadow_agreement, rate_with_interval, with_kpis
-from metrics.services.alerts import EDITABLE_RULE_FIELDS, update_alert_rule
+from metrics.services.alerts import EDITABLE_RULE_FIELDS, current_finding, update_alert_rule
 from metrics.services.retraining import request_training
 
 
@@ -52,11 +53,60 @@ class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin[AlertRule]):
     with a reason, through `update_alert_rule`; the history says who changed what and why."""
 
     form = AlertRuleForm
-    list_display = ("category", "kind", "threshold", "window_hours", "min_count", "action", "active")
+    # Short columns, each rule's full wording in its kind's tooltip: the list fits beside its filters on a laptop.
+    list_display = (
+        "category",
+        "kind_name",
+        "threshold",
+        "current_value",
+        "window",
+        "min_count",
+        "action_name",
+        "active",
+    )
     list_filter = (VisibleCategoryFilter, "kind", "action", "active")
     list_select_related = ("category",)
-    readonly_fields = ("category", "kind")
-    fields = ("category", "kind", *EDITABLE_RULE_FIELDS, "reason")
+    readonly_fields = ("category", "kind", "current_value")
+    fields = ("category", "kind", "current_value", *EDITABLE_RULE_FIELDS, "reason")
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_name(self, obj: AlertRule) -> SafeString:
+        short = obj.kind.replace("_", " ").capitalize()
+        return format_html('<span title="{}">{}</span>', obj.get_kind_display(), short)
+
+    @admin.display(description="window", ordering="window_hours")
+    def window(self, obj: AlertRule) -> str:
+        return f"{obj.window_hours} h"
+
+    @admin.display(description="action", ordering="action")
+    def action_name(self, obj: AlertRule) -> SafeString:
+        return format_html('<span title="{}">{}</span>', obj.get_action_display(), obj.action)
+
+    @admin.display(description="now")
+    def current_value(self, obj: AlertRule) -> SafeString | str:
+        """The figure the threshold is compared with, over the rule's window ending now (the alert check's own
+        measure): a warning when it fires, and how many observations it rests on against the minimum."""
+        finding = current_finding(obj)
+        if finding is None or finding.value is None:
+            return format_html('<span title="{}">-</span>', "Nothing to measure in the window yet.")
+        about = f"{finding.subject}: " if finding.subject else ""
+        if finding.fires:
+            return format_html(
+                '<img src="{}" alt="Over the threshold"> <strong>{}{}</strong> (n={})',
+                static("admin/img/icon-alert.svg"),
+                about,
+                f"{finding.value:.3g}",
+                finding.count,
+            )
+        if finding.count < obj.min_count:
+            return format_html(
+                '{}{} <span title="Fewer observations than the minimum never fire.">(n={}, under {})</span>',
+                about,
+                f"{finding.value:.3g}",
+                finding.count,
+                obj.min_count,
+            )
+        return format_html("{}{} (n={})", about, f"{finding.value:.3g}", finding.count)
 
     def save_model(self, request: HttpRequest, obj: AlertRule, form: forms.ModelForm[AlertRule], change: bool) -> None:
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_RULE_FIELDS}
