@@ -299,14 +299,19 @@ def confirm_with_reason(
     form_class: type[forms.Form] = ReasonForm,
     initial: dict[str, Any] | None = None,
     action: str | None = None,
+    form_kwargs: dict[str, Any] | None = None,
+    details: str = "",
 ) -> HttpResponse | None:
     """The page that asks for a reason before a service runs on each object; None once it has run.
 
     Serves both an admin action (its page posts back to the change list with the action and the selection) and a
     per-object tool (it posts back to itself). A service that refuses one object (ValidationError, Conflict,
-    PermissionDenied) leaves the others to proceed, and each refusal is shown.
+    PermissionDenied) leaves the others to proceed, and each refusal is shown. `details` (HTML) is shown above the
+    form: the evidence to decide on, such as a version's figures before it is promoted.
     """
-    form = form_class(request.POST if request.POST.get("post") == "yes" else None, initial=initial)
+    form = form_class(
+        request.POST if request.POST.get("post") == "yes" else None, initial=initial, **(form_kwargs or {})
+    )
     if form.is_bound and form.is_valid():
         done = []
         for obj in objects:
@@ -327,6 +332,7 @@ def confirm_with_reason(
         "objects": objects,
         "form": form,
         "submit_label": submit_label,
+        "details": details,
         "action": action,
         "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
         "cancel_url": reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist"),

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
 from django.templatetags.static import static
 from django.urls import reverse
@@ -15,7 +15,11 @@ from django.utils.safestring import SafeString
 
 from cases.admin import register_case_list_filter
 from governance.admin.incidents import register_incident_panel
-from governance.admin.model_versions import register_model_version_panel, register_model_version_tool
+from governance.admin.model_versions import (
+    register_model_version_panel,
+    register_model_version_tool,
+    register_promotion_panel,
+)
 from governance.admin_mixins import (
     HitlModelAdmin,
     RefreshWhileRunningMixin,
@@ -23,6 +27,7 @@ from governance.admin_mixins import (
     VisibleToAdminMixin,
     acting_user,
 )
+from governance.choices import ModelStatus
 from governance.models import Category, Incident, ModelVersion
 from governance.permissions import can_change_category, can_retrain
 from governance.promotion_gate import BUILTIN_MODEL_NAME
@@ -346,6 +351,33 @@ def live_agreement(version: ModelVersion) -> SafeString | str:
     return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
 
+@admin.display(description="Live figures: this version, the active one and the canary")
+def live_figures_for_promotion(version: ModelVersion) -> SafeString:
+    """How the outputs of this version, the category's active version and its canary fared with people on live
+    cases (all time, as the model version performance list counts them): one annotated query."""
+    others = Q(status__in=[ModelStatus.ACTIVE, ModelStatus.CANARY]) | Q(pk=version.pk)
+    # Annotated rows (kpi_* attributes), which the model's type does not declare.
+    rows: list[Any] = list(
+        with_kpis(ModelVersion.objects.filter(others, category_id=version.category_id).order_by("status", "pk"))
+    )
+    cells = (
+        (
+            f"{row.label} ({row.status}){' - this one' if row.pk == version.pk else ''}",
+            row.kpi_cases,
+            _share(row.kpi_auto, row.kpi_cases),
+            _share(row.kpi_overridden, row.kpi_reviewed),
+            _share(row.kpi_flagged, row.kpi_audited),
+            _share(row.kpi_shadow_agree, row.kpi_shadow_total),
+        )
+        for row in rows
+    )
+    return format_html(
+        '<table class="hitl-evidence"><thead><tr><th></th><th>cases</th><th>acted on its own</th>'
+        "<th>overridden by people</th><th>audit: flagged</th><th>shadow agreement</th></tr></thead>{}</table>",
+        format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", cells),
+    )
+
+
 def train_builtin_tool(request: HttpRequest, version: ModelVersion) -> tuple[str, str] | None:
     """'Train a new built-in model' above a version's page, for those who may retrain its category."""
     if not can_retrain(request.user, version.category):
@@ -364,5 +396,6 @@ register_incident_panel(alerts_fired)
 register_model_version_panel(held_out_versus_active)
 register_model_version_panel(live_agreement)
 register_model_version_tool(train_builtin_tool)
+register_promotion_panel(live_figures_for_promotion)
 # The case list learns to show the cases behind a dashboard figure (cases never names metrics).
 register_case_list_filter(KpiFigureFilter)
