@@ -54,6 +54,8 @@ CATEGORY_FIELDS = (
     "baseline_minutes_per_case",
     "retrain_every_days",
 )
+# The same on an existing category's page, read-only, with its list of PII fields in words rather than JSON.
+SHOWN_CATEGORY_FIELDS = tuple("pii_field_names" if name == "pii_fields" else name for name in CATEGORY_FIELDS)
 # Read-only on the page: "automation" reads a pause as a warning (a boolean field would show it as a green tick).
 PAUSE_FIELDS = ("automation", "paused_at", "paused_by", "paused_reason", "pause_incident_link", "resumed_at")
 
@@ -177,7 +179,7 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
                 (None, {"fields": ("reason",)}),
             ]
         fieldsets: list[tuple[str | None, Any]] = [
-            (None, {"fields": CATEGORY_FIELDS}),
+            (None, {"fields": SHOWN_CATEGORY_FIELDS}),
             ("Automation", {"fields": PAUSE_FIELDS}),
         ]
         if not self.has_change_permission(request, obj):
@@ -197,7 +199,7 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
     def get_readonly_fields(self, request: HttpRequest, obj: Category | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
-        return (*CATEGORY_FIELDS, *PAUSE_FIELDS, "policy_link", "policy_summary")
+        return (*SHOWN_CATEGORY_FIELDS, *PAUSE_FIELDS, "policy_link", "policy_summary")
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Category | None = None) -> dict[str, Sequence[str]]:
         return {"slug": ("name",)} if obj is None else {}
@@ -216,6 +218,11 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
             static("admin/img/icon-alert.svg"),
             obj.paused_reason,
         )
+
+    @admin.display(description="PII fields")
+    def pii_field_names(self, obj: Category) -> str:
+        """Input fields that always hold personal data, redacted for whoever lacks `cases.view_pii`."""
+        return _plain(obj.pii_fields)
 
     @admin.display(description="incident of the pause")
     def pause_incident_link(self, obj: Category) -> str:
