@@ -79,7 +79,10 @@ class MultipliersField(forms.Field):
 
     def prepare_value(self, value: Any) -> Any:
         if isinstance(value, dict):
-            return "\n".join(f"{key} = {factor:g}" for key, factor in value.items())
+            # In the known keys' order, whatever order the database gives them back in (PostgreSQL's jsonb sorts).
+            order = {key: index for index, key in enumerate(self.known)}
+            keys = sorted(value, key=lambda key: (order.get(key, len(order)), key))
+            return "\n".join(f"{key} = {value[key]:g}" for key in keys)
         return value
 
     def to_python(self, value: Any) -> dict[str, float]:

@@ -158,7 +158,7 @@ def resume_category(*, category: Category, user: User, reason: str) -> Category:
     is already further along keeps its stage and gets the resume as a note.
     """
     reason = require_reason(reason)
-    category = Category.objects.select_for_update().select_related("pause_incident").get(pk=category.pk)
+    category = Category.objects.select_for_update(of=("self",)).select_related("pause_incident").get(pk=category.pk)
     if not category.paused:
         raise Conflict(f"Category {category.slug!r} is not paused.")
     incident = category.pause_incident
