@@ -134,7 +134,7 @@ class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin[AlertRule]):
 class AlertAdmin(_CategoryScoped, admin.ModelAdmin[Alert]):
     list_display = ("fired_at", "category", "rule", "subject", "value", "threshold", "incident")
     list_filter = (VisibleCategoryFilter, "rule__kind")
-    list_select_related = ("category", "rule", "incident")
+    list_select_related = ("category", "rule__category", "incident")
     readonly_fields = ("rule", "category", "subject", "fired_at", "value", "threshold", "details", "incident")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
