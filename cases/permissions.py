@@ -37,6 +37,19 @@ def users_who_work(queue: Queue) -> list[User]:
     return [u for u in users if isinstance(u, User) and u.is_active]
 
 
+def workers_by_queue(queues: Iterable[Queue]) -> dict[Queue, list[User]]:
+    """The people who work any of `queues`, each under the first of them (in the order given) that they work:
+    whom a notice about all of those queues reaches once, with the link to a queue of theirs."""
+    seen: set[int] = set()
+    found: dict[Queue, list[User]] = {}
+    for queue in queues:
+        people = [user for user in users_who_work(queue) if user.pk not in seen]
+        seen.update(user.pk for user in people)
+        if people:
+            found[queue] = people
+    return found
+
+
 def may_view_pii(user: User | AnonymousUser | None) -> bool:
     """Superusers and holders of `cases.view_pii` (through a role or by hand) see raw inputs; nobody else."""
     return bool(user is not None and user.is_authenticated and user.has_perm(VIEW_PII_PERM))

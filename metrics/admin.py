@@ -6,15 +6,20 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from cases.admin import register_case_list_filter
 from governance.admin.incidents import register_incident_panel
-from governance.admin.model_versions import register_model_version_panel, register_model_version_tool
+from governance.admin.model_versions import (
+    register_model_version_panel,
+    register_model_version_tool,
+    register_promotion_panel,
+)
 from governance.admin_mixins import (
     HitlModelAdmin,
     RefreshWhileRunningMixin,
@@ -22,13 +27,14 @@ from governance.admin_mixins import (
     VisibleToAdminMixin,
     acting_user,
 )
+from governance.choices import ModelStatus
 from governance.models import Category, Incident, ModelVersion
 from governance.permissions import can_change_category, can_retrain
 from governance.promotion_gate import BUILTIN_MODEL_NAME
 from metrics.dashboard.filters import KpiFigureFilter
 from metrics.models import Alert, AlertRule, ModelVersionPerformance, TrainingRun
 from metrics.selectors import live_shadow_agreement, rate_with_interval, with_kpis
-from metrics.services.alerts import EDITABLE_RULE_FIELDS, update_alert_rule
+from metrics.services.alerts import EDITABLE_RULE_FIELDS, current_finding, update_alert_rule
 from metrics.services.retraining import request_training
 
 
@@ -52,11 +58,60 @@ class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin[AlertRule]):
     with a reason, through `update_alert_rule`; the history says who changed what and why."""
 
     form = AlertRuleForm
-    list_display = ("category", "kind", "threshold", "window_hours", "min_count", "action", "active")
+    # Short columns, each rule's full wording in its kind's tooltip: the list fits beside its filters on a laptop.
+    list_display = (
+        "category",
+        "kind_name",
+        "threshold",
+        "current_value",
+        "window",
+        "min_count",
+        "action_name",
+        "active",
+    )
     list_filter = (VisibleCategoryFilter, "kind", "action", "active")
     list_select_related = ("category",)
-    readonly_fields = ("category", "kind")
-    fields = ("category", "kind", *EDITABLE_RULE_FIELDS, "reason")
+    readonly_fields = ("category", "kind", "current_value")
+    fields = ("category", "kind", "current_value", *EDITABLE_RULE_FIELDS, "reason")
+
+    @admin.display(description="kind", ordering="kind")
+    def kind_name(self, obj: AlertRule) -> SafeString:
+        short = obj.kind.replace("_", " ").capitalize()
+        return format_html('<span title="{}">{}</span>', obj.get_kind_display(), short)
+
+    @admin.display(description="window", ordering="window_hours")
+    def window(self, obj: AlertRule) -> str:
+        return f"{obj.window_hours} h"
+
+    @admin.display(description="action", ordering="action")
+    def action_name(self, obj: AlertRule) -> SafeString:
+        return format_html('<span title="{}">{}</span>', obj.get_action_display(), obj.action)
+
+    @admin.display(description="now")
+    def current_value(self, obj: AlertRule) -> SafeString | str:
+        """The figure the threshold is compared with, over the rule's window ending now (the alert check's own
+        measure): a warning when it fires, and how many observations it rests on against the minimum."""
+        finding = current_finding(obj)
+        if finding is None or finding.value is None:
+            return format_html('<span title="{}">-</span>', "Nothing to measure in the window yet.")
+        about = f"{finding.subject}: " if finding.subject else ""
+        if finding.fires:
+            return format_html(
+                '<img src="{}" alt="Over the threshold"> <strong>{}{}</strong> (n={})',
+                static("admin/img/icon-alert.svg"),
+                about,
+                f"{finding.value:.3g}",
+                finding.count,
+            )
+        if finding.count < obj.min_count:
+            return format_html(
+                '{}{} <span title="Fewer observations than the minimum never fire.">(n={}, under {})</span>',
+                about,
+                f"{finding.value:.3g}",
+                finding.count,
+                obj.min_count,
+            )
+        return format_html("{}{} (n={})", about, f"{finding.value:.3g}", finding.count)
 
     def save_model(self, request: HttpRequest, obj: AlertRule, form: forms.ModelForm[AlertRule], change: bool) -> None:
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in EDITABLE_RULE_FIELDS}
@@ -79,7 +134,7 @@ class AlertRuleAdmin(_CategoryScoped, HitlModelAdmin[AlertRule]):
 class AlertAdmin(_CategoryScoped, admin.ModelAdmin[Alert]):
     list_display = ("fired_at", "category", "rule", "subject", "value", "threshold", "incident")
     list_filter = (VisibleCategoryFilter, "rule__kind")
-    list_select_related = ("category", "rule", "incident")
+    list_select_related = ("category", "rule__category", "incident")
     readonly_fields = ("rule", "category", "subject", "fired_at", "value", "threshold", "details", "incident")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -296,6 +351,33 @@ def live_agreement(version: ModelVersion) -> SafeString | str:
     return format_html("<table>{}</table>", format_html_join("", "<tr><th>{}</th><td>{}</td></tr>", rows))
 
 
+@admin.display(description="Live figures: this version, the active one and the canary")
+def live_figures_for_promotion(version: ModelVersion) -> SafeString:
+    """How the outputs of this version, the category's active version and its canary fared with people on live
+    cases (all time, as the model version performance list counts them): one annotated query."""
+    others = Q(status__in=[ModelStatus.ACTIVE, ModelStatus.CANARY]) | Q(pk=version.pk)
+    # Annotated rows (kpi_* attributes), which the model's type does not declare.
+    rows: list[Any] = list(
+        with_kpis(ModelVersion.objects.filter(others, category_id=version.category_id).order_by("status", "pk"))
+    )
+    cells = (
+        (
+            f"{row.label} ({row.status}){' - this one' if row.pk == version.pk else ''}",
+            row.kpi_cases,
+            _share(row.kpi_auto, row.kpi_cases),
+            _share(row.kpi_overridden, row.kpi_reviewed),
+            _share(row.kpi_flagged, row.kpi_audited),
+            _share(row.kpi_shadow_agree, row.kpi_shadow_total),
+        )
+        for row in rows
+    )
+    return format_html(
+        '<table class="hitl-evidence"><thead><tr><th></th><th>cases</th><th>acted on its own</th>'
+        "<th>overridden by people</th><th>audit: flagged</th><th>shadow agreement</th></tr></thead>{}</table>",
+        format_html_join("", "<tr><th>{}</th><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>", cells),
+    )
+
+
 def train_builtin_tool(request: HttpRequest, version: ModelVersion) -> tuple[str, str] | None:
     """'Train a new built-in model' above a version's page, for those who may retrain its category."""
     if not can_retrain(request.user, version.category):
@@ -314,5 +396,6 @@ register_incident_panel(alerts_fired)
 register_model_version_panel(held_out_versus_active)
 register_model_version_panel(live_agreement)
 register_model_version_tool(train_builtin_tool)
+register_promotion_panel(live_figures_for_promotion)
 # The case list learns to show the cases behind a dashboard figure (cases never names metrics).
 register_case_list_filter(KpiFigureFilter)

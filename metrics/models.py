@@ -38,7 +38,7 @@ class AlertRule(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.category_id}:{self.kind}"
+        return f"{self.category.slug}: {self.kind}"  # lists that show a rule select its category with it
 
     def clean(self) -> None:
         if self.threshold is None or self.threshold <= 0:

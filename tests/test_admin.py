@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -30,8 +29,11 @@ def login(user: User) -> Client:
 
 
 def form_value(value: Any) -> str:
-    if isinstance(value, list | dict):
-        return json.dumps(value)
+    """As the form shows it: lists one entry per line, the audit multipliers one `stratum = factor` per line."""
+    if isinstance(value, list):
+        return "\n".join(value)
+    if isinstance(value, dict):
+        return "\n".join(f"{key} = {factor}" for key, factor in value.items())
     return "" if value is None else str(value)
 
 
@@ -143,7 +145,7 @@ def test_category_created_in_admin_gets_five_queues_and_policy_version_1(superus
         "pattern": "exception",
         "stage": "live",
         "consequence": "high",
-        "pii_fields": "[]",
+        "pii_fields": "",
         "retention_days": "365",
         "baseline_minutes_per_case": "6.5",
         **policy_form(defaults, reason="", auto_threshold=0.9),
@@ -271,7 +273,7 @@ def test_product_owner_may_edit_a_category_they_created_in_the_admin(staff: Any)
         "pattern": "teacher",
         "stage": "shadow",
         "consequence": "low",
-        "pii_fields": "[]",
+        "pii_fields": "",
         "retention_days": "90",
         "baseline_minutes_per_case": "2",
         **policy_form(Policy()),

@@ -9,12 +9,15 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.test import Client
+from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
+from cases.models import Queue
 from governance.models import Category
 from metrics.models import AlertRule
-from metrics.services.alerts import update_alert_rule
-from tests.factories import make_category
+from metrics.services.alerts import current_finding, update_alert_rule
+from reviews import services as review
+from tests.factories import grant_queue, make_case, make_category
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +111,26 @@ def test_the_change_list_edits_nothing_in_place(category: Category, owner: User)
     page = client.get("/admin/metrics/alertrule/")
     assert page.status_code == 200
     assert b'name="form-0-threshold"' not in page.content
+
+
+def test_a_rule_shows_its_current_value_beside_the_threshold(category: Category, owner: User, make_user: Any) -> None:
+    reviewer = make_user("rev", roles=["Reviewer"])
+    for queue in Queue.objects.filter(category=category):
+        grant_queue(reviewer, queue)
+    reviewer = User.objects.get(pk=reviewer.pk)  # fresh: grants are read once per user object
+    for action in ("approve", "approve", "reject"):
+        case = make_case(category, confidence=0.8)
+        review.decide(
+            case=case, user=reviewer, action=action, **({"reason_code": "wrong_label"} if action == "reject" else {})
+        )
+    client = Client()
+    client.force_login(owner)
+    listing = client.get(reverse("admin:metrics_alertrule_changelist")).content.decode()
+    assert "0.333 <span" in listing and "(n=3, under 20)" in listing  # override rate 1 of 3, fewer than the minimum
+    update_alert_rule(rule=_rule(category), user=owner, changes={"min_count": 3}, reason="small category")
+    page = client.get(reverse("admin:metrics_alertrule_change", args=[_rule(category).pk])).content.decode()
+    assert 'alt="Over the threshold"> <strong>0.333</strong> (n=3)' in page
+    # The value shown is the one the alert check fires on.
+    finding = current_finding(_rule(category))
+    assert finding is not None and finding.fires and round(finding.value or 0, 3) == 0.333
+    assert AlertRule.objects.get(pk=_rule(category).pk).threshold == 0.3

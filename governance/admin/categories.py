@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
@@ -18,6 +17,7 @@ from django.templatetags.static import static
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from governance.admin.fields import LinesField, MultipliersField
 from governance.admin_mixins import (
     GuardedHitlModelAdmin,
     HitlModelAdmin,
@@ -27,7 +27,7 @@ from governance.admin_mixins import (
     confirm_with_reason,
 )
 from governance.models import Category, Policy
-from governance.models.categories import MAX_RETRAIN_EVERY_DAYS
+from governance.models.categories import MAX_RETRAIN_EVERY_DAYS, default_audit_multipliers
 from governance.permissions import can_change_category, can_pause_category, can_retrain
 from governance.services import (
     POLICY_FIELDS,
@@ -54,7 +54,10 @@ CATEGORY_FIELDS = (
     "baseline_minutes_per_case",
     "retrain_every_days",
 )
-PAUSE_FIELDS = ("paused", "paused_at", "paused_by", "paused_reason", "resumed_at")
+# The same on an existing category's page, read-only, with its list of PII fields in words rather than JSON.
+SHOWN_CATEGORY_FIELDS = tuple("pii_field_names" if name == "pii_fields" else name for name in CATEGORY_FIELDS)
+# Read-only on the page: "automation" reads a pause as a warning (a boolean field would show it as a green tick).
+PAUSE_FIELDS = ("automation", "paused_at", "paused_by", "paused_reason", "pause_incident_link", "resumed_at")
 
 
 def _policy_field(name: str) -> forms.Field:
@@ -70,10 +73,21 @@ class CategoryAdminForm(forms.ModelForm[Category]):
     review_threshold = _policy_field("review_threshold")
     auto_share = _policy_field("auto_share")
     high_value_amount = _policy_field("high_value_amount")
-    sensitive_labels = _policy_field("sensitive_labels")
-    sensitive_rules = _policy_field("sensitive_rules")
+    # Lists and the strata's multipliers one per line, not as JSON: an error names the line that is wrong.
+    pii_fields = LinesField(
+        entry_name="field name",
+        help_text="Input field names that always hold personal data, one per line (e.g. email).",
+    )
+    sensitive_labels = LinesField(
+        entry_name="label", help_text="Predicted labels that force full review, one per line."
+    )
+    sensitive_rules = LinesField(entry_name="rule", help_text="Fired rules that force full review, one per line.")
     audit_rate = _policy_field("audit_rate")
-    audit_multipliers = _policy_field("audit_multipliers")
+    audit_multipliers = MultipliersField(
+        known=default_audit_multipliers(),
+        help_text="How much more often each stratum is audited, one 'stratum = multiplier' per line; a stratum left "
+        f"out counts once. Strata: {', '.join(default_audit_multipliers())}.",
+    )
     double_review_rate = _policy_field("double_review_rate")
     pause_rejection_rate = _policy_field("pause_rejection_rate")
     pause_window_hours = _policy_field("pause_window_hours")
@@ -165,7 +179,7 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
                 (None, {"fields": ("reason",)}),
             ]
         fieldsets: list[tuple[str | None, Any]] = [
-            (None, {"fields": CATEGORY_FIELDS}),
+            (None, {"fields": SHOWN_CATEGORY_FIELDS}),
             ("Automation", {"fields": PAUSE_FIELDS}),
         ]
         if not self.has_change_permission(request, obj):
@@ -185,7 +199,7 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
     def get_readonly_fields(self, request: HttpRequest, obj: Category | None = None) -> tuple[str, ...]:
         if obj is None:
             return ()
-        return (*CATEGORY_FIELDS, *PAUSE_FIELDS, "policy_link", "policy_summary")
+        return (*SHOWN_CATEGORY_FIELDS, *PAUSE_FIELDS, "policy_link", "policy_summary")
 
     def get_prepopulated_fields(self, request: HttpRequest, obj: Category | None = None) -> dict[str, Sequence[str]]:
         return {"slug": ("name",)} if obj is None else {}
@@ -204,6 +218,19 @@ class CategoryAdmin(VisibleToAdminMixin, GuardedHitlModelAdmin[Category]):
             static("admin/img/icon-alert.svg"),
             obj.paused_reason,
         )
+
+    @admin.display(description="PII fields")
+    def pii_field_names(self, obj: Category) -> str:
+        """Input fields that always hold personal data, redacted for whoever lacks `cases.view_pii`."""
+        return _plain(obj.pii_fields)
+
+    @admin.display(description="incident of the pause")
+    def pause_incident_link(self, obj: Category) -> str:
+        """The incident the current pause opened, where the resume will be written."""
+        if obj.pause_incident_id is None:
+            return "-"
+        url = reverse("admin:governance_incident_change", args=[obj.pause_incident_id])
+        return format_html('<a href="{}">#{}</a>', url, obj.pause_incident_id)
 
     @admin.display(description="policy", ordering="policy__version")
     def policy_link(self, obj: Category) -> str:
@@ -374,6 +401,8 @@ class PolicyAdmin(VisibleToAdminMixin, HitlModelAdmin[Policy]):
 
 
 def _plain(value: Any) -> str:
-    if isinstance(value, list | dict):
-        return json.dumps(value, sort_keys=True)
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value) or "-"
+    if isinstance(value, dict):
+        return ", ".join(f"{key} = {item:g}" for key, item in value.items()) or "-"
     return "-" if value is None else str(value)

@@ -61,6 +61,7 @@ class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin[Incident]):
     """Incidents of the categories the user may see; opened by hand here, moved forward with a note."""
 
     grants_open_admin = False
+    change_form_template = "admin/hitl/change_form.html"
     form = OpenIncidentForm
     list_display = ("__str__", "category", "stage", "trigger", "opened_at", "closed_at")
     list_filter = (VisibleCategoryFilter, "stage", "trigger")
@@ -121,16 +122,21 @@ class IncidentAdmin(VisibleToAdminMixin, admin.ModelAdmin[Incident]):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
-        extra_context = {**(extra_context or {}), "show_save": False, "show_save_and_continue": False}
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,  # nothing on the page is saved: it moves forward by its tool
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def render_change_form(self, request: HttpRequest, context: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        # A tool above the form, like every other page's: the subtitle is text, and also goes into the <title>.
         obj = context.get("original")
+        tools = []
         if obj is not None and obj.stage != IncidentStage.CLOSED:
-            context["subtitle"] = format_html(
-                '<a class="button" href="{}">Move forward / add a note</a>',
-                reverse("admin:governance_incident_advance", args=[obj.pk]),
-            )
+            tools.append(("Move forward / add a note", reverse("admin:governance_incident_advance", args=[obj.pk])))
+        context["object_tools"] = tools
         return super().render_change_form(request, context, *args, **kwargs)
 
     def advance_view(self, request: HttpRequest, object_id: str) -> HttpResponse:

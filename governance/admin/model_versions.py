@@ -2,21 +2,24 @@
 
 What a version's page shows of the layers above (a built-in version's held-out figures beside the active one's, its
 live shadow agreement, a button that starts a training) is registered from their admin modules
-(`register_model_version_panel`, `register_model_version_tool`): governance never names them.
+(`register_model_version_panel`, `register_model_version_tool`), and so are the live figures its promote form shows
+beside its evaluation (`register_promotion_panel`): governance never names them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 
 from governance.admin_mixins import (
     HitlModelAdmin,
@@ -29,6 +32,7 @@ from governance.admin_mixins import (
 from governance.choices import MODEL_STATUS_ORDER, ModelStatus
 from governance.models import Category, ModelVersion
 from governance.services import promote_model_version, register_model_version
+from governance.services.model_versions import check_transition, skipped_stages
 
 # A read-only row of a version's page, filled in by a higher layer: an `@admin.display` function of the version
 # returning HTML (its __name__ names the row; its description labels it).
@@ -38,6 +42,7 @@ ModelVersionTool = Callable[[HttpRequest, ModelVersion], "tuple[str, str] | None
 
 _PANELS: dict[str, ModelVersionPanel] = {}
 _TOOLS: dict[str, ModelVersionTool] = {}
+_PROMOTION_PANELS: dict[str, ModelVersionPanel] = {}
 
 
 def register_model_version_panel(panel: ModelVersionPanel) -> None:
@@ -61,8 +66,122 @@ class ModelVersionAdminForm(forms.ModelForm[ModelVersion]):
 
 
 class PromoteForm(ReasonForm):
+    """The status to go to and why; a step that skips shadow or canary needs `skip_confirmed` as well."""
+
     status = forms.ChoiceField(choices=ModelStatus.choices, help_text="Any status may go to retired (a rollback).")
-    field_order = ("status", "reason")
+    skip_confirmed = forms.BooleanField(
+        required=False,
+        label="Skip them",
+        help_text="Needed only for a step that leaves out shadow or canary: the version then acts without having been "
+        "compared with people (shadow) or tried on a few cases first (canary).",
+    )
+    field_order = ("status", "reason", "skip_confirmed")
+
+    def __init__(self, *args: Any, versions: list[ModelVersion] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.versions = versions or []
+        if self.versions:
+            # Only the steps every selected version may take (the service's own rule), not every status there is.
+            field = cast("forms.ChoiceField", self.fields["status"])
+            field.choices = [
+                (value, label)
+                for value, label in ModelStatus.choices
+                if all(_may_go(version.status, value) for version in self.versions)
+            ]
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        status = cleaned.get("status")
+        if status and not cleaned.get("skip_confirmed"):
+            warnings = [skip_warning(version, status) for version in self.versions]
+            for warning in filter(None, warnings):
+                self.add_error("skip_confirmed", f"{warning} Tick 'Skip them' to promote anyway.")
+        return cleaned
+
+
+def _may_go(current: str, target: str) -> bool:
+    try:
+        check_transition(current, target)
+    except ValidationError:
+        return False
+    return True
+
+
+def skip_warning(version: ModelVersion, status: str) -> str:
+    """'x@1 would go from registered to active without shadow and canary.', or "" for a step that skips none."""
+    skipped = skipped_stages(version.status, status)
+    if not skipped:
+        return ""
+    return f"{version.label} would go from {version.status} to {status} without {' and '.join(skipped)}."
+
+
+def _figure(value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return "-"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+@admin.display(description="evaluation, beside the active version")
+def evaluation_versus_active(version: ModelVersion) -> SafeString:
+    """The version's evaluation figures (its `metrics`, numbers only) beside the active version's, key by key."""
+    active = (
+        ModelVersion.objects.filter(category_id=version.category_id, status=ModelStatus.ACTIVE)
+        .exclude(pk=version.pk)
+        .order_by("-created_at")
+        .first()
+    )
+    ours, theirs = version.metrics or {}, (active.metrics or {}) if active is not None else {}
+    keys = sorted(key for key in {*ours, *theirs} if _figure(ours.get(key)) != "-" or _figure(theirs.get(key)) != "-")
+    if not keys:
+        return format_html("<p>{}</p>", "Neither this version nor the active one has evaluation figures.")
+    rows = format_html_join(
+        "",
+        "<tr><th>{}</th><td>{}</td><td>{}</td></tr>",
+        ((k, _figure(ours.get(k)), _figure(theirs.get(k))) for k in keys),
+    )
+    return format_html(
+        '<table class="hitl-evidence"><thead><tr><th></th><th>{}</th><th>{}</th></tr></thead>{}</table>',
+        version.label,
+        f"{active.label} (active)" if active is not None else "no active version",
+        rows,
+    )
+
+
+def register_promotion_panel(panel: ModelVersionPanel) -> None:
+    """Show `panel` (e.g. live figures from the layers above) on the promote form of each version, after its
+    evaluation figures; registering a name again replaces it."""
+    _PROMOTION_PANELS[panel.__name__] = panel
+
+
+def promotion_evidence(versions: list[ModelVersion]) -> SafeString:
+    """What to decide a promotion on, per version: its evaluation beside the active one's, the panels registered
+    from above (live figures), and which steps would skip shadow or canary."""
+    blocks = []
+    for version in versions:
+        panels: list[tuple[str, str]] = [("Evaluation, beside the active version", evaluation_versus_active(version))]
+        panels += [(str(getattr(p, "short_description", p.__name__)), p(version)) for p in _PROMOTION_PANELS.values()]
+        skips = [
+            f"to {status}: skips {' and '.join(skipped)}"
+            for status in MODEL_STATUS_ORDER
+            if (skipped := skipped_stages(version.status, status))
+        ]
+        warning = (
+            format_html(
+                '<ul class="messagelist"><li class="warning">From {}, {}.</li></ul>', version.status, "; ".join(skips)
+            )
+            if skips
+            else ""
+        )
+        blocks.append(
+            format_html(
+                '<section class="module"><h2>{} ({})</h2>{}{}</section>',
+                version.label,
+                version.status,
+                format_html_join("", "<h3>{}</h3>{}", panels),
+                warning,
+            )
+        )
+    return format_html_join("", "{}", ((block,) for block in blocks))
 
 
 @admin.register(ModelVersion)
@@ -148,6 +267,8 @@ class ModelVersionAdmin(VisibleToAdminMixin, HitlModelAdmin[ModelVersion]):
             form_class=PromoteForm,
             initial=initial,
             action=action,
+            form_kwargs={"versions": versions},
+            details=promotion_evidence(versions),
         )
 
     @admin.action(description="Promote or retire the selected versions (asks why)", permissions=["change"])

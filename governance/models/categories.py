@@ -67,6 +67,16 @@ class Category(models.Model):
     resumed_at = models.DateTimeField(
         null=True, blank=True, help_text="The pause trigger never looks back past the last resume."
     )
+    # The incident a pause opened (the pause rule's or an alert's), so the person who resumes writes it there: its
+    # timeline says when automation came back on and why. Empty for a pause by hand, and once resumed.
+    pause_incident = models.ForeignKey(
+        "governance.Incident",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The incident the current pause opened: the resume is written on it.",
+    )
     pii_fields = models.JSONField(
         default=list, blank=True, help_text="Input field names that always hold personal data, e.g. ['email']."
     )

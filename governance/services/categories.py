@@ -10,11 +10,12 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from governance import events
-from governance.choices import AuditKind
+from governance.choices import AuditKind, IncidentStage
 from governance.exceptions import Conflict
 from governance.history import require_reason, save_with_reason
 from governance.models import Category, Policy
-from governance.signals import category_created
+from governance.services.incidents import STAGE_ORDER, advance_incident
+from governance.signals import category_created, category_paused, category_resumed
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -141,22 +142,39 @@ def pause_category(*, category: Category, user: User | None, reason: str) -> Cat
     category.paused_at = timezone.now()
     category.paused_by = user
     category.paused_reason = reason
+    category.pause_incident = None  # a pause by hand opens none; the pause rule's links its own (open_incident)
     save_with_reason(category, user=user, reason=f"Paused: {reason}")
     events.record(AuditKind.CATEGORY_PAUSED, actor=user, category_slug=category.slug, payload={"reason": reason})
+    category_paused.send(sender=Category, category=category, user=user, reason=reason)
     return category
 
 
 @transaction.atomic
 def resume_category(*, category: Category, user: User, reason: str) -> Category:
-    """Turn automation back on. Only a person resumes; the pause window starts afresh from now."""
+    """Turn automation back on. Only a person resumes; the pause window starts afresh from now.
+
+    The resume is written on the incident the pause opened (if any, and not closed), which moves on from contain
+    to investigate: containment is lifted, and what is left is finding out why and remediating. An incident that
+    is already further along keeps its stage and gets the resume as a note.
+    """
     reason = require_reason(reason)
-    category = Category.objects.select_for_update().get(pk=category.pk)
+    category = Category.objects.select_for_update(of=("self",)).select_related("pause_incident").get(pk=category.pk)
     if not category.paused:
         raise Conflict(f"Category {category.slug!r} is not paused.")
+    incident = category.pause_incident
     category.paused = False
     category.resumed_at = timezone.now()
+    category.pause_incident = None
     save_with_reason(category, user=user, reason=f"Resumed: {reason}")
-    events.record(AuditKind.CATEGORY_RESUMED, actor=user, category_slug=category.slug, payload={"reason": reason})
+    payload: dict[str, Any] = {"reason": reason}
+    if incident is not None and incident.stage != IncidentStage.CLOSED:
+        stage = max(incident.stage, IncidentStage.INVESTIGATE, key=STAGE_ORDER.index)
+        advance_incident(
+            incident=incident, user=user, stage=stage, note=f"Automation resumed by {user.get_username()}: {reason}"
+        )
+        payload["incident_id"] = incident.pk
+    events.record(AuditKind.CATEGORY_RESUMED, actor=user, category_slug=category.slug, payload=payload)
+    category_resumed.send(sender=Category, category=category, user=user, reason=reason)
     return category
 
 

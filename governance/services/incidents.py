@@ -33,8 +33,13 @@ def open_incident(
     evidence: dict[str, Any] | None = None,
     affected_case_ids: list[int] | None = None,
     contained_by: str = "",
+    opened_by_pause: bool = False,
 ) -> Incident:
-    """Open an incident at `detect`; with `contained_by` (e.g. "automation paused") it is contained at once."""
+    """Open an incident at `detect`; with `contained_by` (e.g. "automation paused") it is contained at once.
+
+    `opened_by_pause`: the category's current pause (made in this transaction) opened it, so the resume that
+    ends the pause is written on it (governance.services.categories.resume_category).
+    """
     incident = Incident.objects.create(
         category=category,
         title=title,
@@ -49,6 +54,9 @@ def open_incident(
         IncidentEntry.objects.create(
             incident=incident, actor=user, stage=IncidentStage.CONTAIN, note=f"Contained: {contained_by}"
         )
+    if opened_by_pause:
+        # A link, not a change anyone made to the category: no history row of its own.
+        Category.objects.filter(pk=category.pk, paused=True).update(pause_incident=incident)
     events.record(
         AuditKind.INCIDENT_OPENED,
         actor=user,

@@ -112,6 +112,22 @@ def check_transition(current: str, target: str) -> None:
         )
 
 
+# The stages where a version is compared with people before it acts on everything (DESIGN.md, ModelVersion).
+ROLLOUT_CHECKS = (ModelStatus.SHADOW, ModelStatus.CANARY)
+
+
+def skipped_stages(current: str, target: str) -> list[str]:
+    """The rollout's checks (shadow, canary) that going from `current` to `target` leaves out, in order: [] for a
+    step that skips none, a rollback, or undoing one. Allowed, but worth a warning before it is done: a skipped
+    shadow never measured the version against people, a skipped canary never let it act on a few cases first."""
+    if target == ModelStatus.RETIRED or current == ModelStatus.RETIRED:
+        return []
+    if current not in MODEL_STATUS_ORDER or target not in MODEL_STATUS_ORDER:
+        return []
+    start, end = MODEL_STATUS_ORDER.index(ModelStatus(current)), MODEL_STATUS_ORDER.index(ModelStatus(target))
+    return [str(status) for status in MODEL_STATUS_ORDER[start + 1 : end] if status in ROLLOUT_CHECKS]
+
+
 def check_builtin_beats_active(model_version: ModelVersion, status: str) -> None:
     """A built-in version goes past shadow only if it beats the active one on the same held-out cases (see
     governance.promotion_gate); the refusal says by how much it fell short."""

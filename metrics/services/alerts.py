@@ -86,19 +86,29 @@ def update_alert_rule(*, rule: AlertRule, user: User, changes: dict[str, Any], r
 
 @dataclass(frozen=True)
 class Finding:
-    value: float
+    """What a rule measures now: `value` (the figure its threshold is compared with; None while there is nothing to
+    compare), the `count` of observations it rests on, and whether it `fires` (enough of them, at or over the
+    threshold). The admin shows the same figure beside the threshold that `evaluate` fires on."""
+
+    value: float | None
+    count: int = 0
+    fires: bool = False
     subject: str = ""
     details: dict[str, Any] | None = None
 
 
-# Each evaluator reads its figure from metrics.kpis, where the dashboard and the API read it too.
+# Each measure reads its figure from metrics.kpis, where the dashboard and the API read it too.
 
 
 def _override_rate(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
     counts = kpis.decision_counts(rule.category, window)
     rate = counts["override_rate"]
-    if counts["verdicts"] >= rule.min_count and rate is not None and rate >= rule.threshold:
-        yield Finding(rate, details={"reviewed": counts["verdicts"], "refused": counts["overridden"]})
+    yield Finding(
+        rate,
+        count=counts["verdicts"],
+        fires=counts["verdicts"] >= rule.min_count and rate is not None and rate >= rule.threshold,
+        details={"reviewed": counts["verdicts"], "refused": counts["overridden"]},
+    )
 
 
 def _escalation_spike(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
@@ -106,10 +116,12 @@ def _escalation_spike(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]
     baseline = kpis.case_counts(rule.category, kpis.Window(window.start - BASELINE, window.start))
     now_rate, then_rate = current["escalation_rate"], baseline["escalation_rate"]
     spiking = now_rate is not None and bool(then_rate) and now_rate >= then_rate * (1 + rule.threshold)
-    if current["volume"] >= rule.min_count and spiking:
-        yield Finding(
-            now_rate / then_rate - 1, details={"current": now_rate, "baseline": then_rate, "cases": current["volume"]}
-        )
+    yield Finding(
+        now_rate / then_rate - 1 if now_rate is not None and then_rate else None,
+        count=current["volume"],
+        fires=current["volume"] >= rule.min_count and spiking,
+        details={"current": now_rate, "baseline": then_rate, "cases": current["volume"]},
+    )
 
 
 def _resolution_time(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
@@ -117,36 +129,45 @@ def _resolution_time(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
     baseline = kpis.resolution(rule.category, kpis.Window(window.start - BASELINE, window.start))
     current_median = current["resolution_minutes"]["median"]
     baseline_median = baseline["resolution_minutes"]["median"]
-    if current["resolved_by_people"] >= rule.min_count and current_median and baseline_median:
-        ratio = current_median / baseline_median
-        if ratio >= rule.threshold:
-            yield Finding(ratio, details={"median_minutes": current_median, "baseline_minutes": baseline_median})
+    ratio = current_median / baseline_median if current_median and baseline_median else None
+    yield Finding(
+        ratio,
+        count=current["resolved_by_people"],
+        fires=current["resolved_by_people"] >= rule.min_count and ratio is not None and ratio >= rule.threshold,
+        details={"median_minutes": current_median, "baseline_minutes": baseline_median},
+    )
 
 
 def _confidence_drift(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
     reference = kpis.Window(window.start - DRIFT_REFERENCE, window.start)
     current, before = kpis.confidence_histograms(rule.category, window, reference)
-    if sum(current) >= rule.min_count and sum(before) >= rule.min_count:
-        index = kpis.psi_from_counts(before, current)
-        if index is not None and index >= rule.threshold:
-            yield Finding(index, details={"cases": sum(current), "reference_cases": sum(before)})
+    index = kpis.psi_from_counts(before, current)
+    enough = sum(current) >= rule.min_count and sum(before) >= rule.min_count
+    yield Finding(
+        index,
+        count=min(sum(current), sum(before)),
+        fires=enough and index is not None and index >= rule.threshold,
+        details={"cases": sum(current), "reference_cases": sum(before)},
+    )
 
 
 def _rubber_stamping(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
+    """One finding per reviewer with enough decisions; it fires for those who approve nearly everything, too fast."""
     for person in kpis.reviewers(rule.category, window, approval_at=rule.threshold, min_decisions=rule.min_count):
-        if person["rubber_stamp"]:
-            yield Finding(
-                person["approval_rate"],
-                subject=person["username"],
-                details={
-                    "decisions": person["decisions"],
-                    "median_seconds": person["median_seconds"],
-                    "floor_seconds": person["floor_seconds"],
-                },
-            )
+        yield Finding(
+            person["approval_rate"],
+            count=person["decisions"],
+            fires=bool(person["rubber_stamp"]),
+            subject=person["username"],
+            details={
+                "decisions": person["decisions"],
+                "median_seconds": person["median_seconds"],
+                "floor_seconds": person["floor_seconds"],
+            },
+        )
 
 
-EVALUATORS = {
+MEASURES = {
     AlertKind.OVERRIDE_RATE: _override_rate,
     AlertKind.ESCALATION_SPIKE: _escalation_spike,
     AlertKind.RESOLUTION_TIME: _resolution_time,
@@ -155,13 +176,28 @@ EVALUATORS = {
 }
 
 
+def rule_window(rule: AlertRule, now: datetime) -> kpis.Window:
+    return kpis.Window(now - timedelta(hours=rule.window_hours), now)
+
+
+def current_finding(rule: AlertRule, *, now: datetime | None = None) -> Finding | None:
+    """The rule's figure over its window ending now: what its threshold is compared with. For a rule with one
+    finding per subject (rubber-stamping), the one that fires, else the highest; None with nothing measured."""
+    findings = list(MEASURES[AlertKind(rule.kind)](rule, rule_window(rule, now or timezone.now())))
+    if not findings:
+        return None
+    return max(findings, key=lambda f: (f.fires, f.value is not None, f.value or 0.0))
+
+
 def evaluate(rule: AlertRule, *, now: datetime | None = None) -> list[Alert]:
     """Fire the rule for each finding not already alerted within its window; apply its action."""
     now = now or timezone.now()
-    start = now - timedelta(hours=rule.window_hours)
+    window = rule_window(rule, now)
     fired: list[Alert] = []
-    for finding in EVALUATORS[AlertKind(rule.kind)](rule, kpis.Window(start, now)):
-        if Alert.objects.filter(rule=rule, subject=finding.subject, fired_at__gt=start).exists():
+    for finding in MEASURES[AlertKind(rule.kind)](rule, window):
+        if not finding.fires or finding.value is None:
+            continue
+        if Alert.objects.filter(rule=rule, subject=finding.subject, fired_at__gt=window.start).exists():
             continue
         fired.append(_fire(rule, finding, now))
     return fired
@@ -169,16 +205,18 @@ def evaluate(rule: AlertRule, *, now: datetime | None = None) -> list[Alert]:
 
 @transaction.atomic
 def _fire(rule: AlertRule, finding: Finding, now: datetime) -> Alert:
+    value = finding.value
+    assert value is not None  # evaluate fires only on a measured value
     category = rule.category
     label = AlertKind(rule.kind).label
     about = f" ({finding.subject})" if finding.subject else ""
-    text = f"{category.slug}: {label}{about}: {finding.value:.3g} against {rule.threshold:.3g}"
+    text = f"{category.slug}: {label}{about}: {value:.3g} against {rule.threshold:.3g}"
     alert = Alert.objects.create(
         rule=rule,
         category=category,
         subject=finding.subject,
         fired_at=now,
-        value=finding.value,
+        value=value,
         threshold=rule.threshold,
         details=finding.details or {},
     )
@@ -190,7 +228,7 @@ def _fire(rule: AlertRule, finding: Finding, now: datetime) -> Alert:
                     reason=f"Alert: {text}",
                     title=f"Alert: {text}",
                     trigger="alert",
-                    evidence={"alert_id": alert.pk, "value": finding.value, **(finding.details or {})},
+                    evidence={"alert_id": alert.pk, "value": value, **(finding.details or {})},
                     contained_by="automation paused by an alert rule",
                     notify_subject=f"{category.slug} paused by an alert: {text}",
                 )

@@ -135,6 +135,7 @@ def pause_automation(
         evidence=evidence,
         affected_case_ids=affected_case_ids or [],
         contained_by=contained_by,
+        opened_by_pause=True,
     )
     link = reverse("admin:governance_incident_change", args=[incident.pk])
     transaction.on_commit(

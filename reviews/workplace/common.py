@@ -64,7 +64,9 @@ def workable_queue_or_404(request: HttpRequest, slug: str) -> Queue:
 
 def workable_case_or_404(request: HttpRequest, pk: int) -> Case:
     """A case the user may see in a queue they work, with what the review page reads of it."""
-    cases = workable_cases(acting_user(request)).select_related("category", "queue", "model_version", "claimed_by")
+    cases = workable_cases(acting_user(request)).select_related(
+        "category", "queue__category", "model_version", "claimed_by"
+    )
     case = cases.filter(pk=pk).first()
     if case is None:
         raise Http404("No case matches the given query.")
