@@ -1,36 +1,51 @@
-"""Intake benchmark: single-case latency and bulk rate of the REST API, against DESIGN.md "Budgets".
+"""Intake benchmark: single-case latency and bulk rate of the REST API, against DESIGN.md "Budgets" and the floor.
 
-What it measures, on a scratch PostgreSQL database it creates (and drops at the end):
+What it measures, on two scratch PostgreSQL databases it creates (and drops at the end, also on Ctrl-C): the
+project's (``--db-name``) and the floor's (``<db-name>_floor``). The floor is ``bench/floor/``: a plain DRF app
+that validates the same payload with one ModelSerializer and stores it in one table (its bulk endpoint: one
+``many=True`` serializer, one ``bulk_create``). Both are served by gunicorn on the same settings (``-w 1`` sync
+worker unless ``--workers``, ``--timeout 120``, gunicorn's defaults otherwise), on the same PostgreSQL.
 
-1. Single-case intake: N sequential ``POST /api/v1/cases/`` (default 2,000, after 100 uncounted warm-up
-   requests) to ONE gunicorn sync worker, from one keep-alive ``http.client`` connection. The server is not
-   instrumented: the figure is the client-side round trip on loopback, timed from sending the request to
-   reading the last byte of the response. That is an upper bound of server-side time (it adds the loopback
-   TCP hop and, since gunicorn's sync worker closes every connection, a TCP connect of ~0.1 ms). Budget:
-   p50 < 15 ms and p99 < 50 ms server-side; a PASS here therefore holds server-side too.
-   For scale, the same is measured for an unauthenticated POST (a 401 that touches no database): the floor
-   of HTTP + gunicorn + Django middleware + DRF.
-2. Bulk intake: ``POST /api/v1/cases/bulk/`` in batches of 500 (default 10 batches) -> cases/s; then, in
-   this process and on the same database, ``cases.services.submit_cases`` on batches of the same rows (the
-   service without HTTP, JSON and serializers) and a plain ``Case.objects.bulk_create`` of the same rows (route
-   fields fixed, queue and model version set; building the objects is not timed) -> cases/s. Budget: the bulk
-   API at least half the rate of ``bulk_create``. Every phase uses its own external ids.
-3. Where the time goes, in this process after the timed phases (so on the table they filled): the SQL statements
+1. Rounds (``--rounds``, default 5), alternated: the project, then the floor, on the same payloads (fresh external
+   ids every round): N single ``POST``s each (default 2,000, after 100 uncounted warm-up requests and one bulk
+   batch to each), then M bulk batches of 500 each (default 10). Per round: the request rate, p50 and p99 of
+   both, and the ratios project / floor; then the median of each ratio against the budgets (single intake at
+   least 0.5x the floor's requests per second, bulk at least 0.5x its cases per second).
+   Single requests go from one keep-alive ``http.client`` connection, sequential (``--clients`` for more, each
+   its own connection and thread), so the client does not starve the servers on this 2-core machine. The
+   servers are not instrumented: the figure is the client-side round trip on loopback, timed from sending the
+   request to reading the last byte of the response. That is an upper bound of server-side time (it adds the
+   loopback TCP hop and, since gunicorn's sync worker closes every connection, a TCP connect of ~0.1 ms).
+   Budget: p50 < 15 ms and p99 < 50 ms server-side, on the project's requests of all rounds together; a PASS
+   here therefore holds server-side too. For scale, the same is measured for an unauthenticated POST (a 401
+   that touches no database): what HTTP + gunicorn + Django middleware + DRF cost alone.
+2. ``--scaling``: single intake from ``--scaling-clients`` concurrent connections (default 4) to 1 gunicorn worker,
+   then to 2, alternated over the rounds, for the project (budget: 2 workers more than 1.6x the rate of 1) and
+   for the floor (what the machine allows: the client and PostgreSQL share its 2 cores).
+3. Bulk in-process, on the last round's rows with new ids: ``cases.services.submit_cases`` (the service without
+   HTTP, JSON and serializers) and a plain ``Case.objects.bulk_create`` of the same rows (route fields fixed,
+   queue and model version set; building the objects is not timed), alone and with the history and audit rows
+   intake also stores -> cases/s, and the bulk API's rate as a ratio of them (how far it is from the ORM).
+4. Where the time goes, in this process after the timed phases (so on the table they filled): the SQL statements
    of one single intake, one bulk request and one ``submit_cases`` batch (Django's test client and an execute
    wrapper timing each statement, grouped by shape), and their time split into total and time executing SQL.
    ``--profile`` also prints every statement shape and a cProfile of 200 single intakes, one bulk request and
    one ``submit_cases`` batch.
 
-The table grows during the run (about 17,000 cases with the defaults), and intake reads the category's recent
-cases, so every phase's JSON records how many cases the table held when it started.
+The tables grow during the run (with the defaults, to about 53,000 cases in the project's and 36,000 in the
+floor's), and intake reads the category's recent cases, so every round's JSON records how many cases the
+project's table held when it started. Both
+servers run production's throttles at a rate no run reaches (``HITL_THROTTLE_USER=1000/second``): 6000/minute
+would refuse a fast burst of rounds.
 
-Run (PostgreSQL, trust auth; the database named in the URL is not used, the scratch one is ``--db-name``)::
+Run (PostgreSQL, trust auth; the database named in the URL is not used, the scratch ones are ``--db-name``)::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/intake.py
-    DATABASE_URL=... .venv/bin/python bench/intake.py --requests 500 --bulk-batches 2 --profile
+    DATABASE_URL=... .venv/bin/python bench/intake.py --scaling
+    DATABASE_URL=... .venv/bin/python bench/intake.py --requests 500 --bulk-batches 2 --rounds 2 --profile
 
 Results: a table on stdout and ``bench/results/intake-<date>.json``. The script refuses SQLite unless
-``--allow-sqlite`` (then the scratch database is a temporary file), refuses to use the ``test``, ``postgres``
+``--allow-sqlite`` (then the scratch databases are temporary files), refuses to use the ``test``, ``postgres``
 and template databases, and refuses a scratch database that already exists unless ``--replace-db``.
 """
 
