@@ -34,9 +34,8 @@ worker unless ``--workers``, ``--timeout 120``, gunicorn's defaults otherwise), 
 
 The tables grow during the run (with the defaults, to about 53,000 cases in the project's and 36,000 in the
 floor's), and intake reads the category's recent cases, so every round's JSON records how many cases the
-project's table held when it started. Both
-servers run production's throttles at a rate no run reaches (``HITL_THROTTLE_USER=1000/second``): 6000/minute
-would refuse a fast burst of rounds.
+project's table held when it started. Both servers run production's throttles at a rate no run reaches
+(``HITL_THROTTLE_USER=1000/second``): 6000/minute would refuse a fast burst of rounds.
 
 Run (PostgreSQL, trust auth; the database named in the URL is not used, the scratch ones are ``--db-name``)::
 
@@ -64,7 +63,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -290,6 +289,7 @@ class SingleRun:
 
     summary: dict[str, Any]
     times: list[float]
+    wall: float
     closed_by_server: int
 
 
@@ -327,7 +327,7 @@ def run_single(target: Target, bodies: list[bytes], *, clients: int, quiet: bool
     summary: dict[str, Any] = {**request_summary(times, wall), "clients": clients}
     if routes:
         summary["routes"] = dict(sorted(routes.items()))
-    return SingleRun(summary=summary, times=times, closed_by_server=closed)
+    return SingleRun(summary=summary, times=times, wall=wall, closed_by_server=closed)
 
 
 def run_unauthenticated(port: int) -> dict[str, Any]:
@@ -511,7 +511,7 @@ def pooled_single(runs: list[SingleRun]) -> dict[str, Any]:
     """The figures of several single phases taken together: latencies over all their requests, the rate over the
     sum of their walls."""
     times = [t for run in runs for t in run.times]
-    wall = sum(run.summary["count"] / run.summary["requests_per_s"] for run in runs)
+    wall = sum(run.wall for run in runs)
     routes: Counter[str] = Counter()
     for run in runs:
         routes.update(run.summary.get("routes", {}))
@@ -539,13 +539,13 @@ class Rounds:
     """The alternated rounds: per round the figures of both and their ratios; the project's phases kept whole for
     the absolute budgets; the last round's bulk batches for the in-process phases."""
 
-    entries: list[dict[str, Any]]
-    project_single: list[SingleRun]
-    floor_single: list[SingleRun]
-    project_bulk_times: list[float]
-    floor_bulk_times: list[float]
-    last_batches: list[list[dict[str, Any]]]
     project_cases_before: int
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    project_single: list[SingleRun] = field(default_factory=list)
+    floor_single: list[SingleRun] = field(default_factory=list)
+    project_bulk_times: list[float] = field(default_factory=list)
+    floor_bulk_times: list[float] = field(default_factory=list)
+    last_batches: list[list[dict[str, Any]]] = field(default_factory=list)
 
 
 def run_rounds(
@@ -553,7 +553,7 @@ def run_rounds(
 ) -> Rounds:
     """Round after round, the same payloads to the project, then to the floor: N single requests each, then M bulk
     batches each (fresh external ids every round; each has its own database, so the same ids do not collide)."""
-    result = Rounds([], [], [], [], [], [], cases_in_table())
+    result = Rounds(project_cases_before=cases_in_table())
     for number in range(1, rounds + 1):
         bodies = single_bodies(rng, f"r{number}-single", requests)
         bulk_batches = batches_of(rng, f"r{number}-bulk", batches)
