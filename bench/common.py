@@ -235,19 +235,25 @@ def free_port() -> int:
 
 @dataclass
 class Server:
-    """gunicorn sync workers (one unless told) on the scratch database `env` names, as production serves."""
+    """gunicorn sync workers (one unless told) on the scratch database `env` names, as production serves. `app` and
+    `chdir` serve another WSGI app on the same settings (bench/floor); `ready_path` is the GET that answers 200 with
+    the token once it is up."""
 
     env: dict[str, str]
     workers: int = 1
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(prefix="hitl-bench-gunicorn-")[1]))
+    app: str = "hitl_project.wsgi"
+    chdir: Path | None = None
+    ready_path: str = "/api/v1/categories/"
 
     @property
     def command(self) -> list[str]:
         return [
             str(VENV_BIN / "gunicorn"),
-            "hitl_project.wsgi",
+            self.app,
+            *(["--chdir", str(self.chdir)] if self.chdir is not None else []),
             "-w",
             str(self.workers),
             "-b",
@@ -257,7 +263,7 @@ class Server:
         ]
 
     def start(self, token: str, timeout: float = 60.0) -> None:
-        """Start it and wait until GET /api/v1/categories/ with this API token answers 200."""
+        """Start it and wait until GET `ready_path` with this API token answers 200."""
         env = {**self.env, "DEBUG": "false", "ALLOWED_HOSTS": "127.0.0.1"}
         with self.log_path.open("wb") as log:
             # Its own session: a Ctrl-C in the terminal reaches this script, which then stops gunicorn itself.
@@ -270,7 +276,7 @@ class Server:
                 raise BenchError(f"gunicorn exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
-                conn.request("GET", "/api/v1/categories/", headers={"Authorization": f"Token {token}"})
+                conn.request("GET", self.ready_path, headers={"Authorization": f"Token {token}"})
                 status = conn.getresponse().status
                 conn.close()
             except OSError:
@@ -278,7 +284,7 @@ class Server:
                 continue
             if status == 200:
                 return
-            raise BenchError(f"gunicorn answered {status} to GET /api/v1/categories/:\n{self.log_tail()}")
+            raise BenchError(f"gunicorn answered {status} to GET {self.ready_path}:\n{self.log_tail()}")
         raise BenchError(f"gunicorn did not answer within {timeout:.0f} s:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 30) -> str:
