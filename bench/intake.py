@@ -551,8 +551,9 @@ class Rounds:
 def run_rounds(
     project: Target, floor: Target, rng: random.Random, *, rounds: int, requests: int, batches: int, clients: int
 ) -> Rounds:
-    """Round after round, the same payloads to the project, then to the floor: N single requests each, then M bulk
-    batches each (fresh external ids every round; each has its own database, so the same ids do not collide)."""
+    """Round after round, the same payloads to the project and to the floor (the first one swapping every round):
+    N single requests each, then M bulk batches each (fresh external ids every round; each has its own database, so
+    the same ids do not collide)."""
     result = Rounds(project_cases_before=cases_in_table())
     for number in range(1, rounds + 1):
         bodies = single_bodies(rng, f"r{number}-single", requests)
@@ -560,10 +561,17 @@ def run_rounds(
         bulk_bodies = [json.dumps({"cases": batch}).encode() for batch in bulk_batches]
         before = cases_in_table()
         print(f"Round {number}/{rounds}: {requests} single requests, then {batches} bulk batches, each ...", flush=True)
-        p_single = run_single(project, bodies, clients=clients, quiet=False)
-        f_single = run_single(floor, bodies, clients=clients, quiet=True)
-        p_bulk, p_times = run_bulk(project, bulk_bodies, quiet=True)
-        f_bulk, f_times = run_bulk(floor, bulk_bodies, quiet=True)
+        # Who goes first swaps every round, so neither side always meets a warmer cache or a busier disk.
+        if number % 2:
+            p_single = run_single(project, bodies, clients=clients, quiet=False)
+            f_single = run_single(floor, bodies, clients=clients, quiet=True)
+            p_bulk, p_times = run_bulk(project, bulk_bodies, quiet=True)
+            f_bulk, f_times = run_bulk(floor, bulk_bodies, quiet=True)
+        else:
+            f_single = run_single(floor, bodies, clients=clients, quiet=True)
+            p_single = run_single(project, bodies, clients=clients, quiet=False)
+            f_bulk, f_times = run_bulk(floor, bulk_bodies, quiet=True)
+            p_bulk, p_times = run_bulk(project, bulk_bodies, quiet=True)
         entry = {
             "round": number,
             "project_cases_in_table_before": before,
