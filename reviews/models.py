@@ -33,10 +33,12 @@ from reviews.choices import (
 
 class DecisionQuerySet(models.QuerySet["Decision"]):
     def visible_to(self, user: User | AnonymousUser) -> DecisionQuerySet:
-        """Decisions on the cases the user may see."""
+        """Decisions on the cases the user may see, and the user's own decisions wherever their case went since
+        (a reviewer keeps sight of a case they escalated out of their queues)."""
         if has_global_category_view(user):
             return self.all()
-        return self.filter(case__in=Case.objects.visible_to(user))
+        own = Q(actor_id=user.pk) if user.is_authenticated else Q(pk__in=[])
+        return self.filter(Q(case__in=Case.objects.visible_to(user)) | own)
 
     def override_counts(self) -> dict[str, int]:
         """How many of these decisions judged a model output (`reviewed`), and how many judged it wrong
