@@ -129,17 +129,18 @@
     const queue = form.querySelector("select[name=queue]");
     const person = form.querySelector("select[name=assignee]");
     if (!queue || !person) return;
-    function update() {
+    function update(initial) {
       const target = queue.value || form.dataset.currentQueue;
       Array.from(person.options).forEach(function (option) {
         if (!option.value) return;
-        const fits = (option.dataset.queues || "").split(" ").includes(target);
+        // The page back from a refusal keeps the person picked, even one the server has just said no to.
+        const fits = (option.dataset.queues || "").split(" ").includes(target) || (initial && option.selected);
         option.hidden = !fits;
         option.disabled = !fits;
         if (!fits && option.selected) person.value = "";
       });
     }
-    queue.addEventListener("change", update);
-    update();
+    queue.addEventListener("change", function () { update(false); });
+    update(true);
   });
 })();
