@@ -195,11 +195,20 @@ OPENING_CHARS = 160
 KNOWN_LABELS_SCAN = 2000
 
 
+# The input fields a person reads first, in this order; any other text field follows by name. PostgreSQL's jsonb
+# does not keep the submitted key order, so the opening cannot rely on it.
+OPENING_FIRST = ("subject", "title", "summary", "message", "body", "text", "description")
+
+
 def input_opening(case: Case, user: User | AnonymousUser) -> str:
-    """The start of the case's input as this user may see it (redacted without `view_pii`): its text values in
-    order, joined, cut to one line's worth."""
+    """The start of the case's input as this user may see it (redacted without `view_pii`): its text values (the
+    usual headline fields first, then by name), joined, cut to one line's worth."""
     shown = display_input(case, user)
-    parts = [str(v) for v in shown.values() if isinstance(v, str) and v.strip()] if isinstance(shown, dict) else []
+    if not isinstance(shown, dict):
+        return ""
+    rank = {name: index for index, name in enumerate(OPENING_FIRST)}
+    keys = sorted(shown, key=lambda key: (rank.get(str(key).lower(), len(rank)), str(key)))
+    parts = [shown[key] for key in keys if isinstance(shown[key], str) and shown[key].strip()]
     text = " · ".join(" ".join(part.split()) for part in parts) if parts else ""
     return text if len(text) <= OPENING_CHARS else text[: OPENING_CHARS - 1] + "…"
 
