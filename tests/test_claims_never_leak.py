@@ -232,3 +232,16 @@ def test_the_review_page_shows_an_expired_claim_as_waiting(quick: Queue, rev: Us
     with time_machine.travel(timezone.now() + timedelta(minutes=16), tick=False):
         page = login(rev).get(page_url(case))
     assert page.context["status_now"] == "Queued" and page.context["state"].mine is False
+
+
+def test_the_case_admin_shows_an_expired_claim_as_waiting_and_held_by_nobody(quick: Queue, rev: User) -> None:
+    case = case_in(quick)
+    services.claim(case=case, user=rev)
+    superuser = User.objects.create_superuser("root", password="x")
+    client = login(superuser)
+    with time_machine.travel(timezone.now() + timedelta(minutes=16), tick=False):
+        listing = client.get(reverse("admin:cases_case_changelist"))
+        detail = client.get(reverse("admin:cases_case_change", args=[case.pk]))
+    assert 'class="field-status_now">Queued<' in listing.content.decode()
+    body = detail.content.decode()
+    assert "Queued" in body and ">rev<" not in body
