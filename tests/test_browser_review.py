@@ -8,17 +8,21 @@ page's screenshot, at a 1366x768 laptop's viewport, to docs/review-page.png.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from cases.models import Case, Queue
 from reviews import services
 from reviews.models import Decision
+from reviews.services.claims import LEAVE_GRACE
 from tests.factories import grant_queue, make_case, make_category
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
@@ -217,8 +221,8 @@ def test_the_review_page_fits_a_laptop_screen_with_every_control_in_view_and_unc
     for selector in DECISION_CONTROLS + ("#facts", "#input", "#model-output"):
         box = page.locator(selector).bounding_box()
         assert box is not None and box["y"] >= 0, selector
+        assert box["y"] + box["height"] <= height, f"{selector} ends at {box['y'] + box['height']} > {height}"
         if selector in DECISION_CONTROLS:
-            assert box["y"] + box["height"] <= height, f"{selector} ends at {box['y'] + box['height']} > {height}"
             # What a click at the control's middle would hit: the control itself, not the keys bar over it.
             on_top = page.evaluate(
                 "([s, x, y]) => { const e = document.elementFromPoint(x, y); return !!e && !!e.closest(s); }",
@@ -232,3 +236,22 @@ def test_the_review_page_fits_a_laptop_screen_with_every_control_in_view_and_unc
     sync_api.expect(page.locator("#similar")).to_contain_text("wrong_label")
     SCREENSHOT.parent.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOT))
+
+    # The page keeps the claim through a reload, and lets it go when the reviewer leaves without deciding.
+    case = Case.objects.get(external_id="RF-1001")
+    page.reload()
+    sync_api.expect(page.locator("#claim")).to_contain_text("Claimed by you until")
+    page.wait_for_function("() => performance.getEntriesByType('resource').some(e => e.name.includes('/keep/'))")
+    assert _claim_left(case) > timedelta(minutes=14)
+    press_and_wait(page, "q")
+    assert "/admin/reviews/work/queue/refunds-quick/" in page.url
+    deadline = time.monotonic() + 10
+    while _claim_left(case) > LEAVE_GRACE and time.monotonic() < deadline:  # the beacon is on its way
+        time.sleep(0.1)
+    assert _claim_left(case) <= LEAVE_GRACE
+
+
+def _claim_left(case: Case) -> timedelta:
+    case.refresh_from_db()
+    assert case.claimed_until is not None
+    return case.claimed_until - timezone.now()

@@ -68,8 +68,13 @@
   const page = document.querySelector("[data-claim-keep]");
   if (!page) return;
   const RENEW_EVERY_MS = 30000;
+  // A renewal waits this long and is dropped if the page is left or a form sent meanwhile: it never races the
+  // leave it would outlive, nor the decision that the same keystroke sends.
+  const SETTLE_MS = 1000;
   let lastRenewal = 0;
+  let pending = null;
   let leaving = true;
+  let done = false;
 
   function body() {
     const data = new FormData();
@@ -79,13 +84,23 @@
   }
 
   function renew(force) {
-    const now = Date.now();
-    if (!force && now - lastRenewal < RENEW_EVERY_MS) return;
-    lastRenewal = now;
-    fetch(page.dataset.claimKeep, { method: "POST", body: body(), credentials: "same-origin", keepalive: false });
+    if (done || pending !== null) return;
+    if (!force && Date.now() - lastRenewal < RENEW_EVERY_MS) return;
+    pending = window.setTimeout(function () {
+      pending = null;
+      if (done) return;
+      lastRenewal = Date.now();
+      fetch(page.dataset.claimKeep, { method: "POST", body: body(), credentials: "same-origin" });
+    }, SETTLE_MS);
   }
 
-  document.addEventListener("submit", function () { leaving = false; }, true);
+  function stop() {
+    done = true;
+    if (pending !== null) window.clearTimeout(pending);
+    pending = null;
+  }
+
+  document.addEventListener("submit", function () { leaving = false; stop(); }, true);
   document.addEventListener("input", function () { renew(false); }, true);
   document.addEventListener("wheel", function () { renew(false); }, { passive: true, capture: true });
   document.addEventListener("pointerdown", function (event) {
@@ -97,6 +112,7 @@
   }, true);
 
   window.addEventListener("pagehide", function () {
+    stop();
     if (leaving) navigator.sendBeacon(page.dataset.claimLeave, body());
   });
   window.addEventListener("pageshow", function (event) {
