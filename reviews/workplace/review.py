@@ -128,7 +128,8 @@ class ReviewState:
             keys.append(("u", "Release"))
         if self.works_queue:
             keys += [("n", "Skip: next case"), ("q", "Back to the queue")]
-        keys += [("1-6", "Pick a reason code"), ("Enter", "Submit the field's form"), ("Esc", "Leave the field")]
+        if self.can_act:
+            keys += [("1-6", "Pick a reason code"), ("Enter", "Submit the field's form"), ("Esc", "Leave the field")]
         return keys
 
 
