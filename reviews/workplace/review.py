@@ -45,7 +45,7 @@ from reviews.selectors import (
     escalations,
     known_labels,
     may_reassign,
-    openable_cases,
+    openable_case,
     reassign_candidates,
     shadow_agreement,
     similar_decisions,
@@ -135,8 +135,7 @@ class ReviewState:
 
 def openable_case_or_404(request: HttpRequest, pk: int) -> Case:
     """A case of a queue the user works, or one they decided themselves (read-only elsewhere); else a 404."""
-    cases = openable_cases(acting_user(request)).select_related("category", "queue", "model_version", "claimed_by")
-    case = cases.filter(pk=pk).first()
+    case = openable_case(acting_user(request), pk)
     if case is None:
         raise Http404("No case matches the given query.")
     return case
