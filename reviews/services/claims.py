@@ -36,6 +36,8 @@ def opened_claim_duration() -> timedelta:
     return timedelta(minutes=settings.HITL_OPENED_CLAIM_MINUTES)
 
 
+# `keep` rewrites a claim only once it has run this much of its course: renewals at most about once a minute.
+KEEP_SLACK = timedelta(minutes=1)
 # After the reviewer leaves the page without deciding, the claim lapses this much later rather than at once: a
 # reload of the page (which leaves it too) finds the case still theirs, and the page renews it (`keep`).
 LEAVE_GRACE = timedelta(seconds=10)
@@ -138,10 +140,6 @@ def keep(*, case: Case | int, user: User) -> Case:
     return case
 
 
-# `keep` rewrites a claim only once it has run this much of its course: renewals at most about once a minute.
-KEEP_SLACK = timedelta(minutes=1)
-
-
 @transaction.atomic
 def leave(*, case: Case | int, user: User) -> bool:
     """The reviewer left the case's page without deciding: a claim they hold lapses in a few seconds
@@ -193,8 +191,8 @@ def claim_next(
         return None
     case = lock_case(found)
     if case.is_held_by_other(user, now) or not is_waiting(case):
-        # Another reviewer's claim-next took it between our read and our lock (SQLite has no SKIP LOCKED on
-        # the first read of an own claim): try again from the top; each pass loses a case to someone else.
+        # The case changed between the unlocked read of the user's own claims and the lock (their own decision
+        # in another tab, or their claim running out and someone taking it): start again; it is ruled out now.
         return claim_next(user=user, queue=queue, duration=duration, passing=passing)
     set_claim(case, user, now, duration)
     save_with_reason(case, user=user, reason="Claimed (next in queue)")
