@@ -253,6 +253,7 @@ def test_after_escalating_the_case_opens_read_only_with_where_it_went(rev: User)
     assert 'id="read-only"' in body and "cat-expert" in body and "You escalated it (needs_expert)" in body
     assert 'value="approve"' not in body and 'data-key="n"' not in body
     refused = client.post(page_url(case), {"action": "approve"})
+    assert refused.status_code == 403
     assert "You may not work the queue 'cat-expert'" in texts(refused)[-1]
     assert fresh(case).status == "escalated" and Decision.objects.filter(case=case).count() == 1
 

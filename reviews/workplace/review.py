@@ -269,10 +269,15 @@ def _decide(request: HttpRequest, case: Case, action: str) -> HttpResponse:
         )
     except REFUSALS as exc:
         refuse(request, exc)
-        return _page(request, _fresh(case), posted=request.POST, status=409 if isinstance(exc, Conflict) else 400)
+        return _page(request, _fresh(case), posted=request.POST, status=_refusal_status(exc))
     messages.success(request, _decision_message(decision))
     assert from_queue is not None  # a case the workplace opens sits in a queue
     return _open_next(request, from_queue)
+
+
+def _refusal_status(exc: Exception) -> int:
+    """The status of the page that comes back from a refusal, as the API would answer it: 409, 403 or 400."""
+    return 409 if isinstance(exc, Conflict) else 403 if isinstance(exc, PermissionDenied) else 400
 
 
 def _fresh(case: Case) -> Case:
@@ -366,8 +371,7 @@ def _reassign(request: HttpRequest, case: Case) -> HttpResponse:
         )
     except REFUSALS as exc:
         refuse(request, exc)
-        status = 409 if isinstance(exc, Conflict) else 403 if isinstance(exc, PermissionDenied) else 400
-        return _page(request, _fresh(case), reassign_form=form, status=status)
+        return _page(request, _fresh(case), reassign_form=form, status=_refusal_status(exc))
     holder = f", held by {username}" if username else ""
     messages.success(request, f"Case #{case.pk} reassigned to {case.queue}{holder}.")
     return HttpResponseRedirect(work_list_url(from_queue))
