@@ -708,7 +708,7 @@ class ClaimWorker:
         from django.contrib.auth.models import User
         from django.db import connection
 
-        from cases.models import Queue
+        from cases.models import Case, Queue
         from reviews.services import claim_next
 
         log = QueryLog()
@@ -732,6 +732,9 @@ class ClaimWorker:
                         self.empty += 1
                     else:
                         self.claimed.append(case.pk)
+                        # The reviewer decides it before the next claim (bookkeeping, not timed; `give_back` resets
+                        # it): claim-next hands a reviewer back a case they still hold before any other.
+                        Case.objects.filter(pk=case.pk).update(status="approved")
                     if self.think_ms:  # a reviewer reading the case before the next claim (not timed)
                         time.sleep(self.think_ms * rng.uniform(0.5, 1.5) / 1000)
             self.ended = time.perf_counter()
@@ -897,7 +900,8 @@ def contended(fx: Fixture, args: argparse.Namespace, *, think_ms: float, mode: s
         and not check["taken_from_other_holders"]
         and check["claimed"] == check["distinct"] == needed
         and check["empty_results"] == 0
-        and set(check["statuses"]) <= {"claimed"}
+        # Each worker marks a case decided once claim-next returned it (`ClaimWorker.run`): none left "claimed".
+        and set(check["statuses"]) <= {"approved"}
     )
     give_back([pk for w in workers for pk in w.claimed])
     summary = latency_summary(all_ms) if all_ms else {}

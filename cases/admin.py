@@ -24,7 +24,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from cases.choices import OPEN_STATUSES, AuditStatus
+from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus
 from cases.models import Case, Queue
 from cases.permissions import shown_input
 from cases.selectors import BLIND_NOTE, confidence_bucket, is_blind
@@ -297,7 +297,7 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin[Case]):
         "id",
         "external_id",
         "category",
-        "status",
+        "status_now",
         "route",
         "queue",
         "priority",
@@ -330,7 +330,17 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin[Case]):
     fieldsets = (
         (
             None,
-            {"fields": ("external_id", "category", "status", "priority", "customer_ref", "created_at", "decided_at")},
+            {
+                "fields": (
+                    "external_id",
+                    "category",
+                    "status_now",
+                    "priority",
+                    "customer_ref",
+                    "created_at",
+                    "decided_at",
+                )
+            },
         ),
         (
             "Model output",
@@ -360,11 +370,23 @@ class CaseAdmin(VisibleToAdminMixin, HitlModelAdmin[Case]):
                 )
             },
         ),
-        ("Review", {"fields": ("claimed_by", "claimed_until", "final_output")}),
+        ("Review", {"fields": ("held_by", "claimed_until", "final_output")}),
         ("Audit trail", {"fields": ("audit_events",)}),
     )
     # Every field shown is read-only: cases change through intake and decisions only.
     readonly_fields = tuple(name for _, options in fieldsets for name in cast("tuple[str, ...]", options["fields"]))
+
+    @admin.display(description="status", ordering="status")
+    def status_now(self, obj: Case) -> str:
+        """A claim that ran out reads as waiting (`Case.status_at`), though nobody has cleared it yet."""
+        return str(CaseStatus(obj.status_at(timezone.now())).label)
+
+    @admin.display(description="claimed by")
+    def held_by(self, obj: Case) -> str:
+        """Whoever holds the case now; an expired claim holds nothing (`Case.holder_id_at`)."""
+        if obj.holder_id_at(timezone.now()) is None or obj.claimed_by is None:
+            return "—"
+        return obj.claimed_by.get_username()
 
     def get_list_filter(self, request: HttpRequest) -> tuple[Any, ...]:
         # First: a registered filter says what the list is (the cases behind a dashboard figure), when in use.

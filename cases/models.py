@@ -72,6 +72,11 @@ class Queue(models.Model):
     def __str__(self) -> str:
         return self.slug
 
+    @property
+    def waiting_status(self) -> str:
+        """The status of an unclaimed case waiting here: escalation and expert queues hold escalated cases."""
+        return CaseStatus.ESCALATED if self.kind in (QueueKind.ESCALATION, QueueKind.EXPERT) else CaseStatus.QUEUED
+
     def near_breach_after(self, now: datetime) -> datetime:
         """A case waiting here is near its breach once 80 % of the SLA has passed (`SLA_WARN_SHARE`), that is
         once its due time is at most this instant. The SLA sweep warns from here; the queue stats count from here.
@@ -222,6 +227,13 @@ class Case(models.Model):
         if self.claimed_by_id is None or self.claimed_until is None or self.claimed_until <= now:
             return None
         return int(self.claimed_by_id)
+
+    def status_at(self, now: datetime) -> str:
+        """The status as it reads at `now`: a "claimed" case whose claim has run out waits again (queued, or
+        escalated in an escalation or expert queue), as `holder_id_at` says, before anyone clears the claim."""
+        if self.status == CaseStatus.CLAIMED and self.holder_id_at(now) is None and self.queue is not None:
+            return self.queue.waiting_status
+        return self.status
 
     def is_held_by_other(self, user: User, now: datetime) -> bool:
         holder = self.holder_id_at(now)

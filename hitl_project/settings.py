@@ -187,6 +187,10 @@ if not 2 <= HITL_MAX_JSON_DEPTH <= 200:
 DATA_UPLOAD_MAX_MEMORY_SIZE = HITL_MAX_BULK_BODY_BYTES
 
 HITL_CLAIM_MINUTES = env.int("HITL_CLAIM_MINUTES", default=15)
+# A claim the workplace made for the reviewer (save-and-next, skip) lapses this soon unless they act on the case.
+HITL_OPENED_CLAIM_MINUTES = env.int("HITL_OPENED_CLAIM_MINUTES", default=2)
+if not 1 <= HITL_OPENED_CLAIM_MINUTES <= HITL_CLAIM_MINUTES:
+    raise ImproperlyConfigured("HITL_OPENED_CLAIM_MINUTES must be between 1 and HITL_CLAIM_MINUTES.")
 HITL_DEFAULT_QUEUE_SLAS = {
     "quick": timedelta(hours=24),
     "full": timedelta(hours=4),

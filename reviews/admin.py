@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, OuterRef, QuerySet, Subquery
+from django.db.models import BooleanField, Count, ExpressionWrapper, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
@@ -26,6 +26,7 @@ from governance.models import Category
 from governance.permissions import is_data_curator
 from reviews import services
 from reviews.agreement import WEAK_KAPPA, agreement_by_category
+from reviews.links import review_url
 from reviews.models import Decision, DoubleReview, Label, LabelExport, ReviewerCertification
 from reviews.selectors import certifiable_reviewers
 
@@ -99,8 +100,17 @@ class DecisionAdmin(VisibleToAdminMixin, admin.ModelAdmin[Decision]):
     def output_after_shown(self, obj: Decision) -> SafeString:
         return _output_html(obj, obj.output_after)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Decision]:
+        # Whether each decision is the user's own: theirs open on the workplace's review page wherever the case
+        # went since (read-only outside their queues); the case admin shows only the cases they may see.
+        mine = ExpressionWrapper(Q(actor_id=request.user.pk), output_field=BooleanField())
+        decisions: QuerySet[Decision] = super().get_queryset(request).annotate(mine=mine)
+        return decisions
+
     @admin.display(description="case", ordering="case_id")
     def case_link(self, obj: Decision) -> SafeString:
+        if getattr(obj, "mine", False):
+            return format_html('<a href="{}">{}</a>', review_url(obj.case), obj.case.external_id)
         url = reverse("admin:cases_case_change", args=[obj.case_id])
         return format_html('<a href="{}">{}</a>', url, obj.case.external_id)
 

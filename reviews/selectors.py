@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 from django.contrib.auth.models import User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
-from cases.choices import FINAL_STATUSES, Priority, Route
+from cases.choices import FINAL_STATUSES, OPEN_STATUSES, Priority, QueueKind, Route
 from cases.models import Case, Queue
-from cases.permissions import shown_input, worked_queue_ids
+from cases.permissions import shown_input, users_who_work, worked_queue_ids
 from cases.selectors import is_blind
 from governance.choices import AuditKind
-from governance.models import AuditEvent
-from governance.permissions import ESCALATION_MANAGER, REVIEWER, has_global_category_view
+from governance.models import AuditEvent, Category, Policy
+from governance.permissions import ESCALATION_MANAGER, REVIEWER
 from reviews.choices import Action
 from reviews.models import Decision, Label
 from reviews.services import REASSIGN_PERM
@@ -62,6 +62,20 @@ def workable_cases(user: User | AnonymousUser) -> QuerySet[Case]:
     if works_every_queue(user):
         return Case.objects.visible_to(user).filter(queue__isnull=False)
     return Case.objects.visible_to(user).filter(queue_id__in=worked_queue_ids(user))
+
+
+def openable_case(user: User | AnonymousUser, pk: int) -> Case | None:
+    """The case the workplace's review page opens: one of a queue the user works, or one they decided themselves,
+    wherever it went since (an escalated case opens read-only: `ReviewState.can_act` is false outside the queues
+    they work). Their own decisions are their work; the case's context stays within their grants. Two lookups by
+    key rather than one OR of two subqueries, which a planner may answer by reading every visible case."""
+    if not user.is_authenticated:
+        return None
+    related = ("category", "queue", "model_version", "claimed_by")
+    case = workable_cases(user).select_related(*related).filter(pk=pk).first()
+    if case is None and Decision.objects.filter(case_id=pk, actor_id=user.pk).exists():
+        case = Case.objects.select_related(*related).filter(pk=pk).first()
+    return case
 
 
 def may_reassign(user: User | AnonymousUser) -> bool:
@@ -179,22 +193,95 @@ def escalations(case: Case, decisions: list[Decision]) -> list[Decision]:
     return [d for d in decisions if d.action in (Action.ESCALATE, Action.REJECT) and d is not closing]
 
 
-def customer_cases(case: Case, user: User | AnonymousUser) -> list[Case]:
-    """The customer's other cases the user may see, newest first (none when the case names no customer)."""
+# How much of a case's input a context row shows: enough to recognise the case, one line.
+OPENING_CHARS = 160
+# Known labels are read from this many of the category's newest cases and labels (bounded, whatever the data).
+KNOWN_LABELS_SCAN = 2000
+
+
+# The input fields a person reads first, in this order; any other text field follows by name. PostgreSQL's jsonb
+# does not keep the submitted key order, so the opening cannot rely on it.
+OPENING_FIRST = ("subject", "title", "summary", "message", "body", "text", "description")
+
+
+def input_opening(case: Case, user: User | AnonymousUser) -> str:
+    """The start of the case's input as this user may see it (redacted without `view_pii`): its text values (the
+    usual headline fields first, then by name), joined, cut to one line's worth."""
+    shown = display_input(case, user)
+    if not isinstance(shown, dict):
+        return ""
+    rank = {name: index for index, name in enumerate(OPENING_FIRST)}
+    keys = sorted(shown, key=lambda key: (rank.get(str(key).lower(), len(rank)), str(key)))
+    parts = [shown[key] for key in keys if isinstance(shown[key], str) and shown[key].strip()]
+    text = " · ".join(" ".join(part.split()) for part in parts) if parts else ""
+    return text if len(text) <= OPENING_CHARS else text[: OPENING_CHARS - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ContextRow:
+    """One past case beside the one under review: what it was, what the model said, what a person decided, why."""
+
+    case: Case
+    opening: str
+    model_label: Any  # None in blind review: the model's answer stays hidden until a person gave theirs
+    verdict: str
+    reason_code: str
+    notes: str
+    actor: str
+    at: datetime | None
+
+
+def _verdict_text(decision: Decision | None, case: Case) -> str:
+    if decision is None:
+        return "waiting" if case.status in OPEN_STATUSES else case.get_status_display().lower()
+    after = (decision.output_after or {}).get("label") if isinstance(decision.output_after, dict) else None
+    before = decision.output_before.get("label") if isinstance(decision.output_before, dict) else None
+    if decision.action in (Action.CORRECT, Action.FLAG) and after and after != before:
+        return f"{decision.action} → {after}"
+    return str(decision.action)
+
+
+def _context_row(case: Case, decision: Decision | None, user: User | AnonymousUser) -> ContextRow:
+    blind = is_blind(case)
+    output = case.output if isinstance(case.output, dict) else {}
+    return ContextRow(
+        case=case,
+        opening=input_opening(case, user),
+        model_label=None if blind else output.get("label"),
+        verdict=_verdict_text(decision, case) if not blind or decision is None else "decided (blind)",
+        reason_code=decision.reason_code if decision else "",
+        notes=decision.notes if decision else "",
+        actor=(decision.actor.get_username() if decision.actor else "system") if decision else "",
+        at=decision.created_at if decision else case.created_at,
+    )
+
+
+def customer_cases(case: Case, user: User | AnonymousUser) -> list[ContextRow]:
+    """The customer's other cases the user may see, newest first, each with its latest decision (none when the case
+    names no customer). Two queries whatever the customer's history."""
     if not case.customer_ref:
         return []
-    return list(
+    others = list(
         Case.objects.visible_to(user)
         .filter(customer_ref=case.customer_ref)
         .exclude(pk=case.pk)
         .select_related("category")
-        .defer("input", "audit_draw")
+        .defer("audit_draw")
         .order_by("-created_at", "-id")[:CONTEXT_ROWS]
     )
+    latest: dict[int, Decision] = {}
+    for decision in (
+        Decision.objects.filter(case_id__in=[other.pk for other in others])
+        .select_related("actor")
+        .order_by("case_id", "created_at", "id")
+    ):
+        latest[decision.case_id] = decision  # the last one of each case wins
+    return [_context_row(other, latest.get(other.pk), user) for other in others]
 
 
-def similar_decisions(case: Case, user: User | AnonymousUser) -> list[Decision]:
-    """Past human decisions in the category on cases with the same predicted label, newest first.
+def similar_decisions(case: Case, user: User | AnonymousUser) -> list[ContextRow]:
+    """Past human decisions in the category on cases with the same predicted label, newest first, across every
+    queue of the category whose cases the user may see (`Decision.objects.visible_to`), never past it.
 
     Empty for a blind case: matching on the model's label would reveal it.
     """
@@ -202,15 +289,32 @@ def similar_decisions(case: Case, user: User | AnonymousUser) -> list[Decision]:
     if is_blind(case) or not isinstance(label, str):
         return []
     # The decision's own copy of the output (the model's output never changes after intake) is indexed.
-    decisions = Decision.objects.filter(output_before__label=label, case__category_id=case.category_id)
-    if not has_global_category_view(user):  # everyone else: only decisions on cases they may see
-        decisions = decisions.filter(case__in=Case.objects.visible_to(user).values("pk"))
-    return list(
-        decisions.exclude(case_id=case.pk)
-        .select_related("case", "actor")
-        .defer("case__input", "case__audit_draw")
+    decisions = (
+        Decision.objects.visible_to(user)
+        .filter(output_before__label=label, case__category_id=case.category_id)
+        .exclude(case_id=case.pk)
+        .select_related("case__category", "actor")
+        .defer("case__audit_draw")
         .order_by("-created_at", "-id")[:CONTEXT_ROWS]
     )
+    # A shadow case escalated before anyone gave a label is still blind: its model label is not shown here either.
+    return [_context_row(d.case, d, user) for d in decisions if not is_blind(d.case)]
+
+
+def known_labels(category: Category, *, blind: bool = False) -> list[str]:
+    """The labels a correction may pick in this category: its policy's sensitive labels, and the labels of its
+    newest model outputs and human labels (bounded scans on indexed columns), sorted. For a blind case, no model
+    output's label: the list would tell the reviewer what the model said about this very case."""
+    labels: set[str] = set()
+    policy = Policy.objects.filter(category=category).only("sensitive_labels").first()
+    if policy is not None and isinstance(policy.sensitive_labels, list):
+        labels.update(x for x in policy.sensitive_labels if isinstance(x, str))
+    if not blind:
+        outputs = Case.objects.filter(category=category).order_by("-created_at").values_list("output__label", flat=True)
+        labels.update(x for x in outputs[:KNOWN_LABELS_SCAN] if isinstance(x, str))
+    human = Label.objects.filter(category=category).order_by("-created_at").values_list("label", flat=True)
+    labels.update(x for x in human[:KNOWN_LABELS_SCAN] if isinstance(x, str))
+    return sorted(label for label in labels if label.strip())
 
 
 @dataclass(frozen=True)
@@ -237,3 +341,27 @@ def certifiable_reviewers() -> QuerySet[User]:
     deciding_role = Q(groups__name__in=[REVIEWER, ESCALATION_MANAGER])
     people = User.objects.filter(is_active=True).filter(Q(pk__in=User.objects.filter(deciding_role)) | made_labels)
     return people.order_by("username")
+
+
+def why_here(cases: list[Case]) -> dict[int, Decision]:
+    """For cases of an escalation or expert queue: the decision that sent each one up (the latest escalation or
+    moving reject), with who made it, in one query."""
+    found: dict[int, Decision] = {}
+    for decision in (
+        Decision.objects.filter(case_id__in=[case.pk for case in cases], action__in=[Action.ESCALATE, Action.REJECT])
+        .select_related("actor")
+        .order_by("case_id", "created_at", "id")
+    ):
+        found[decision.case_id] = decision  # the last one of each case wins
+    return found
+
+
+def reassign_candidates(case: Case) -> dict[User, list[Queue]]:
+    """Whom an escalation manager may hand the case to: the active people who work a queue of its category it may
+    move to (audit work stays in the audit queue), each with those queues, by username. `services.reassign`
+    checks the chosen person against the target queue again. A few queries per queue of the category."""
+    people: dict[User, list[Queue]] = {}
+    for queue in Queue.objects.filter(category_id=case.category_id).exclude(kind=QueueKind.AUDIT).order_by("slug"):
+        for person in users_who_work(queue):
+            people.setdefault(person, []).append(queue)
+    return dict(sorted(people.items(), key=lambda item: item[0].get_username()))

@@ -2,22 +2,27 @@
 
 Drives Debian's chromium through Playwright against pytest-django's live server. Skipped, with the reason shown,
 where chromium or Playwright is missing (CI installs chromium first, so there it always runs). Saves the review
-page's screenshot to docs/review-page.png.
+page's screenshot, at a 1366x768 laptop's viewport, to docs/review-page.png.
 """
 
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
 from cases.models import Case, Queue
+from reviews import services
 from reviews.models import Decision
+from reviews.services.claims import LEAVE_GRACE
 from tests.factories import grant_queue, make_case, make_category
 
 CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")
@@ -55,9 +60,9 @@ def browser(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
             browser.close()
 
 
-def sign_in(browser: Any, base_url: str, username: str, next_path: str) -> Any:
+def sign_in(browser: Any, base_url: str, username: str, next_path: str, viewport: tuple[int, int] = (1360, 900)) -> Any:
     """A fresh browser session signed in through the admin's login form, with the keyboard."""
-    page = browser.new_context(viewport={"width": 1360, "height": 900}).new_page()
+    page = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}).new_page()
     page.set_default_timeout(15_000)
     page.goto(f"{base_url}/admin/login/?next={next_path}")
     # The username field takes the focus once the page has run its script: typing before that loses keystrokes.
@@ -139,6 +144,11 @@ def test_a_reviewer_works_three_cases_with_the_keyboard_and_a_manager_sees_the_e
 
     page.keyboard.press("c")  # correct: the label field takes the focus, its text selected
     page.keyboard.type("partial_refund")
+    page.keyboard.press("Enter")  # a label refunds has never had: the browser holds the form back
+    assert page.locator("#id_label").evaluate("field => field.validity.customError")
+    page.keyboard.press("Tab")  # to "new label"
+    page.keyboard.press("Space")  # the deliberate confirmation
+    page.keyboard.press("Shift+Tab")
     press_and_wait(page, "Enter")
     sync_api.expect(page.locator("h1")).to_contain_text("RF-1003")
     sync_api.expect(page.locator("#similar")).to_contain_text("approve")
@@ -146,9 +156,6 @@ def test_a_reviewer_works_three_cases_with_the_keyboard_and_a_manager_sees_the_e
     page.keyboard.press("e")  # escalate: the reason select takes the focus
     page.keyboard.press("1")  # policy_legal
     assert page.locator("#id_escalate_reason").input_value() == "policy_legal"
-    SCREENSHOT.parent.mkdir(exist_ok=True)
-    page.set_viewport_size({"width": 1360, "height": 1240})  # the whole page in one window: no sticky artefacts
-    page.screenshot(path=str(SCREENSHOT))
     press_and_wait(page, "Enter")
     sync_api.expect(page.locator("ul.messagelist")).to_contain_text("sent to refunds-escalation")
 
@@ -172,3 +179,79 @@ def test_a_reviewer_works_three_cases_with_the_keyboard_and_a_manager_sees_the_e
     sync_api.expect(why).to_contain_text("Escalate by rita")
     sync_api.expect(why).to_contain_text("Policy or legal")
     sync_api.expect(boss.locator("#reassign")).to_be_visible()
+
+
+# The controls a decision needs, which a 1366x768 laptop must show at once, uncovered.
+DECISION_CONTROLS = (
+    "#approve",
+    "#id_label",
+    "#correct",
+    "#id_reject_reason",
+    "#reject",
+    "#id_escalate_reason",
+    "#escalate",
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_review_page_fits_a_laptop_screen_with_every_control_in_view_and_uncovered(
+    live_server: Any, browser: Any, people: tuple[User, User]
+) -> None:
+    reviewer, _ = people
+    category = Case.objects.get(external_id="RF-1001").category
+    for n in range(4):  # a customer with history, and similar past decisions
+        past = make_case(
+            category,
+            external_id=f"RF-09{n}",
+            customer_ref="cust-1042",
+            confidence=0.82,
+            input={"subject": f"Order {n}", "message": "Where is my refund? It has been two weeks now."},
+            output={"label": "refund"},
+        )
+        if n % 2:
+            services.decide(case=past, user=reviewer, action="reject", reason_code="wrong_label", notes="not a refund")
+        else:
+            services.decide(case=past, user=reviewer, action="approve")
+    page = sign_in(browser, live_server.url, "rita", "/admin/reviews/work/", viewport=(1366, 768))
+    press_and_wait(page, "n")  # My queues: the next case of the first queue with work
+    sync_api.expect(page.locator("h1")).to_contain_text("RF-1001")
+    assert page.evaluate("window.scrollY") == 0
+
+    height = page.viewport_size["height"]
+    for selector in DECISION_CONTROLS + ("#facts", "#input", "#model-output"):
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["y"] >= 0, selector
+        assert box["y"] + box["height"] <= height, f"{selector} ends at {box['y'] + box['height']} > {height}"
+        if selector in DECISION_CONTROLS:
+            # What a click at the control's middle would hit: the control itself, not the keys bar over it.
+            on_top = page.evaluate(
+                "([s, x, y]) => { const e = document.elementFromPoint(x, y); return !!e && !!e.closest(s); }",
+                [selector, box["x"] + box["width"] / 2, box["y"] + box["height"] / 2],
+            )
+            assert on_top, f"{selector} is covered"
+    for selector in ("#customer-cases", "#similar"):  # beside the decision, not below it
+        box = page.locator(selector).bounding_box()
+        assert box is not None and box["x"] > page.locator("#actions").bounding_box()["x"], selector
+    sync_api.expect(page.locator("#similar")).to_contain_text("Where is my refund?")
+    sync_api.expect(page.locator("#similar")).to_contain_text("wrong_label")
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOT))
+
+    # The page keeps the claim through a reload, and lets it go when the reviewer leaves without deciding.
+    case = Case.objects.get(external_id="RF-1001")
+    page.reload()
+    sync_api.expect(page.locator("#claim")).to_contain_text("Claimed by you until")
+    page.wait_for_function("() => performance.getEntriesByType('resource').some(e => e.name.includes('/keep/'))")
+    assert _claim_left(case) > timedelta(minutes=14)
+    press_and_wait(page, "q")
+    assert "/admin/reviews/work/queue/refunds-quick/" in page.url
+    deadline = time.monotonic() + 10
+    while _claim_left(case) > LEAVE_GRACE and time.monotonic() < deadline:  # the beacon is on its way
+        time.sleep(0.1)
+    assert _claim_left(case) <= LEAVE_GRACE
+
+
+def _claim_left(case: Case) -> timedelta:
+    case.refresh_from_db()
+    assert case.claimed_until is not None
+    return case.claimed_until - timezone.now()

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import slug_re
 from django.db.models import prefetch_related_objects
+from django.utils import timezone
 from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 
@@ -187,6 +188,11 @@ class CaseSerializer(serializers.ModelSerializer[Case]):
         request = self.context.get("request")
         user = getattr(request, "user", None)
         data["input"] = shown_input(instance.input, pii_fields=instance.category.pii_fields, user=user)
+        # A claim that has run out holds nothing: it reads as free here as everywhere (`Case.holder_id_at`).
+        now = timezone.now()
+        if instance.holder_id_at(now) is None:
+            data["claimed_by"] = data["claimed_until"] = None
+        data["status"] = instance.status_at(now)
         data["output_hidden"] = is_blind(instance)
         if data["output_hidden"]:
             # Blind review: nobody sees the model's answer before a person has given theirs.

@@ -23,7 +23,7 @@ from django.db.models import Exists, OuterRef
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus, Priority, QueueKind
+from cases.choices import OPEN_STATUSES, AuditStatus, Priority
 from cases.links import queue_work_link
 from cases.models import SLA_WARN_SHARE, Case, Queue, SlaBreach
 from cases.permissions import users_who_work
@@ -38,8 +38,8 @@ SUBJECT_LENGTH = Notification._meta.get_field("subject").max_length or 200
 
 
 def waiting_status_for(queue: Queue) -> str:
-    """The status of an unclaimed case waiting in this queue: escalation and expert queues hold escalated cases."""
-    return CaseStatus.ESCALATED if queue.kind in (QueueKind.ESCALATION, QueueKind.EXPERT) else CaseStatus.QUEUED
+    """The status of an unclaimed case waiting in this queue (`Queue.waiting_status`)."""
+    return queue.waiting_status
 
 
 @dataclass

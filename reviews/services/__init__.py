@@ -3,7 +3,19 @@ skip), `decisions` (decide, batch approval), `labels` (the label each verdict ma
 `double_review` (second reviews and adjudication) and `reassign`. The admin's workplace, the API and the jobs call
 these (as `reviews.services.claim(...)` and so on); neither writes a case another way."""
 
-from reviews.services.claims import claim, claim_duration, claim_next, claimable_in, is_waiting, may_work, release, skip
+from reviews.services.claims import (
+    claim,
+    claim_duration,
+    claim_next,
+    claimable_in,
+    is_waiting,
+    keep,
+    leave,
+    may_work,
+    opened_claim_duration,
+    release,
+    skip,
+)
 from reviews.services.decisions import BatchResult, Verdict, batch_approve, check_may_batch, decide
 from reviews.services.double_review import (
     adjudicate,
@@ -34,7 +46,10 @@ __all__ = [
     "export_path",
     "is_certified",
     "is_waiting",
+    "keep",
+    "leave",
     "may_work",
+    "opened_claim_duration",
     "reassign",
     "release",
     "request_export",

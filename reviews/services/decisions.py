@@ -25,7 +25,7 @@ from governance.queueing import enqueue_after_commit
 from reviews.apps import DECISION_DIGEST_KEY, DECISION_ID_KEY
 from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTIONS, Action, ReasonCode
 from reviews.models import Decision
-from reviews.services.claims import check_can_act, claimable_in, lock_case, may_work
+from reviews.services.claims import check_can_act, claimable_in, held_by_in, lock_case, may_work
 from reviews.services.double_review import open_double_review
 from reviews.services.labels import record_label, require_output
 
@@ -208,7 +208,7 @@ def batch_approve(*, user: User, queue: Queue, case_ids: list[int], seconds_spen
     visible = set(Case.objects.visible_to(user).filter(pk__in=case_ids).values_list("pk", flat=True))
     in_queue = set(Case.objects.filter(pk__in=visible, queue=queue).values_list("pk", flat=True))
     # The batch's time is shared by the cases it can approve (waiting and not held by another), read up front.
-    free = claimable_in(queue, now) | Case.objects.waiting_in(queue).filter(claimed_by=user)
+    free = claimable_in(queue, now) | held_by_in(queue, user, now)
     approvable = free.filter(pk__in=in_queue).count()
     per_case = seconds_spent // approvable if seconds_spent and approvable else None
     for case_id in case_ids:

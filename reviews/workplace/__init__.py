@@ -17,8 +17,8 @@ from django.urls import URLPattern, path, reverse
 from governance.admin_mixins import with_page_first
 from reviews.selectors import works_any_queue
 from reviews.workplace.double import double_review_view, double_reviews_view
-from reviews.workplace.queues import batch_view, claim_next_view, my_queues_view, work_list_view
-from reviews.workplace.review import review_view
+from reviews.workplace.queues import batch_view, claim_next_view, my_next_view, my_queues_view, work_list_view
+from reviews.workplace.review import keep_view, leave_view, review_view
 
 
 def work_urls(site: AdminSite) -> list[URLPattern]:
@@ -26,10 +26,13 @@ def work_urls(site: AdminSite) -> list[URLPattern]:
     view = site.admin_view
     return [
         path("reviews/work/", view(my_queues_view), name="reviews_work"),
+        path("reviews/work/next/", view(my_next_view), name="reviews_work_my_next"),
         path("reviews/work/queue/<slug:slug>/", view(work_list_view), name="reviews_work_queue"),
         path("reviews/work/queue/<slug:slug>/next/", view(claim_next_view), name="reviews_work_next"),
         path("reviews/work/queue/<slug:slug>/batch/", view(batch_view), name="reviews_work_batch"),
         path("reviews/work/case/<int:pk>/", view(review_view), name="reviews_work_case"),
+        path("reviews/work/case/<int:pk>/keep/", view(keep_view), name="reviews_work_case_keep"),
+        path("reviews/work/case/<int:pk>/leave/", view(leave_view), name="reviews_work_case_leave"),
         path("reviews/work/double/", view(double_reviews_view), name="reviews_work_double"),
         path("reviews/work/double/<int:pk>/", view(double_review_view), name="reviews_work_double_task"),
     ]

@@ -23,10 +23,10 @@ from reviews.selectors import workable_cases, workable_queues
 REFUSALS = (Conflict, PermissionDenied, ValidationError)
 
 
-def render(request: HttpRequest, template: str, context: dict[str, Any]) -> HttpResponse:
+def render(request: HttpRequest, template: str, context: dict[str, Any], status: int = 200) -> HttpResponse:
     """A page inside the admin: its header, sidebar and messages, with `context` on top."""
     request.current_app = admin.site.name
-    return TemplateResponse(request, template, {**admin.site.each_context(request), **context})
+    return TemplateResponse(request, template, {**admin.site.each_context(request), **context}, status=status)
 
 
 def refusal_text(exc: Exception) -> str:

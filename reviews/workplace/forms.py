@@ -53,6 +53,15 @@ class DecideForm(forms.Form):
     reason_code = forms.ChoiceField(choices=reason_choices, required=False)
     notes = forms.CharField(required=False, max_length=5000)
     opened = forms.CharField(required=False)
+    # A label the category has never seen is taken only with this ticked: a typo must not become a new label.
+    new_label = forms.BooleanField(required=False)
+
+    def unknown_label(self, known: list[str]) -> str | None:
+        """The posted label when it is none of `known` and the reviewer did not confirm it as new, else None."""
+        label = str(self.cleaned_data["label"]).strip()
+        if not label or label in known or self.cleaned_data["new_label"]:
+            return None
+        return label
 
     def output(self, case: Case, *, blind: bool) -> dict[str, Any] | None:
         """The reviewer's output: the model's with their label and draft, or in blind review only their own.
@@ -74,16 +83,42 @@ class DecideForm(forms.Form):
         return base
 
 
+class QueueTaggedSelect(forms.Select):
+    """A select whose options say which queues each person works (`data-queues`), so the page can offer only the
+    people of the queue picked beside it."""
+
+    def __init__(self, *args: Any, queues_of: dict[str, list[str]] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queues_of = queues_of or {}
+
+    def create_option(self, name: str, value: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        option: dict[str, Any] = super().create_option(name, value, *args, **kwargs)
+        if value:
+            option["attrs"]["data-queues"] = " ".join(self.queues_of.get(str(value), []))
+        return option
+
+
 class ReassignForm(forms.Form):
-    """An escalation manager moves a case to another queue of its category and/or hands it to a person."""
+    """An escalation manager moves a case to another queue of its category and/or hands it to a person, picked
+    from those who may work a queue it can go to (`selectors.reassign_candidates`)."""
 
     queue = forms.ModelChoiceField(queryset=Queue.objects.none(), required=False, empty_label="— keep the queue —")
-    assignee = forms.CharField(required=False, max_length=150, help_text="A username; empty: nobody holds it.")
+    assignee = forms.ChoiceField(
+        required=False, help_text="Only people who may work the target queue; empty: nobody holds it."
+    )
     reason = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 2, "cols": 40}))
 
-    def __init__(self, *args: Any, case: Case, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, case: Case, candidates: dict[Any, list[Queue]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Audit work stays in the audit queue (the service refuses it too); the choices say so up front.
         field = self.fields["queue"]
         assert isinstance(field, forms.ModelChoiceField)
         field.queryset = Queue.objects.filter(category_id=case.category_id).exclude(kind=QueueKind.AUDIT)
+        queues_of = {person.get_username(): [str(q.pk) for q in queues] for person, queues in candidates.items()}
+        assignee = self.fields["assignee"]
+        assert isinstance(assignee, forms.ChoiceField)
+        assignee.choices = [("", "— nobody —")] + [
+            (person.get_username(), f"{person.get_username()} ({', '.join(q.slug for q in queues)})")
+            for person, queues in candidates.items()
+        ]
+        assignee.widget = QueueTaggedSelect(choices=assignee.choices, queues_of=queues_of)

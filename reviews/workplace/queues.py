@@ -6,15 +6,17 @@ the user's grants, the queue, one count and one page of rows (`selectors.work_li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import urlencode
 from django.views.decorators.http import require_POST
@@ -25,8 +27,8 @@ from cases.selectors import QueueStats, is_blind, queue_stats
 from governance.admin_mixins import acting_user
 from reviews import services
 from reviews.links import review_url, work_list_url
-from reviews.models import DoubleReview
-from reviews.selectors import WorkListFilters, work_list, workable_cases, workable_queues
+from reviews.models import Decision, DoubleReview
+from reviews.selectors import WorkListFilters, why_here, work_list, workable_cases, workable_queues
 from reviews.services.double_review import queue_ids_of
 from reviews.workplace.common import (
     REFUSALS,
@@ -65,13 +67,17 @@ class QueueRow:
         return work_list_url(self.queue)
 
 
+def _my_queues(user: User) -> list[Queue]:
+    """The queues the user works, in the order My queues lists them: by category, then everyday kinds first."""
+    return sorted(
+        workable_queues(user).select_related("category"), key=lambda q: (q.category.slug, KIND_ORDER.get(q.kind, 99))
+    )
+
+
 def my_queues_view(request: HttpRequest) -> HttpResponse:
     """The queues the user works, with depth, oldest age and how many cases are near their SLA or past it."""
     now = timezone.now()
-    queues = sorted(
-        workable_queues(acting_user(request)).select_related("category"),
-        key=lambda q: (q.category.slug, KIND_ORDER.get(q.kind, 99)),
-    )
+    queues = _my_queues(acting_user(request))
     categories = sorted({queue.category.slug for queue in queues})
     category = request.GET.get("category", "")
     if category:
@@ -95,7 +101,10 @@ def my_queues_view(request: HttpRequest) -> HttpResponse:
             "rows": rows,
             "categories": categories,
             "category": category,
-            "shortcuts": [("1-9", "Open the queue with that number")],
+            "shortcuts": [
+                ("1-9", "Open the queue with that number"),
+                ("n", "Claim the next case of the first queue with work"),
+            ],
             "second_reviews": second_reviews,
         },
     )
@@ -112,6 +121,8 @@ class WorkRow:
     sla: Countdown | None
     holder: str
     held_until: datetime | None
+    # In an escalation or expert queue: the decision that sent the case here (reason code, note, who, when).
+    why: Decision | None = None
 
     @classmethod
     def of(cls, case: Case, now: datetime) -> WorkRow:
@@ -145,6 +156,10 @@ def work_list_view(request: HttpRequest, slug: str) -> HttpResponse:
     page = Paginator(work_list(queue, filters), PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
     rows = [WorkRow.of(case, now) for case in page.object_list]
+    escalation_list = queue.kind in (QueueKind.ESCALATION, QueueKind.EXPERT)
+    if escalation_list:
+        why = why_here([row.case for row in rows])
+        rows = [replace(row, why=why.get(row.case.pk)) for row in rows]
     filter_query = urlencode(filters.as_params())
     return render(
         request,
@@ -153,6 +168,7 @@ def work_list_view(request: HttpRequest, slug: str) -> HttpResponse:
             "title": f"{queue.name or queue.slug}",
             "queue": queue,
             "rows": rows,
+            "escalation_list": escalation_list,
             "page": page,
             "page_range": page.paginator.get_elided_page_range(page.number),
             "filters": filters,
@@ -163,6 +179,29 @@ def work_list_view(request: HttpRequest, slug: str) -> HttpResponse:
             "stamp": opened_stamp(batch_scope(queue)),
             "shortcuts": [("n", "Claim the next case and open it")],
         },
+    )
+
+
+@require_POST
+def my_next_view(request: HttpRequest) -> HttpResponse:
+    """`n` on My queues: the next case of the first queue with work, in the page's order (the category filter
+    kept), claimed and opened; a case the reviewer already holds comes first in its queue (`services.claim_next`)."""
+    user = acting_user(request)
+    category = request.POST.get("category", "")
+    for queue in _my_queues(user):
+        if category and queue.category.slug != category:
+            continue
+        try:
+            case = services.claim_next(user=user, queue=queue)
+        except REFUSALS as exc:
+            refuse(request, exc)
+            break
+        if case is not None:
+            return HttpResponseRedirect(review_url(case))
+    else:
+        messages.info(request, "No unclaimed case waits in your queues.")
+    return HttpResponseRedirect(
+        reverse("admin:reviews_work") + (f"?{urlencode({'category': category})}" if category else "")
     )
 
 
