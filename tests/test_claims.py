@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import User
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from cases.models import Case, Queue
@@ -121,3 +123,25 @@ def test_the_api_lets_another_reviewer_claim_a_case_whose_claim_expired(
     assert response.json()["claimed_by"] == "second"
     # ... while a claim still held is refused to anyone else.
     assert api(first).post(f"/api/v1/cases/{case.pk}/claim/").status_code == 409
+
+
+def test_claim_next_takes_the_case_in_one_statement_and_writes_its_history(
+    setup: tuple[Queue, User, User],
+) -> None:
+    queue, alice, _ = setup
+    urgent = make_case(queue.category, confidence=0.8, priority="urgent")
+    make_case(queue.category, confidence=0.8)
+    with CaptureQueriesContext(connection) as captured:
+        case = services.claim_next(user=User.objects.get(pk=alice.pk), queue=queue)
+    assert case is not None and case.pk == urgent.pk
+    statements = [q["sql"] for q in captured.captured_queries]
+    writes = [sql for sql in statements if sql.startswith('UPDATE "cases_case"')]
+    # Found, locked and claimed at once: no SELECT ... FOR UPDATE of a candidate, then a second read and a save.
+    assert len(writes) == 1 and "RETURNING" in writes[0] and "LIMIT 1" in writes[0]
+    assert not [sql for sql in statements if sql.startswith('SELECT "cases_case"') and "FOR UPDATE" in sql]
+    case.refresh_from_db()
+    assert (case.claimed_by_id, case.status) == (alice.pk, "claimed")
+    assert case.claimed_until is not None and case.claimed_until > timezone.now() + timedelta(minutes=14)
+    record = case.history.first()
+    assert (record.history_user_id, record.history_change_reason) == (alice.pk, "Claimed (next in queue)")
+    assert (record.claimed_by_id, record.status) == (alice.pk, "claimed")

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus
@@ -20,7 +21,7 @@ from cases.models import Case, Queue
 from cases.permissions import worked_queue_ids
 from cases.services.sla import waiting_status_for
 from governance.exceptions import Conflict
-from governance.history import save_with_reason
+from governance.history import history_for_rows, save_with_reason
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser
@@ -186,9 +187,7 @@ def claim_next(
         own, free = own.exclude(pk=passing), free.exclude(pk=passing)
     found = own.values_list("pk", flat=True).first()
     if found is None:
-        found = free.select_for_update(skip_locked=True, of=("self",)).values_list("pk", flat=True).first()
-    if found is None:
-        return None
+        return _take_next(free, user=user, until=now + (duration or claim_duration()), now=now)
     case = lock_case(found)
     if case.is_held_by_other(user, now) or not is_waiting(case):
         # The case changed between the unlocked read of the user's own claims and the lock (their own decision
@@ -197,6 +196,39 @@ def claim_next(
     set_claim(case, user, now, duration)
     save_with_reason(case, user=user, reason="Claimed (next in queue)")
     return case
+
+
+def _take_next(free: QuerySet[Case], *, user: User, until: datetime, now: datetime) -> Case | None:
+    """Claim the first of `free` for `user` in one statement, its history row in a second, then read it back.
+
+    `UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING id`: the row is found, locked and
+    claimed in one round trip, and concurrent callers skip each other's rows instead of waiting (PostgreSQL; SQLite
+    runs one writer at a time). Django's update() cannot say which row it changed, hence the statement is built
+    here from the queryset's own SQL.
+    """
+    pick_sql, pick_params = (
+        free.select_for_update(skip_locked=True, of=("self",)).values("pk")[:1].query.sql_with_params()
+    )
+    connection = connections[free.db]
+    quote = connection.ops.quote_name
+    status = quote("status")
+    open_statuses = sorted(OPEN_STATUSES)
+    sql = (
+        f"UPDATE {quote(Case._meta.db_table)} SET {quote('claimed_by_id')} = %s, {quote('claimed_until')} = %s, "
+        f"{quote('updated_at')} = %s, {status} = CASE WHEN {status} IN ({', '.join(['%s'] * len(open_statuses))}) "
+        f"THEN %s ELSE {status} END "
+        f"WHERE {quote('id')} = ({pick_sql}) RETURNING {quote('id')}"
+    )
+    adapt = connection.ops.adapt_datetimefield_value
+    params = [user.pk, adapt(until), adapt(now), *open_statuses, CaseStatus.CLAIMED, *pick_params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    taken = Case.objects.filter(pk=row[0])
+    history_for_rows(taken, user=user, reason="Claimed (next in queue)", date=now)
+    return taken.select_related("category", "queue", "model_version", "claimed_by").get()
 
 
 def skip(*, case: Case | int, user: User, duration: timedelta | None = None) -> Case | None:
