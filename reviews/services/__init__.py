@@ -4,7 +4,7 @@ skip), `decisions` (decide, batch approval), `labels` (the label each verdict ma
 these (as `reviews.services.claim(...)` and so on); neither writes a case another way."""
 
 from reviews.services.claims import claim, claim_duration, claim_next, claimable_in, is_waiting, may_work, release, skip
-from reviews.services.decisions import BatchResult, Verdict, batch_approve, check_may_batch, decide
+from reviews.services.decisions import BatchResult, Verdict, batch_approve, batch_cap, check_may_batch, decide
 from reviews.services.double_review import (
     adjudicate,
     claim_double_review,
@@ -24,6 +24,7 @@ __all__ = [
     "BatchResult",
     "Verdict",
     "batch_approve",
+    "batch_cap",
     "check_may_batch",
     "certify",
     "claim",

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -26,7 +27,7 @@ from governance.admin_mixins import acting_user
 from reviews import services
 from reviews.links import review_url, work_list_url
 from reviews.models import DoubleReview
-from reviews.selectors import WorkListFilters, work_list, workable_cases, workable_queues
+from reviews.selectors import WorkListFilters, input_opening, work_list, workable_cases, workable_queues
 from reviews.services.double_review import queue_ids_of
 from reviews.workplace.common import (
     REFUSALS,
@@ -41,8 +42,17 @@ from reviews.workplace.common import (
 from reviews.workplace.forms import opened_stamp, seconds_since
 
 PAGE_SIZE = 50
+# How much of the customer's message a row shows: a glance on the work list, more on the batch's confirmation.
+LIST_OPENING = 140
+CONFIRM_OPENING = 320
 # The order a reviewer thinks of queues in: the everyday ones first, then the ones work goes up to.
 KIND_ORDER = {kind: index for index, kind in enumerate(QueueKind.values)}
+# The work list's batch keys (reviews/static/reviews/batch.js moves and selects; data-key="A" submits).
+BATCH_KEYS = [
+    ("j / k", "Next / previous case"),
+    ("x", "Select or unselect the case under focus"),
+    ("shift+a", "Approve the selection: a confirmation follows"),
+]
 
 
 def batch_scope(queue: Queue) -> str:
@@ -109,12 +119,13 @@ class WorkRow:
     blind: bool
     label: Any
     text: str
+    opening: str
     sla: Countdown | None
     holder: str
     held_until: datetime | None
 
     @classmethod
-    def of(cls, case: Case, now: datetime) -> WorkRow:
+    def of(cls, case: Case, now: datetime, *, user: User, queue: Queue, opening: int = LIST_OPENING) -> WorkRow:
         blind = is_blind(case)
         output = case.output if isinstance(case.output, dict) and not blind else {}
         holder = claim_holder(case, now)
@@ -123,7 +134,9 @@ class WorkRow:
             case=case,
             blind=blind,
             label=output.get("label"),
-            text=text if len(text) <= 140 else text[:139] + "…",
+            text=text if len(text) <= opening else text[: opening - 1] + "…",
+            # A queue's cases are of its category: its PII rules apply to every row.
+            opening=input_opening(case.input, pii_fields=queue.category.pii_fields, user=user, length=opening),
             sla=Countdown.until(case.due_at, now),
             holder=holder,
             held_until=case.claimed_until if holder else None,
@@ -144,7 +157,8 @@ def work_list_view(request: HttpRequest, slug: str) -> HttpResponse:
     filters = WorkListFilters.from_query(request.GET)
     page = Paginator(work_list(queue, filters), PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
-    rows = [WorkRow.of(case, now) for case in page.object_list]
+    user = acting_user(request)
+    rows = [WorkRow.of(case, now, user=user, queue=queue) for case in page.object_list]
     filter_query = urlencode(filters.as_params())
     return render(
         request,
@@ -161,7 +175,8 @@ def work_list_view(request: HttpRequest, slug: str) -> HttpResponse:
             "priority_choices": Priority.choices,
             "sla": sla_text(queue.sla),
             "stamp": opened_stamp(batch_scope(queue)),
-            "shortcuts": [("n", "Claim the next case and open it")],
+            "batch_max": services.batch_cap(queue) if queue.allow_batch else None,
+            "shortcuts": [("n", "Claim the next case and open it"), *(BATCH_KEYS if queue.allow_batch else [])],
         },
     )
 
@@ -192,12 +207,13 @@ def batch_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Approve the selected cases together: a confirmation page with their summaries, then the batch service."""
     queue = workable_queue_or_404(request, slug)
     user = acting_user(request)
+    ids = _selected_ids(request)
     try:
-        services.check_may_batch(user=user, queue=queue)
+        # Before the confirmation too: a batch past the cap is refused before anyone reads its summaries.
+        services.check_may_batch(user=user, queue=queue, size=len(ids) if ids else None)
     except REFUSALS as exc:
         refuse(request, exc)
         return HttpResponseRedirect(work_list_url(queue))
-    ids = _selected_ids(request)
     if not ids:
         messages.warning(request, "Select the cases to approve first.")
         return HttpResponseRedirect(work_list_url(queue))
@@ -217,7 +233,9 @@ def batch_view(request: HttpRequest, slug: str) -> HttpResponse:
     verb = "Confirmed" if queue.kind == QueueKind.AUDIT else "Approved"
     if result.approved:
         listed = ", ".join(f"#{pk}" for pk in result.approved)
-        messages.success(request, f"{verb} {len(result.approved)} case(s) in batch {result.batch_id}: {listed}.")
+        median = result.median_seconds_per_case
+        pace = f" ({median:g} s a case)" if median is not None else ""
+        messages.success(request, f"{verb} {len(result.approved)} case(s) in batch {result.batch_id}{pace}: {listed}.")
     for pk, reason in result.skipped:
         messages.warning(request, f"Skipped #{pk}: {reason}")
     return HttpResponseRedirect(work_list_url(queue))
@@ -227,7 +245,11 @@ def _batch_confirmation(request: HttpRequest, queue: Queue, visible: QuerySet[Ca
     now = timezone.now()
     # What the batch would approve: the selection's cases still waiting in this queue, in work-list order.
     cases = work_list(queue, WorkListFilters()).filter(pk__in=visible.values("pk"))
-    rows = [WorkRow.of(case, now) for case in cases]
+    user = acting_user(request)
+    rows = [WorkRow.of(case, now, user=user, queue=queue, opening=CONFIRM_OPENING) for case in cases]
+    scope = batch_scope(queue)
+    stamp = request.POST.get("opened", "")
+    verb = "Confirm" if queue.kind == QueueKind.AUDIT else "Approve"
     return render(
         request,
         "admin/reviews/batch_confirm.html",
@@ -237,7 +259,13 @@ def _batch_confirmation(request: HttpRequest, queue: Queue, visible: QuerySet[Ca
             "rows": rows,
             "missing": len(ids) - len(rows),
             "ids": ids,
-            "stamp": request.POST.get("opened", ""),
-            "verb": "Confirm" if queue.kind == QueueKind.AUDIT else "Approve",
+            # The batch's time runs from the list's opening; without a valid stamp of it, from this page's.
+            "stamp": stamp if seconds_since(stamp, scope) is not None else opened_stamp(scope),
+            "verb": verb,
+            "shortcuts": [
+                ("shift+a", f"{verb} these cases"),
+                ("Enter", f"{verb} (the button has the focus)"),
+                ("q", "Back to the queue, nothing approved"),
+            ],
         },
     )
