@@ -22,6 +22,8 @@ from governance.choices import AuditKind
 from governance.models import AuditEvent, Category, Policy
 from governance.models.categories import MAX_BATCH_MAX
 from governance.services import update_policy
+from metrics.models import AlertRule
+from metrics.services.alerts import evaluate
 from reviews import services
 from reviews.models import Decision
 from reviews.services.decisions import split_seconds
@@ -280,3 +282,32 @@ def test_a_batch_that_approves_nothing_records_no_batch_event(reviewer: User, ma
 
     assert result.approved == [] and result.median_seconds_per_case is None
     assert not AuditEvent.objects.filter(kind=AuditKind.BATCH_APPROVED).exists()
+
+
+# --- the rubber-stamp alert ---
+
+
+def test_the_rubber_stamp_alert_counts_batch_approvals_with_their_seconds(reviewer: User) -> None:
+    category = Category.objects.get(slug="cat")
+    set_batch_max(category, MAX_BATCH_MAX)
+    queue = Queue.objects.get(slug="cat-quick")
+    ids = [quick_case().pk for _ in range(50)]
+
+    services.batch_approve(user=reviewer, queue=queue, case_ids=ids, seconds_spent=80)
+
+    [alert] = evaluate(AlertRule.objects.get(category=category, kind="rubber_stamping"))
+    assert alert.subject == "rev"
+    assert alert.details["decisions"] == 50 and alert.details["batch_decisions"] == 50
+    assert alert.details["median_seconds"] == 2  # 80 s over 50 cases: 30 cases of 2 s, 20 of 1 s
+
+
+def test_the_rubber_stamp_alert_counts_batches_beside_single_decisions(reviewer: User) -> None:
+    category = Category.objects.get(slug="cat")
+    queue = Queue.objects.get(slug="cat-quick")
+    for _ in range(30):
+        services.decide(case=quick_case(), user=reviewer, action="approve", seconds_spent=1)
+    services.batch_approve(user=reviewer, queue=queue, case_ids=[quick_case().pk for _ in range(20)], seconds_spent=20)
+
+    [alert] = evaluate(AlertRule.objects.get(category=category, kind="rubber_stamping"))
+
+    assert (alert.details["decisions"], alert.details["batch_decisions"]) == (50, 20)
