@@ -311,3 +311,15 @@ def test_the_rubber_stamp_alert_counts_batches_beside_single_decisions(reviewer:
     [alert] = evaluate(AlertRule.objects.get(category=category, kind="rubber_stamping"))
 
     assert (alert.details["decisions"], alert.details["batch_decisions"]) == (50, 20)
+
+
+def test_the_api_answers_a_batch_with_its_median_seconds_per_case(reviewer: User, api: Any) -> None:
+    ids = [quick_case().pk for _ in range(3)]
+
+    response = api(reviewer).post(
+        "/api/v1/queues/cat-quick/batch-approve/", {"cases": ids, "seconds_spent": 10}, format="json"
+    )
+
+    assert response.status_code == 200, response.content
+    assert response.json()["median_seconds_per_case"] == 3.0  # shares of 4, 3 and 3 seconds
+    assert sorted(Decision.objects.values_list("seconds_spent", flat=True)) == [3, 3, 4]
