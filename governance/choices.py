@@ -48,6 +48,7 @@ class AuditKind(models.TextChoices):
     CASE_ESCALATED = "case.escalated", "Case escalated"
     CASE_REASSIGNED = "case.reassigned", "Case reassigned"
     CASE_AUDITED = "case.audited", "Auto-approved case audited"
+    BATCH_APPROVED = "batch.approved", "Cases approved together in a batch"
     CASE_DOUBLE_REVIEWED = "case.double_reviewed", "Case given a second, blind review"
     CASE_ADJUDICATED = "case.adjudicated", "Double-review disagreement adjudicated"
     SLA_BREACHED = "case.sla_breached", "Case overdue (SLA breached)"

@@ -369,12 +369,18 @@ class _Simulation:
             self.decide(case_id, user, Action.REJECT, seconds, reason_code=ReasonCode.OTHER)
 
     def stamp(self, key: tuple[datetime, int], stamper: str) -> None:
-        """The rubber-stamper's session: one batch approval of everything collected, a second or two a case."""
+        """The rubber-stamper's session: batch approvals of everything collected, as many as the policy's cap
+        (`batch_max`) allows at a time, a second or two a case."""
         case_ids = self.stamping.pop(key)
         queue = self.queues[key[1]]
-        seconds = round(len(case_ids) * random.Random(f"{SEED}/stamp/{key[0].isoformat()}").uniform(1.0, 2.4))
-        result = reviews.batch_approve(user=self.users[stamper], queue=queue, case_ids=case_ids, seconds_spent=seconds)
-        self.result.decisions += len(result.approved)
+        pace = random.Random(f"{SEED}/stamp/{key[0].isoformat()}").uniform(1.0, 2.4)
+        cap = reviews.batch_cap(queue)
+        for start in range(0, len(case_ids), cap):
+            batch = case_ids[start : start + cap]
+            result = reviews.batch_approve(
+                user=self.users[stamper], queue=queue, case_ids=batch, seconds_spent=round(len(batch) * pace)
+            )
+            self.result.decisions += len(result.approved)
         self.decided_categories.add(queue.category_id)
 
     def decide(

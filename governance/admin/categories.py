@@ -92,6 +92,7 @@ class CategoryAdminForm(forms.ModelForm[Category]):
     pause_rejection_rate = _policy_field("pause_rejection_rate")
     pause_window_hours = _policy_field("pause_window_hours")
     pause_min_reviews = _policy_field("pause_min_reviews")
+    batch_max = _policy_field("batch_max")
     reason = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('governance', '0013_audit_kinds'),
+        ('governance', '0014_policy_batch_max'),
     ]
 
     operations = [

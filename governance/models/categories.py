@@ -23,6 +23,9 @@ _M = TypeVar("_M", bound=models.Model)
 
 # A cadence longer than a year is no cadence: say 0 (off) instead.
 MAX_RETRAIN_EVERY_DAYS = 366
+# The most cases one batch approval may hold, whatever a policy says: past two pages of a work list (50 rows each)
+# nobody has read what they approve, which is the review theatre batch approval must not become.
+MAX_BATCH_MAX = 100
 
 
 def default_audit_multipliers() -> dict[str, float]:
@@ -165,6 +168,11 @@ class Policy(models.Model):
     )
     pause_window_hours = models.PositiveIntegerField(default=48, validators=[MinValueValidator(1)])
     pause_min_reviews = models.PositiveIntegerField(default=20, validators=[MinValueValidator(1)])
+    batch_max = models.PositiveIntegerField(
+        default=25,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_BATCH_MAX)],
+        help_text=f"The most cases one batch approval may hold (1-{MAX_BATCH_MAX}); a larger selection is refused.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     history = HistoricalRecords()
@@ -192,6 +200,10 @@ class Policy(models.Model):
             models.CheckConstraint(
                 condition=Q(pause_rejection_rate__gte=0) & Q(pause_rejection_rate__lte=1),
                 name="%(app_label)s_%(class)s_pause_rate_frac",
+            ),
+            models.CheckConstraint(
+                condition=Q(batch_max__gte=1) & Q(batch_max__lte=MAX_BATCH_MAX),
+                name="%(app_label)s_%(class)s_batch_max_range",
             ),
         ]
 

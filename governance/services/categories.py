@@ -35,6 +35,7 @@ POLICY_FIELDS = (
     "pause_rejection_rate",
     "pause_window_hours",
     "pause_min_reviews",
+    "batch_max",
 )
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from django.db.models import Count
 from django.utils import timezone
 
 from cases.choices import Route
@@ -25,6 +26,7 @@ from cases.selectors import queue_stats
 from governance.models import Category
 from governance.permissions import DATA_CURATOR, can_change_category
 from metrics.choices import AlertKind
+from metrics.kpis import conditions
 from metrics.kpis.parts import SECTIONS, VERSION_FIELDS, Parts, percentile
 from metrics.kpis.rollup import window_parts
 from metrics.kpis.window import Span, Window
@@ -334,6 +336,20 @@ def refusal_counts(category: Category, window: Window) -> dict[str, int]:
     """The pause rule's figure (DESIGN.md, Time): the window's reviewed outputs (`reviewed`) and those not approved
     as proposed, audit findings included (`overridden`). One query."""
     return Decision.objects.filter(case__category=category).filter(Span.of(window).q("created_at")).override_counts()
+
+
+def batch_decision_counts(category: Category, window: Window) -> dict[str, int]:
+    """Per person, how many of the decisions their `reviewers` row counts in the window were approvals of a batch
+    (what the rubber-stamp alert reports beside the total: a batch is many decisions, each with its share of the
+    batch's time, never one). One query."""
+    rows = (
+        Decision.objects.filter(case__category=category, batch_id__isnull=False)
+        .filter(conditions.reviewer_action(), Span.of(window).q("created_at"))
+        .values("actor__username")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {row["actor__username"]: row["n"] for row in rows}
 
 
 def queues(category: Category, now: datetime) -> list[dict[str, Any]]:

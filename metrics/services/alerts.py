@@ -6,7 +6,8 @@ Each kind reads the decisions and cases of one category:
 - resolution_time: median minutes from intake to a human decision >= threshold x the previous 24 hours' median;
 - confidence_drift: PSI of the window's confidences against the previous 7 days >= threshold (0.2 is drift);
 - rubber_stamping: a reviewer approving >= threshold of >= min_count decisions with a median decision time
-  under the queue's floor (one alert per reviewer).
+  under the queue's floor (one alert per reviewer); a batch approval counts as one decision per case, with its
+  share of the batch's time, and the alert says how many of the decisions were batched.
 A rule fires at most once per window and subject; `pause` rules pause the category and open an incident.
 """
 
@@ -153,7 +154,9 @@ def _confidence_drift(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]
 
 def _rubber_stamping(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
     """One finding per reviewer with enough decisions; it fires for those who approve nearly everything, too fast."""
-    for person in kpis.reviewers(rule.category, window, approval_at=rule.threshold, min_decisions=rule.min_count):
+    people = kpis.reviewers(rule.category, window, approval_at=rule.threshold, min_decisions=rule.min_count)
+    batched = kpis.batch_decision_counts(rule.category, window) if any(p["rubber_stamp"] for p in people) else {}
+    for person in people:
         yield Finding(
             person["approval_rate"],
             count=person["decisions"],
@@ -161,6 +164,8 @@ def _rubber_stamping(rule: AlertRule, window: kpis.Window) -> Iterator[Finding]:
             subject=person["username"],
             details={
                 "decisions": person["decisions"],
+                # Of those, the approvals made in batches (each counted with its share of the batch's time).
+                "batch_decisions": batched.get(person["username"], 0),
                 "median_seconds": person["median_seconds"],
                 "floor_seconds": person["floor_seconds"],
             },

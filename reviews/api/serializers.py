@@ -57,6 +57,7 @@ class ReassignSerializer(serializers.Serializer[Any]):
 
 
 class BatchApproveSerializer(serializers.Serializer[Any]):
+    # The policy's batch_max (at most governance's MAX_BATCH_MAX) is the real cap; the service refuses past it.
     cases = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=500)
     seconds_spent = serializers.IntegerField(required=False, allow_null=True, min_value=0)
 
@@ -70,10 +71,14 @@ class BatchResultSerializer(serializers.Serializer[Any]):
     batch_id = serializers.UUIDField()
     approved = serializers.ListField(child=serializers.IntegerField())
     skipped = BatchSkipSerializer(many=True)
+    median_seconds_per_case = serializers.FloatField(
+        allow_null=True, help_text="The batch's seconds shared by the cases approved, their median; null untimed."
+    )
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         return {
             "batch_id": str(instance.batch_id),
             "approved": instance.approved,
             "skipped": [{"id": case_id, "reason": reason} for case_id, reason in instance.skipped],
+            "median_seconds_per_case": instance.median_seconds_per_case,
         }

@@ -16,7 +16,7 @@ from reviews.services.claims import (
     release,
     skip,
 )
-from reviews.services.decisions import BatchResult, Verdict, batch_approve, check_may_batch, decide
+from reviews.services.decisions import BatchResult, Verdict, batch_approve, batch_cap, check_may_batch, decide
 from reviews.services.double_review import (
     adjudicate,
     claim_double_review,
@@ -36,6 +36,7 @@ __all__ = [
     "BatchResult",
     "Verdict",
     "batch_approve",
+    "batch_cap",
     "check_may_batch",
     "certify",
     "claim",

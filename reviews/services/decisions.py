@@ -6,6 +6,7 @@ event, in one transaction, under the case's row lock (`claims.lock_case`).
 
 from __future__ import annotations
 
+import statistics
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from governance import events
 from governance.choices import AuditKind
 from governance.exceptions import Conflict
 from governance.history import save_with_reason
+from governance.models import Policy
 from governance.queueing import enqueue_after_commit
 from reviews.apps import DECISION_DIGEST_KEY, DECISION_ID_KEY
 from reviews.choices import ACTIONS_NEEDING_REASON, AUDIT_ACTIONS, REVIEW_ACTIONS, Action, ReasonCode
@@ -184,33 +186,62 @@ class BatchResult:
     batch_id: uuid.UUID
     approved: list[int] = field(default_factory=list)
     skipped: list[tuple[int, str]] = field(default_factory=list)
+    # The median of the seconds recorded per approved case; None when the batch's time was not known.
+    median_seconds_per_case: float | None = None
 
 
-def check_may_batch(*, user: User, queue: Queue) -> None:
-    """Refuse a batch where it cannot happen: a queue the user does not work, or one that decides case by case."""
+def batch_cap(queue: Queue) -> int:
+    """The most cases one batch approval may hold in this queue: its category's policy `batch_max`."""
+    return int(Policy.objects.only("batch_max").get(category_id=queue.category_id).batch_max)
+
+
+def check_may_batch(*, user: User, queue: Queue, size: int | None = None) -> None:
+    """Refuse a batch where it cannot happen: a queue the user does not work, one that decides case by case, or
+    (given its `size`) a selection larger than the policy's cap. The confirmation page and the approval ask alike."""
     if not may_work(user, queue):
         raise PermissionDenied(f"You may not work the queue {queue.slug!r}.")
     if not queue.allow_batch:
         raise Conflict(f"The queue {queue.slug!r} does not allow batch approval; decide its cases one by one.")
+    if size is not None and size > (cap := batch_cap(queue)):
+        raise ValidationError(
+            {
+                "cases": f"A batch holds at most {cap} cases (the policy's batch_max); {size} were selected. "
+                "Approve them in smaller batches."
+            }
+        )
+
+
+def split_seconds(total: int | None, count: int) -> list[int | None]:
+    """A batch's seconds as each of its `count` cases' share: whole seconds that add up to the total (the first
+    cases take the remainder), so the cases' figures sum to the time the person actually spent."""
+    if total is None or count <= 0:
+        return [None] * count
+    share, remainder = divmod(total, count)
+    return [share + 1 if index < remainder else share for index in range(count)]
 
 
 def batch_approve(*, user: User, queue: Queue, case_ids: list[int], seconds_spent: int | None = None) -> BatchResult:
     """Approve several cases of a batch-enabled queue: one decision per case, one shared batch id.
 
-    Each case is decided in its own transaction under its own lock; a case that is not in this queue, already
-    decided, or held by someone else is skipped and reported, never overwritten; one the user may not see is
-    "not found". The admin and the API call this alike.
+    A selection larger than the policy's `batch_max` is refused whole, before anything is written. Each case is
+    decided in its own transaction under its own lock; a case that is not in this queue, already decided, or
+    held by someone else is skipped and reported, never overwritten; one the user may not see is "not found".
+    The batch's time is shared by the cases approved, so a rubber-stamper's speed shows in every one of them,
+    and the batch itself is one audit event with its cases and its median seconds per case. The admin and the
+    API call this alike.
     """
-    check_may_batch(user=user, queue=queue)
+    case_ids = list(dict.fromkeys(case_ids))  # in the order given, once each
+    check_may_batch(user=user, queue=queue, size=len(case_ids))
     result = BatchResult(batch_id=uuid.uuid4())
     now = timezone.now()
-    case_ids = list(dict.fromkeys(case_ids))  # in the order given, once each
     visible = set(Case.objects.visible_to(user).filter(pk__in=case_ids).values_list("pk", flat=True))
     in_queue = set(Case.objects.filter(pk__in=visible, queue=queue).values_list("pk", flat=True))
     # The batch's time is shared by the cases it can approve (waiting and not held by another), read up front.
     free = claimable_in(queue, now) | held_by_in(queue, user, now)
-    approvable = free.filter(pk__in=in_queue).count()
-    per_case = seconds_spent // approvable if seconds_spent and approvable else None
+    approvable = set(free.filter(pk__in=in_queue).values_list("pk", flat=True))
+    ordered = [case_id for case_id in case_ids if case_id in approvable]
+    shares = dict(zip(ordered, split_seconds(seconds_spent, len(ordered)), strict=True))
+    action = Action.CONFIRM if queue.kind == QueueKind.AUDIT else Action.APPROVE
     for case_id in case_ids:
         if case_id not in visible:
             # A case the user may not see is reported like a missing one, without saying it exists.
@@ -223,12 +254,44 @@ def batch_approve(*, user: User, queue: Queue, case_ids: list[int], seconds_spen
             decide(
                 case=case_id,
                 user=user,
-                action=Action.CONFIRM if queue.kind == QueueKind.AUDIT else Action.APPROVE,
-                seconds_spent=per_case,
+                action=action,
+                seconds_spent=shares.get(case_id),
                 batch_id=result.batch_id,
             )
         except (Conflict, ValidationError) as exc:
             result.skipped.append((case_id, exc.messages[0] if isinstance(exc, ValidationError) else str(exc)))
         else:
             result.approved.append(case_id)
+    if result.approved:
+        _record_batch(result, user=user, queue=queue, action=action, seconds_spent=seconds_spent, shares=shares)
     return result
+
+
+@transaction.atomic
+def _record_batch(
+    result: BatchResult,
+    *,
+    user: User,
+    queue: Queue,
+    action: str,
+    seconds_spent: int | None,
+    shares: dict[int, int | None],
+) -> None:
+    """The batch as one audit event: which cases it approved, in how long, and its median seconds per case (what
+    an auditor asks of a batch; each case's own decision event carries its share and the batch id)."""
+    timed = [seconds for case_id in result.approved if (seconds := shares.get(case_id)) is not None]
+    result.median_seconds_per_case = float(statistics.median(timed)) if timed else None
+    events.record(
+        AuditKind.BATCH_APPROVED,
+        actor=user,
+        category_slug=queue.category.slug,
+        payload={
+            "batch_id": str(result.batch_id),
+            "action": action,
+            "queue": queue.slug,
+            "cases": result.approved,
+            "skipped": len(result.skipped),
+            "seconds_spent": seconds_spent,
+            "median_seconds_per_case": result.median_seconds_per_case,
+        },
+    )

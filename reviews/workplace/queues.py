@@ -28,7 +28,7 @@ from governance.admin_mixins import acting_user
 from reviews import services
 from reviews.links import review_url, work_list_url
 from reviews.models import Decision, DoubleReview
-from reviews.selectors import WorkListFilters, why_here, work_list, workable_cases, workable_queues
+from reviews.selectors import WorkListFilters, input_opening, why_here, work_list, workable_cases, workable_queues
 from reviews.services.double_review import queue_ids_of
 from reviews.workplace.common import (
     REFUSALS,
@@ -43,8 +43,17 @@ from reviews.workplace.common import (
 from reviews.workplace.forms import opened_stamp, seconds_since
 
 PAGE_SIZE = 50
+# How much of the customer's message a row shows: a glance on the work list, more on the batch's confirmation.
+LIST_OPENING = 140
+CONFIRM_OPENING = 320
 # The order a reviewer thinks of queues in: the everyday ones first, then the ones work goes up to.
 KIND_ORDER = {kind: index for index, kind in enumerate(QueueKind.values)}
+# The work list's batch keys (reviews/static/reviews/batch.js moves and selects; data-key="A" submits).
+BATCH_KEYS = [
+    ("j / k", "Next / previous case"),
+    ("x", "Select or unselect the case under focus"),
+    ("shift+a", "Approve the selection: a confirmation follows"),
+]
 
 
 def batch_scope(queue: Queue) -> str:
@@ -118,6 +127,7 @@ class WorkRow:
     blind: bool
     label: Any
     text: str
+    opening: str
     sla: Countdown | None
     holder: str
     held_until: datetime | None
@@ -125,7 +135,7 @@ class WorkRow:
     why: Decision | None = None
 
     @classmethod
-    def of(cls, case: Case, now: datetime) -> WorkRow:
+    def of(cls, case: Case, now: datetime, *, user: User, queue: Queue, opening: int = LIST_OPENING) -> WorkRow:
         blind = is_blind(case)
         output = case.output if isinstance(case.output, dict) and not blind else {}
         holder = claim_holder(case, now)
@@ -134,7 +144,9 @@ class WorkRow:
             case=case,
             blind=blind,
             label=output.get("label"),
-            text=text if len(text) <= 140 else text[:139] + "…",
+            text=text if len(text) <= opening else text[: opening - 1] + "…",
+            # A queue's cases are of its category: its PII rules apply to every row.
+            opening=input_opening(case.input, pii_fields=queue.category.pii_fields, user=user, length=opening),
             sla=Countdown.until(case.due_at, now),
             holder=holder,
             held_until=case.claimed_until if holder else None,
@@ -155,7 +167,8 @@ def work_list_view(request: HttpRequest, slug: str) -> HttpResponse:
     filters = WorkListFilters.from_query(request.GET)
     page = Paginator(work_list(queue, filters), PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()
-    rows = [WorkRow.of(case, now) for case in page.object_list]
+    user = acting_user(request)
+    rows = [WorkRow.of(case, now, user=user, queue=queue) for case in page.object_list]
     escalation_list = queue.kind in (QueueKind.ESCALATION, QueueKind.EXPERT)
     if escalation_list:
         why = why_here([row.case for row in rows])
@@ -177,7 +190,8 @@ def work_list_view(request: HttpRequest, slug: str) -> HttpResponse:
             "priority_choices": Priority.choices,
             "sla": sla_text(queue.sla),
             "stamp": opened_stamp(batch_scope(queue)),
-            "shortcuts": [("n", "Claim the next case and open it")],
+            "batch_max": services.batch_cap(queue) if queue.allow_batch else None,
+            "shortcuts": [("n", "Claim the next case and open it"), *(BATCH_KEYS if queue.allow_batch else [])],
         },
     )
 
@@ -231,12 +245,13 @@ def batch_view(request: HttpRequest, slug: str) -> HttpResponse:
     """Approve the selected cases together: a confirmation page with their summaries, then the batch service."""
     queue = workable_queue_or_404(request, slug)
     user = acting_user(request)
+    ids = _selected_ids(request)
     try:
-        services.check_may_batch(user=user, queue=queue)
+        # Before the confirmation too: a batch past the cap is refused before anyone reads its summaries.
+        services.check_may_batch(user=user, queue=queue, size=len(ids) if ids else None)
     except REFUSALS as exc:
         refuse(request, exc)
         return HttpResponseRedirect(work_list_url(queue))
-    ids = _selected_ids(request)
     if not ids:
         messages.warning(request, "Select the cases to approve first.")
         return HttpResponseRedirect(work_list_url(queue))
@@ -256,7 +271,9 @@ def batch_view(request: HttpRequest, slug: str) -> HttpResponse:
     verb = "Confirmed" if queue.kind == QueueKind.AUDIT else "Approved"
     if result.approved:
         listed = ", ".join(f"#{pk}" for pk in result.approved)
-        messages.success(request, f"{verb} {len(result.approved)} case(s) in batch {result.batch_id}: {listed}.")
+        median = result.median_seconds_per_case
+        pace = f" ({median:g} s a case)" if median is not None else ""
+        messages.success(request, f"{verb} {len(result.approved)} case(s) in batch {result.batch_id}{pace}: {listed}.")
     for pk, reason in result.skipped:
         messages.warning(request, f"Skipped #{pk}: {reason}")
     return HttpResponseRedirect(work_list_url(queue))
@@ -266,7 +283,11 @@ def _batch_confirmation(request: HttpRequest, queue: Queue, visible: QuerySet[Ca
     now = timezone.now()
     # What the batch would approve: the selection's cases still waiting in this queue, in work-list order.
     cases = work_list(queue, WorkListFilters()).filter(pk__in=visible.values("pk"))
-    rows = [WorkRow.of(case, now) for case in cases]
+    user = acting_user(request)
+    rows = [WorkRow.of(case, now, user=user, queue=queue, opening=CONFIRM_OPENING) for case in cases]
+    scope = batch_scope(queue)
+    stamp = request.POST.get("opened", "")
+    verb = "Confirm" if queue.kind == QueueKind.AUDIT else "Approve"
     return render(
         request,
         "admin/reviews/batch_confirm.html",
@@ -276,7 +297,13 @@ def _batch_confirmation(request: HttpRequest, queue: Queue, visible: QuerySet[Ca
             "rows": rows,
             "missing": len(ids) - len(rows),
             "ids": ids,
-            "stamp": request.POST.get("opened", ""),
-            "verb": "Confirm" if queue.kind == QueueKind.AUDIT else "Approve",
+            # The batch's time runs from the list's opening; without a valid stamp of it, from this page's.
+            "stamp": stamp if seconds_since(stamp, scope) is not None else opened_stamp(scope),
+            "verb": verb,
+            "shortcuts": [
+                ("shift+a", f"{verb} these cases"),
+                ("Enter", f"{verb} (the button has the focus)"),
+                ("q", "Back to the queue, nothing approved"),
+            ],
         },
     )
