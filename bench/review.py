@@ -876,6 +876,7 @@ class LockWaitSampler:
         self.samples = 0
         self.waiting_samples = 0
         self.most_waiting = 0
+        self.by_event: dict[str, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="lock-waits")
 
@@ -886,14 +887,16 @@ class LockWaitSampler:
             with connection.cursor() as cursor:
                 while not self._stop.is_set():
                     cursor.execute(
-                        "SELECT count(*) FROM pg_stat_activity "
-                        "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                        "SELECT wait_event, count(*) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND wait_event_type = 'Lock' GROUP BY wait_event"
                     )
-                    (waiting,) = cursor.fetchone()
+                    by_event = dict(cursor.fetchall())
                     self.samples += 1
-                    if waiting:
+                    if by_event:
                         self.waiting_samples += 1
-                        self.most_waiting = max(self.most_waiting, waiting)
+                        self.most_waiting = max(self.most_waiting, sum(by_event.values()))
+                        for event, count in by_event.items():  # tuple, transactionid, extend (a table growing)...
+                            self.by_event[event] = self.by_event.get(event, 0) + count
                     time.sleep(0.002)
         finally:
             connection.close()
@@ -913,6 +916,7 @@ class LockWaitSampler:
             "samples_with_a_lock_wait": self.waiting_samples,
             "share_with_a_lock_wait": round(share, 4) if share is not None else None,
             "most_sessions_waiting": self.most_waiting,
+            "sessions_waiting_by_lock": self.by_event,
         }
 
 
@@ -1175,7 +1179,7 @@ def table_rows(sizes: list[dict[str, Any]]) -> list[dict[str, str]]:
                     row(
                         f"[{tag}] claim-next, {name}: lock waits seen (samples)",
                         f"{w['samples_with_a_lock_wait']} of {w['samples']} "
-                        f"(most at once: {w['most_sessions_waiting']})",
+                        f"(most at once: {w['most_sessions_waiting']}; {w['sessions_waiting_by_lock'] or 'none'})",
                         "0",
                         verdict(w["samples_with_a_lock_wait"] == 0),
                     )
