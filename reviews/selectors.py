@@ -38,7 +38,18 @@ CONTEXT_ROWS = 10
 # The input fields that hold what the customer wrote, in the order a reader wants them: a subject or title first,
 # then the message itself. Integrations name them differently; these are the usual names (the demo's support
 # tickets send subject and body, its leads a message, its refund requests a reason).
-MESSAGE_FIELDS = ("subject", "title", "message", "body", "text", "description", "reason", "comment", "notes")
+MESSAGE_FIELDS = (
+    "subject",
+    "title",
+    "summary",
+    "message",
+    "body",
+    "text",
+    "description",
+    "reason",
+    "comment",
+    "notes",
+)
 
 
 def works_every_queue(user: User | AnonymousUser) -> bool:
@@ -105,7 +116,8 @@ def input_opening(value: Any, *, pii_fields: Iterable[str] | None, user: User | 
     }
     rank = {name: index for index, name in enumerate(MESSAGE_FIELDS)}
     message = sorted((key for key in texts if key.casefold() in rank), key=lambda key: rank[key.casefold()])
-    picked = {key: texts[key] for key in message or texts}
+    # Failing message fields, the other text fields by name: PostgreSQL's jsonb does not keep the submitted order.
+    picked = {key: texts[key] for key in message or sorted(texts)}
     # Only whole top-level strings are picked, so redacting them alone gives what the full redacted view shows.
     shown = shown_input(picked, pii_fields=pii_fields, user=user)
     text = " · ".join(" ".join(item.split()) for item in shown.values())
@@ -223,24 +235,6 @@ OPENING_CHARS = 160
 KNOWN_LABELS_SCAN = 2000
 
 
-# The input fields a person reads first, in this order; any other text field follows by name. PostgreSQL's jsonb
-# does not keep the submitted key order, so the opening cannot rely on it.
-OPENING_FIRST = ("subject", "title", "summary", "message", "body", "text", "description")
-
-
-def input_opening(case: Case, user: User | AnonymousUser) -> str:
-    """The start of the case's input as this user may see it (redacted without `view_pii`): its text values (the
-    usual headline fields first, then by name), joined, cut to one line's worth."""
-    shown = display_input(case, user)
-    if not isinstance(shown, dict):
-        return ""
-    rank = {name: index for index, name in enumerate(OPENING_FIRST)}
-    keys = sorted(shown, key=lambda key: (rank.get(str(key).lower(), len(rank)), str(key)))
-    parts = [shown[key] for key in keys if isinstance(shown[key], str) and shown[key].strip()]
-    text = " · ".join(" ".join(part.split()) for part in parts) if parts else ""
-    return text if len(text) <= OPENING_CHARS else text[: OPENING_CHARS - 1] + "…"
-
-
 @dataclass(frozen=True)
 class ContextRow:
     """One past case beside the one under review: what it was, what the model said, what a person decided, why."""
@@ -270,7 +264,7 @@ def _context_row(case: Case, decision: Decision | None, user: User | AnonymousUs
     output = case.output if isinstance(case.output, dict) else {}
     return ContextRow(
         case=case,
-        opening=input_opening(case, user),
+        opening=input_opening(case.input, pii_fields=case.category.pii_fields, user=user, length=OPENING_CHARS),
         model_label=None if blind else output.get("label"),
         verdict=_verdict_text(decision, case) if not blind or decision is None else "decided (blind)",
         reason_code=decision.reason_code if decision else "",
