@@ -794,3 +794,25 @@ def sizes_parser(*, minimum: int, what: str) -> Callable[[str], list[int]]:
         return sizes
 
     return parse
+
+
+# --- A process's memory --------------------------------------------------------------------------------------
+
+
+def status_kib(pid: int, name: str) -> int:
+    """A figure of /proc/<pid>/status in KiB (VmRSS, VmHWM)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(name + ":"):
+            return int(line.split()[1])
+    raise BenchError(f"No {name} in /proc/{pid}/status")
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The pids of the gunicorn workers (the master's children), in order; none once it has stopped."""
+    if server.process is None or server.process.poll() is not None:
+        return []
+    master = server.process.pid
+    try:
+        return sorted(int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split())
+    except OSError:
+        return []
