@@ -19,14 +19,18 @@ On a scratch PostgreSQL database it creates (``bench_load_...``, dropped at the 
    and decisions (approve, correct, reject with a reason, escalate, release), batch approval, audits; reads of
    queues, a queue's cases, a case, metrics; and the races (claiming a case another holds, deciding a final
    one: 409). Every response is counted by request and status; every external id submitted is kept.
-   The web workers' RSS (/proc/<pid>/status VmRSS) is sampled at the start, every few seconds, and at the end.
+   The web workers' RSS (/proc/<pid>/status VmRSS) is sampled at the start, every few seconds, and at the end;
+   flat means a worker grew by at most 16 MiB from the sample after a tenth of the requests to the end.
+   ``--min-requests 100000`` goes on past the minutes until that many requests were answered (the memory budget's
+   length, which a 2-core machine shared with other work may not reach in 10 minutes).
 4. The intake phase: gunicorn restarted with 1 worker, then 2, ``--scale-rounds`` times alternately, each driven
    by the same ``--scale-users`` users posting new single cases back to back: cases created per second after a
    warm-up, and the ratio of the medians (2 workers over 1).
 5. The checks, once the RQ queue has drained: every submitted case (all phases) stored exactly once and no case
    that was not submitted; one 201 (or bulk "created") per case on the client side; one ``case.routed`` audit
    event per case; the human decisions the client saw succeed equal the Decision rows; ``manage.py verify_audit``;
-   no failed RQ job; the gunicorn log's tracebacks (printed when a 5xx was seen).
+   no failed RQ job; no deadlock in PostgreSQL's statistics of the scratch database; the gunicorn and RQ logs'
+   tracebacks, grouped and printed condensed after the table.
 
 The API throttle is raised for the run (``HITL_THROTTLE_USER``): one integration account sends every intake, and the
 load, not the limit, is what is measured. The audit key and anchor log are the run's own (a temporary file).
@@ -35,7 +39,8 @@ Needs locust: ``.venv/bin/pip install -e ".[bench]"``. Run (PostgreSQL, trust au
 used)::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/load.py
-    DATABASE_URL=... .venv/bin/python bench/load.py --minutes 1 --scale-seconds 20 --no-write
+    DATABASE_URL=... .venv/bin/python bench/load.py --minutes 1 --scale-seconds 20 --tag short
+    DATABASE_URL=... .venv/bin/python bench/load.py --min-requests 100000 --scale-rounds 3
 
 Results: a table (PASS/MISS per budget) on stdout and ``bench/results/load-<date>.json`` (``--tag`` names it
 ``load-<tag>-<date>.json``).
@@ -46,6 +51,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import secrets
 import statistics
 import subprocess
@@ -371,6 +377,23 @@ def check_decisions(client: Counter[str]) -> dict[str, Any]:
     }
 
 
+def check_database() -> dict[str, Any]:
+    """What the run left in the categories (an automatic pause opens an incident), and the deadlocks PostgreSQL
+    detected in the scratch database (each one ended a transaction with an error)."""
+    from django.db import connection
+
+    from governance.models import Category, Incident
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+        (deadlocks,) = cursor.fetchone()
+    return {
+        "deadlocks": deadlocks,
+        "categories": {c.slug: {"paused": c.paused, "paused_reason": c.paused_reason} for c in Category.objects.all()},
+        "incidents": Incident.objects.count(),
+    }
+
+
 def verify_audit(env: dict[str, str]) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "manage.py", "verify_audit"], cwd=ROOT, env=env, capture_output=True, text=True
@@ -378,18 +401,47 @@ def verify_audit(env: dict[str, str]) -> dict[str, Any]:
     return {"ok": result.returncode == 0, "output": (result.stdout + result.stderr).strip()[-2000:]}
 
 
-def server_problems(server: Server) -> list[str]:
-    """The gunicorn log's tracebacks and errors (Django logs a 500's traceback there), for the report."""
+LOG_TRIGGERS = ("Internal Server Error", "Traceback", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT")
+# Django's one-line warnings of a 4xx (a 409 of a lost race is one): they end a traceback's block, nothing more.
+LOG_RECORD = re.compile(r"^\[?\d{2,4}[-:]\d\d")  # a timestamp: gunicorn's and RQ's records start with one
+LOG_WARNING = re.compile(r"^(Conflict|Not Found|Bad Request|Forbidden|Unauthorized|Gone|Too Many Requests)\b.*: /")
+
+
+def log_problems(path: Path, source: str) -> list[dict[str, Any]]:
+    """The tracebacks and errors of a log (Django logs a 500's traceback in gunicorn's), grouped by their last
+    exception line: how often, and the first one in full and condensed (without the File lines and their code)."""
     try:
-        text = server.log_path.read_text(errors="replace")
+        lines = path.read_text(errors="replace").splitlines()
     except OSError:
         return []
-    blocks: list[str] = []
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("Traceback") or "[ERROR]" in line or "WORKER TIMEOUT" in line or "[CRITICAL]" in line:
-            blocks.append("\n".join(lines[max(0, i - 2) : i + 40]))
-    return blocks[:10]
+    blocks: list[list[str]] = []
+    current: list[str] | None = None
+    for line in lines:
+        if any(t in line[:100] for t in LOG_TRIGGERS) and not (current and line.startswith("Traceback")):
+            current = [line]
+            blocks.append(current)
+        elif current is not None and (LOG_WARNING.match(line) or LOG_RECORD.match(line) or len(current) > 400):
+            current = None  # the next record: the block is complete
+        elif current is not None:
+            current.append(line)
+    groups: dict[str, dict[str, Any]] = {}
+    for block in blocks:
+        # The project's own frames stay: they say where; the libraries' frames and every code line go.
+        condensed = [
+            ln
+            for ln in block
+            if ln.strip()
+            and not ln.startswith("    ")
+            and (not ln.startswith("  File ") or (str(ROOT) in ln and "/.venv/" not in ln))
+        ]
+        errors = [ln for ln in condensed if re.match(r"^[\w.]+(Error|Exception|Detected|Timeout)\b", ln)]
+        key = errors[-1] if errors else condensed[0]
+        group = groups.setdefault(key, {"source": source, "error": key, "count": 0, "condensed": "", "full": ""})
+        group["count"] += 1
+        if not group["full"]:
+            group["condensed"] = "\n".join(condensed[:40])
+            group["full"] = "\n".join(block[:300])
+    return list(groups.values())
 
 
 # --- The phases ------------------------------------------------------------------------------------------------
@@ -421,20 +473,27 @@ def start_server(env: dict[str, str], workers: int, fixture: Fixture) -> Server:
     return server
 
 
-def stop_server(server: Server, problems: list[str]) -> None:
-    problems.extend(server_problems(server))
+def stop_server(server: Server, problems: list[dict[str, Any]]) -> None:
+    problems.extend(log_problems(server.log_path, f"gunicorn -w {server.workers}"))
     server.stop()
 
 
 def run_mixed(
-    args: argparse.Namespace, env: dict[str, str], fixture: Fixture, work_dir: Path, problems: list[str], rq: RqWorker
+    args: argparse.Namespace,
+    env: dict[str, str],
+    fixture: Fixture,
+    work_dir: Path,
+    problems: list[dict[str, Any]],
+    rq: RqWorker,
 ) -> dict[str, Any]:
     seconds = args.minutes * 60
     server = start_server(env, args.workers, fixture)
     try:
         print(
             f"gunicorn up with {args.workers} workers on 127.0.0.1:{server.port}; mixed traffic for "
-            f"{args.minutes:g} min with {args.users} users ...",
+            f"{args.minutes:g} min with {args.users} users"
+            + (f" (and on until {args.min_requests:,} requests)" if args.min_requests else "")
+            + " ...",
             flush=True,
         )
         memory = MemoryLog(server)
@@ -449,6 +508,7 @@ def run_mixed(
             seed=args.seed,
             id_prefix="mixed",
         )
+        spec.update(min_requests=args.min_requests, max_seconds=max(seconds, args.max_minutes * 60))
         traffic = run_traffic(spec, work_dir, "mixed", memory, sample_every=max(5.0, seconds / 30))
         memory.sample(traffic["seconds"], traffic["requests"])
         rq.check_alive()
@@ -458,7 +518,7 @@ def run_mixed(
 
 
 def run_scaling(
-    args: argparse.Namespace, env: dict[str, str], fixture: Fixture, work_dir: Path, problems: list[str]
+    args: argparse.Namespace, env: dict[str, str], fixture: Fixture, work_dir: Path, problems: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """New single intakes from the same users against 1 worker, then 2, alternately: cases created per second."""
     runs: list[dict[str, Any]] = []
@@ -576,6 +636,16 @@ def table_rows(results: dict[str, Any]) -> list[dict[str, str]]:
             verdict(checks["verify_audit"]["ok"]),
         ),
         row(
+            "deadlocks detected by PostgreSQL",
+            str(checks["database"]["deadlocks"]),
+            "0",
+            verdict(checks["database"]["deadlocks"] == 0),
+        ),
+        row(
+            "categories paused by the pause rule (info)",
+            ", ".join(slug for slug, c in checks["database"]["categories"].items() if c["paused"]) or "none",
+        ),
+        row(
             "RQ jobs: succeeded / failed / left",
             f"{checks['rq']['succeeded']:,} / {checks['rq']['failed']} / {checks['rq']['left_in_queue']}",
             "0 failed, drained",
@@ -640,6 +710,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the mixed phase (default 10)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers in the mixed phase (default 2)")
     parser.add_argument("--users", type=int, default=24, help="locust users in the mixed phase (default 24)")
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=0,
+        help="go on past --minutes until this many requests were answered (e.g. 100000: the memory budget's length)",
+    )
+    parser.add_argument("--max-minutes", type=float, default=60.0, help="the limit of --min-requests (default 60)")
     parser.add_argument("--scale-users", type=int, default=8, help="users of the intake phase (default 8)")
     parser.add_argument(
         "--scale-seconds", type=float, default=60.0, help="measured seconds per intake run (default 60)"
@@ -683,7 +760,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     load_at_start = os.getloadavg()[0]
     redis_client = claim_redis(args.redis_url, flush=args.flush_redis)
     rq: RqWorker | None = None
-    problems: list[str] = []
+    problems: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="hitl-bench-load-") as tmp:
         work_dir = Path(tmp)
         try:
@@ -713,12 +790,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "Checking: the RQ queue drained, every case stored once, the decisions, the audit chain ...", flush=True
             )
             rq_state = wait_for_rq(args.redis_url)
+            problems.extend(log_problems(rq.log_path, "rqworker"))
             submitted = read_ids([phase["ids_file"] for phase in phases])
             checks = {
                 "rq": rq_state,
                 "cases": check_cases(submitted),
                 "decisions": check_decisions(Counter(mixed["decisions"])),
                 "verify_audit": verify_audit(env),
+                "database": check_database(),
             }
             statuses = all_statuses(phases)
             results: dict[str, Any] = {
@@ -746,12 +825,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     run_.pop("latency_ms", None)
             rows = table_rows(results)
             print_rows(rows)
-            if problems:
-                print("\nThe gunicorn logs had errors (the first ones):", file=sys.stderr)
-                for block in problems[:3]:
-                    print(block, file=sys.stderr)
-            for answer in mixed["unexpected"][:5]:
-                print(f"  unexpected: {answer}", flush=True)
+            print_problems(problems, [*mixed["unexpected"], *(u for r in phases[1:] for u in r["unexpected"])])
             save_results(f"load-{args.tag}" if args.tag else "load", results, rows, write=not args.no_write)
             return results
         finally:
@@ -759,6 +833,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 rq.stop()
             redis_client.flushdb()
             release([database], keep=args.keep_db)
+
+
+def print_problems(problems: list[dict[str, Any]], unexpected: list[dict[str, Any]]) -> None:
+    """The logs' errors (condensed tracebacks) and the first unexpected answers, after the table."""
+    for problem in problems:
+        print(f"\n{problem['count']} x in the {problem['source']} log: {problem['error']}\n{problem['condensed']}")
+    for answer in unexpected[:8]:
+        body = " ".join(answer["body"].split())[:200]
+        print(f"\nUnexpected answer to {answer['name']!r}: {answer['status']} {body}")
 
 
 def main(argv: list[str] | None = None) -> int:
