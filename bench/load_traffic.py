@@ -14,7 +14,8 @@ submitted. Three kinds of user:
 - ``Reviewer``: claims the next case of one of its queues (quick, full, audit) and decides it (approve, correct,
   reject with a reason, escalate with a reason, or releases it); batch-approves a few waiting cases of a quick queue;
   reads the queues, a queue's waiting cases, a case, a category's metrics; and probes the races: claiming a case
-  another reviewer holds, deciding a case already final (409 expected).
+  another reviewer holds, deciding a case already final (409 expected; a claim may also find the case released,
+  200, or escalated out of the reviewer's queues, 404).
 - ``Manager``: claims and decides (final) the escalation and expert queues' cases.
 
 Every response is counted by request name and status; a status outside the name's expected ones is kept (with
