@@ -403,6 +403,7 @@ def verify_audit(env: dict[str, str]) -> dict[str, Any]:
 
 LOG_TRIGGERS = ("Internal Server Error", "Traceback", "[ERROR]", "[CRITICAL]", "WORKER TIMEOUT")
 # Django's one-line warnings of a 4xx (a 409 of a lost race is one): they end a traceback's block, nothing more.
+CHAINED = ("The above exception", "During handling of the above exception")
 LOG_RECORD = re.compile(r"^\[?\d{2,4}[-:]\d\d")  # a timestamp: gunicorn's and RQ's records start with one
 LOG_WARNING = re.compile(r"^(Conflict|Not Found|Bad Request|Forbidden|Unauthorized|Gone|Too Many Requests)\b.*: /")
 
@@ -417,7 +418,11 @@ def log_problems(path: Path, source: str) -> list[dict[str, Any]]:
     blocks: list[list[str]] = []
     current: list[str] | None = None
     for line in lines:
-        if any(t in line[:100] for t in LOG_TRIGGERS) and not (current and line.startswith("Traceback")):
+        # A traceback continues the block it follows when chained ("The above exception ...") or announced
+        # (Django's "Internal Server Error: ..."); else it is a problem of its own.
+        previous = next((ln for ln in reversed(current or []) if ln.strip()), "")
+        continues = line.startswith("Traceback") and (previous.startswith(CHAINED) or current == [previous])
+        if any(t in line[:100] for t in LOG_TRIGGERS) and not continues:
             current = [line]
             blocks.append(current)
         elif current is not None and (LOG_WARNING.match(line) or LOG_RECORD.match(line) or len(current) > 400):
@@ -435,8 +440,13 @@ def log_problems(path: Path, source: str) -> list[dict[str, Any]]:
             and (not ln.startswith("  File ") or (str(ROOT) in ln and "/.venv/" not in ln))
         ]
         errors = [ln for ln in condensed if re.match(r"^[\w.]+(Error|Exception|Detected|Timeout)\b", ln)]
-        key = errors[-1] if errors else condensed[0]
-        group = groups.setdefault(key, {"source": source, "error": key, "count": 0, "condensed": "", "full": ""})
+        frames = [ln.strip() for ln in condensed if ln.startswith("  File ")]
+        error = errors[-1] if errors else condensed[0]
+        where = frames[0] if frames else ""  # the outermost project frame: the request or job that failed
+        group = groups.setdefault(
+            f"{error} {where}",
+            {"source": source, "error": error, "where": where, "count": 0, "condensed": "", "full": ""},
+        )
         group["count"] += 1
         if not group["full"]:
             group["condensed"] = "\n".join(condensed[:40])
@@ -838,7 +848,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def print_problems(problems: list[dict[str, Any]], unexpected: list[dict[str, Any]]) -> None:
     """The logs' errors (condensed tracebacks) and the first unexpected answers, after the table."""
     for problem in problems:
-        print(f"\n{problem['count']} x in the {problem['source']} log: {problem['error']}\n{problem['condensed']}")
+        print(
+            f"\n{problem['count']} x in the {problem['source']} log: {problem['error']}"
+            f"{' (' + problem['where'] + ')' if problem['where'] else ''}\n{problem['condensed']}"
+        )
     for answer in unexpected[:8]:
         body = " ".join(answer["body"].split())[:200]
         print(f"\nUnexpected answer to {answer['name']!r}: {answer['status']} {body}")
