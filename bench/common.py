@@ -799,20 +799,23 @@ def sizes_parser(*, minimum: int, what: str) -> Callable[[str], list[int]]:
 # --- A process's memory --------------------------------------------------------------------------------------
 
 
-def status_kib(pid: int, name: str) -> int:
-    """A figure of /proc/<pid>/status in KiB (VmRSS, VmHWM)."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(name + ":"):
-            return int(line.split()[1])
-    raise BenchError(f"No {name} in /proc/{pid}/status")
-
-
 def worker_pids(server: Server) -> list[int]:
     """The pids of the gunicorn workers (the master's children), in order; none once it has stopped."""
+    import psutil
+
     if server.process is None or server.process.poll() is not None:
         return []
-    master = server.process.pid
     try:
-        return sorted(int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split())
-    except OSError:
+        return sorted(child.pid for child in psutil.Process(server.process.pid).children())
+    except psutil.NoSuchProcess:
         return []
+
+
+def rss_mib(pid: int) -> float | None:
+    """The resident set of a process in MiB (psutil: VmRSS on Linux); None if it has exited."""
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+    except psutil.NoSuchProcess:
+        return None

@@ -19,7 +19,7 @@ On a scratch PostgreSQL database it creates (``bench_load_...``, dropped at the 
    and decisions (approve, correct, reject with a reason, escalate, release), batch approval, audits; reads of
    queues, a queue's cases, a case, metrics; and the races (claiming a case another holds, deciding a final
    one: 409). Every response is counted by request and status; every external id submitted is kept.
-   The web workers' RSS (/proc/<pid>/status VmRSS) is sampled at the start, every few seconds, and at the end;
+   The web workers' RSS (psutil; VmRSS) is sampled at the start, every few seconds, and at the end;
    flat means a worker grew by at most 16 MiB from the sample after a tenth of the requests to the end.
    ``--min-requests 100000`` goes on past the minutes until that many requests were answered (the memory budget's
    length, which a 2-core machine shared with other work may not reach in 10 minutes).
@@ -78,11 +78,11 @@ from common import (
     print_rows,
     release,
     row,
+    rss_mib,
     run_main,
     run_record,
     save_results,
     scratch_databases,
-    status_kib,
     verdict,
     worker_pids,
 )
@@ -198,10 +198,9 @@ class MemoryLog:
     def sample(self, elapsed: float, requests: int) -> None:
         rss: dict[str, float] = {}
         for pid in worker_pids(self.server):
-            try:
-                rss[str(pid)] = round(status_kib(pid, "VmRSS") / 1024, 1)
-            except (OSError, BenchError):
-                continue  # a worker that just exited
+            mib = rss_mib(pid)
+            if mib is not None:  # else a worker that just exited
+                rss[str(pid)] = mib
         self.samples.append({"elapsed": round(elapsed, 1), "requests": requests, "rss_mib": rss})
 
     def summary(self) -> dict[str, Any]:
