@@ -800,3 +800,28 @@ def sizes_parser(*, minimum: int, what: str) -> Callable[[str], list[int]]:
         return sizes
 
     return parse
+
+
+# --- A process's memory --------------------------------------------------------------------------------------
+
+
+def worker_pids(server: Server) -> list[int]:
+    """The pids of the gunicorn workers (the master's children), in order; none once it has stopped."""
+    import psutil
+
+    if server.process is None or server.process.poll() is not None:
+        return []
+    try:
+        return sorted(child.pid for child in psutil.Process(server.process.pid).children())
+    except psutil.NoSuchProcess:
+        return []
+
+
+def rss_mib(pid: int) -> float | None:
+    """The resident set of a process in MiB (psutil: VmRSS on Linux); None if it has exited."""
+    import psutil
+
+    try:
+        return round(psutil.Process(pid).memory_info().rss / 2**20, 1)
+    except psutil.NoSuchProcess:
+        return None
