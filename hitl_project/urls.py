@@ -12,6 +12,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 
 from governance.api.plumbing import api_not_found
 
+# A 500 under /api/ is JSON like every other API answer (the admin keeps Django's page).
+handler500 = "governance.api.plumbing.server_error"
+
 
 def superusers_only(view: Callable[..., Any]) -> Callable[..., Any]:
     """The RQ dashboard shows every job's arguments and can empty queues: superusers only, not every staff user."""

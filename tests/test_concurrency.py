@@ -209,3 +209,63 @@ def test_audit_appends_in_two_categories_never_wait_on_each_other():
     assert outcome["b"] == "appended"
     assert outcome["a"].startswith("waited") and "lock timeout" in outcome["a"]
     assert events.verify_chain().ok
+
+
+def test_a_pause_never_deadlocks_with_an_intake_that_holds_the_chain_head():
+    """An intake's transaction holds its category's audit chain head and, at COMMIT, checks its case's foreign key
+    to the category (a key-share lock on the category row). A pause locks the category row, then waits for the
+    head. With FOR UPDATE on the category the two wait on each other (a deadlock: one of them a 500); the pause
+    takes FOR NO KEY UPDATE, which a foreign-key check does not wait for, so both go through."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from governance.models import Category
+    from governance.services.categories import pause_category
+
+    category = make_category("cat")
+    events.record("case.routed", category_slug="cat", payload={"n": 0})  # the head exists before the race
+    holding, paused = threading.Event(), threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def intake() -> None:
+        try:
+            with transaction.atomic():
+                events.record("case.routed", category_slug="cat", payload={"n": 1})  # the head, locked
+                Case.objects.create(
+                    category_id=category.pk,
+                    external_id="held-head",
+                    confidence=0.5,
+                    model_version=ModelVersion.objects.get(category=category),
+                    route="full_review",
+                    policy_version=1,
+                    created_at=timezone.now(),
+                )
+                holding.set()
+                paused.wait(timeout=3)  # the pause is now waiting for the head (it cannot finish before this ends)
+            outcome["intake"] = "committed"
+        except Exception as exc:  # noqa: BLE001 - the deadlock's error is what this test looks for
+            outcome["intake"] = f"failed: {exc}"
+        finally:
+            connection.close()
+
+    def pause() -> None:
+        try:
+            assert holding.wait(timeout=10)
+            timer = threading.Timer(1.5, paused.set)  # past PostgreSQL's 1 s deadlock_timeout
+            timer.start()
+            pause_category(category=Category.objects.get(pk=category.pk), user=None, reason="Too many rejections")
+            outcome["pause"] = "paused"
+        except Exception as exc:  # noqa: BLE001
+            outcome["pause"] = f"failed: {exc}"
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=intake), threading.Thread(target=pause)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcome == {"intake": "committed", "pause": "paused"}
+    assert Category.objects.get(pk=category.pk).paused
+    assert Case.objects.filter(external_id="held-head").exists()
+    assert events.verify_chain().ok

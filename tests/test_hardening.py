@@ -452,3 +452,19 @@ def test_a_post_with_a_stray_cookie_to_an_unknown_api_path_is_a_json_404_not_a_c
     response = client.post("/api/v1/categories/Not%20allowed./pause/", {"reason": "x"}, content_type="application/json")
     assert response.status_code == 404
     assert response["Content-Type"] == "application/json"
+
+
+def test_a_server_error_under_the_api_answers_json_and_the_admin_keeps_its_page():
+    import json as jsonlib
+
+    from django.test import RequestFactory
+    from django.urls import get_resolver
+
+    handler = get_resolver().resolve_error_handler(500)
+    api_answer = handler(RequestFactory().post("/api/v1/cases/"))
+    assert api_answer.status_code == 500
+    assert api_answer["Content-Type"] == "application/json"
+    assert "Retrying is safe" in jsonlib.loads(api_answer.content)["detail"]
+    admin_answer = handler(RequestFactory().get("/admin/"))
+    assert admin_answer.status_code == 500
+    assert admin_answer["Content-Type"].startswith("text/html")

@@ -107,7 +107,9 @@ def update_queue(*, queue: Queue, user: User, changes: dict[str, Any], reason: s
     unknown = sorted(set(changes) - set(EDITABLE_QUEUE_FIELDS))
     if unknown:
         raise ValidationError({unknown[0]: f"Not editable; a queue's editable fields are {EDITABLE_QUEUE_FIELDS}."})
-    queue = Queue.objects.select_for_update(of=("self",)).select_related("category", "next_queue").get(pk=queue.pk)
+    # NO KEY: a case's foreign-key check (key share) on the queue must not wait for this lock (see pause_category).
+    locked = Queue.objects.select_for_update(of=("self",), no_key=True)
+    queue = locked.select_related("category", "next_queue").get(pk=queue.pk)
     check_queue_changes(queue, changes)
     before = {"sla": queue.sla, "next_queue": queue.next_queue}
     for name, value in changes.items():

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any, cast
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import Resolver404, resolve
+from django.views import defaults
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
@@ -109,6 +110,20 @@ def api_not_found(request: HttpRequest, *args: Any, **kwargs: Any) -> JsonRespon
         if match is not None and match.func is not api_not_found:
             hint = f"did you mean {request.path}/ (with the trailing slash)?"
     return JsonResponse({"detail": f"No API endpoint at {request.path}; {hint}"}, status=404)
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """The project's 500 page (`handler500`): JSON under /api/, as every other answer of the API (the error itself
+    is logged with its traceback by Django); the admin's HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(
+            {
+                "detail": "Server error, logged for the operators. Retrying is safe: a repeated submission returns "
+                "the stored case, and a decision already made is refused with 409."
+            },
+            status=500,
+        )
+    return defaults.server_error(request)
 
 
 class ErrorSerializer(serializers.Serializer[Any]):

@@ -135,7 +135,10 @@ def update_policy(*, category: Category, user: User | None, changes: dict[str, A
 def pause_category(*, category: Category, user: User | None, reason: str) -> Category:
     """Turn automation off for the category: from now on every case goes to a human first."""
     reason = require_reason(reason)
-    category = Category.objects.select_for_update().get(pk=category.pk)
+    # FOR NO KEY UPDATE: the pause then waits for the category's audit chain head, which an intake or a decision
+    # may hold while its commit checks a foreign key to this row (a key-share lock). FOR UPDATE would block that
+    # check, and each would wait on the other: a deadlock. Nothing here changes the row's keys.
+    category = Category.objects.select_for_update(no_key=True).get(pk=category.pk)
     if category.paused:
         since = f" (since {category.paused_at:%Y-%m-%d %H:%M})" if category.paused_at else ""
         raise Conflict(f"Category {category.slug!r} is already paused{since}.")
@@ -159,7 +162,8 @@ def resume_category(*, category: Category, user: User, reason: str) -> Category:
     is already further along keeps its stage and gets the resume as a note.
     """
     reason = require_reason(reason)
-    category = Category.objects.select_for_update(of=("self",)).select_related("pause_incident").get(pk=category.pk)
+    locked = Category.objects.select_for_update(of=("self",), no_key=True)
+    category = locked.select_related("pause_incident").get(pk=category.pk)
     if not category.paused:
         raise Conflict(f"Category {category.slug!r} is not paused.")
     incident = category.pause_incident
@@ -184,7 +188,7 @@ def set_retrain_cadence(*, category: Category, user: User | None, retrain_every_
     """How often the built-in model of the category is retrained (0: never on a cadence), with a reason in the
     category's history. Not a policy change: routing does not depend on it."""
     reason = require_reason(reason)
-    category = Category.objects.select_for_update().get(pk=category.pk)
+    category = Category.objects.select_for_update(no_key=True).get(pk=category.pk)
     before = category.retrain_every_days
     category.retrain_every_days = retrain_every_days
     category.full_clean(validate_unique=False, validate_constraints=False)

@@ -155,14 +155,14 @@ def check_builtin_beats_active(model_version: ModelVersion, status: str) -> None
 def promote_model_version(*, model_version: ModelVersion, status: str, user: User | None, reason: str) -> ModelVersion:
     """Move a version along its rollout. Promoting one to `active` retires the category's previous active one."""
     reason = require_reason(reason)
-    model_version = ModelVersion.objects.select_for_update().get(pk=model_version.pk)
+    model_version = ModelVersion.objects.select_for_update(no_key=True).get(pk=model_version.pk)
     previous = model_version.status
     check_transition(previous, status)
     if status in (ModelStatus.CANARY, ModelStatus.ACTIVE):
         check_builtin_beats_active(model_version, status)
     if status == ModelStatus.ACTIVE:
         for other in (
-            ModelVersion.objects.select_for_update()
+            ModelVersion.objects.select_for_update(no_key=True)
             .filter(category=model_version.category, status=ModelStatus.ACTIVE)
             .exclude(pk=model_version.pk)
         ):

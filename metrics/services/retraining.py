@@ -45,7 +45,7 @@ def request_training(*, category: Category, user: User | None, trigger: str, enq
     open for it. `enqueue=False` leaves running it to the caller (runjob runs it in its own process)."""
     now = timezone.now()  # the clock runs' created_at is stamped with, so "stale" compares like with like
     # The category's row serializes two requests for it (an alert and a click at once): one run, not two.
-    Category.objects.select_for_update().get(pk=category.pk)
+    Category.objects.select_for_update(no_key=True).get(pk=category.pk)
     open_runs = TrainingRun.objects.filter(
         category=category, status__in=[TrainingRun.Status.QUEUED, TrainingRun.Status.RUNNING]
     )
