@@ -37,11 +37,6 @@ JOB_REASON = "SLA sweep"
 SUBJECT_LENGTH = Notification._meta.get_field("subject").max_length or 200
 
 
-def waiting_status_for(queue: Queue) -> str:
-    """The status of an unclaimed case waiting in this queue (`Queue.waiting_status`)."""
-    return queue.waiting_status
-
-
 @dataclass
 class SweepResult:
     warned: int = 0
@@ -225,7 +220,7 @@ def _move(ids: list[int], target: Queue, now: datetime) -> None:
         "claimed_until": None,
         "updated_at": now,
     }
-    Case.objects.filter(pk__in=ids, status__in=OPEN_STATUSES).update(status=waiting_status_for(target), **common)
+    Case.objects.filter(pk__in=ids, status__in=OPEN_STATUSES).update(status=target.waiting_status, **common)
     # An auto-approved case waiting for its audit keeps its final status; only its audit moves on.
     Case.objects.filter(pk__in=ids, audit_status=AuditStatus.PENDING).exclude(status__in=OPEN_STATUSES).update(**common)
 

@@ -19,7 +19,6 @@ from django.utils import timezone
 from cases.choices import OPEN_STATUSES, AuditStatus, CaseStatus
 from cases.models import Case, Queue
 from cases.permissions import worked_queue_ids
-from cases.services.sla import waiting_status_for
 from governance.exceptions import Conflict
 from governance.history import history_for_rows, save_with_reason
 
@@ -94,7 +93,7 @@ def set_claim(case: Case, user: User | None, now: datetime, duration: timedelta 
     case.claimed_until = until
     if case.status in OPEN_STATUSES:  # an auto case waiting for audit keeps its final status
         # An open case always sits in a queue; `Case.queue` is nullable only for cases decided automatically.
-        case.status = CaseStatus.CLAIMED if user is not None else waiting_status_for(case.queue)  # type: ignore[arg-type]
+        case.status = CaseStatus.CLAIMED if user is not None else case.queue.waiting_status  # type: ignore[union-attr]
 
 
 @transaction.atomic

@@ -9,7 +9,6 @@ from django.utils import timezone
 
 from cases.choices import QueueKind
 from cases.models import Case, Queue
-from cases.services.sla import waiting_status_for
 from governance import events
 from governance.choices import AuditKind
 from governance.exceptions import Conflict
@@ -70,7 +69,7 @@ def reassign(
             raise ValidationError({"queue": "Audit work stays in the audit queue."})
         case.queue = queue
         case.due_at = now + queue.sla
-        case.status = waiting_status_for(queue)
+        case.status = queue.waiting_status
     target_queue = case.queue
     if assignee is not None:
         if not may_work(assignee, target_queue):
