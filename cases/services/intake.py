@@ -25,7 +25,6 @@ from cases.choices import AuditStatus, CaseStatus, QueueKind, Route
 from cases.models import Case, Queue, ShadowPrediction
 from cases.routing import AuditContext, CaseFacts, CategoryState, PolicyRules, RoutingResult, route_case
 from cases.services.prediction import (
-    BuiltinVersions,
     PredictionUnavailable,
     check_predictable,
     intake_versions,
@@ -246,7 +245,9 @@ def _routed_event(case: Case, actor: User | None) -> events.EventSpec:
 class _Router:
     """Routes a run of items of one category against one read of its state, policy, queues and history."""
 
-    def __init__(self, category: Category, now: datetime, user: User | None, *, fresh: bool) -> None:
+    def __init__(
+        self, category: Category, now: datetime, user: User | None, *, fresh: bool, items: list[IntakeItem]
+    ) -> None:
         # Fresh from the database (the pause flag or the policy may have just changed), unless the caller read it,
         # with its policy, for this very submission.
         self.category = category if fresh else Category.objects.select_related("policy").get(pk=category.pk)
@@ -254,20 +255,18 @@ class _Router:
         self.queues = {q.kind: q for q in Queue.objects.filter(category=self.category)}
         self.now = now
         self.user = user
-        self.model_versions: dict[str, ModelVersion] = {}
-        self.builtin = BuiltinVersions()
+        # The built-in versions and the versions the run's items name, in one query.
+        self.builtin, self.model_versions = intake_versions(self.category, [item.model_version for item in items])
         # external id -> why the answer is the built-in model's; -> what the built-in version in shadow said.
         self.predicted: dict[str, str] = {}
         self.shadow_answers: dict[str, tuple[str, float]] = {}
         self._seen_segments: set[str] = set()
         self._top_decile: Decimal | None = None
         self._top_decile_loaded = False
-        self._versions_loaded = False
 
     def prepare(self, items: list[IntakeItem]) -> list[IntakeItem]:
         """Look up what routing needs, once for the run; returns the items with the built-in model's answer filled
         in where the client sent none (ValidationError naming `output`, or PredictionUnavailable, if it cannot)."""
-        self.load_versions(items)
         items = self._answer_unanswered(items)
         self._answer_in_shadow(items)
         for label in self.unknown_labels(items):
@@ -275,13 +274,6 @@ class _Router:
             self.model_versions[label] = model_version_for_intake(category=self.category, label=label, user=self.user)
         self._seen_segments = seen_segment_keys(self.category, {segment_key(i.segment) for i in items}, self.now)
         return items
-
-    def load_versions(self, items: list[IntakeItem]) -> None:
-        """The built-in versions and the versions the items name, in one query (once per run)."""
-        if self._versions_loaded:
-            return
-        self.builtin, self.model_versions = intake_versions(self.category, [item.model_version for item in items])
-        self._versions_loaded = True
 
     def unknown_labels(self, items: list[IntakeItem]) -> set[str]:
         """The model versions the items name that the category has never seen."""
@@ -407,9 +399,8 @@ def _submit_category_run(
     fresh: bool,
 ) -> None:
     category = items[indexes[0]].category
-    router = _Router(category, now, user, fresh=fresh)
     run_items = [items[i] for i in indexes]
-    router.load_versions(run_items)
+    router = _Router(category, now, user, fresh=fresh, items=run_items)
     # One case: insert first and let the unique index find a repeat (nearly every submission is new). Several,
     # or one naming a model version never seen (a repeat must not register it): look the repeats up first.
     single = len(indexes) == 1 and not router.unknown_labels(run_items)

@@ -53,19 +53,7 @@ class BuiltinVersions:
 def builtin_versions(category: Category) -> BuiltinVersions:
     """One query: the category's built-in versions, with an artifact, that are active or in shadow. The newest
     shadow one is the one being proven; older ones in shadow are not measured any more."""
-    found: dict[str, ModelVersion | None] = {"active": None, "shadow": None}
-    rows = (
-        ModelVersion.objects.filter(
-            category=category, name=BUILTIN_MODEL_NAME, status__in=[ModelStatus.ACTIVE, ModelStatus.SHADOW]
-        )
-        .exclude(artifact_sha256="")
-        .order_by("-created_at", "-pk")
-    )
-    for version in rows:
-        key = "active" if version.status == ModelStatus.ACTIVE else "shadow"
-        found[key] = found[key] or version
-    # Promoting a version to active retires the previous one, so an active built-in version is the active one.
-    return BuiltinVersions(active=found["active"], shadow=found["shadow"])
+    return intake_versions(category, [])[0]
 
 
 def intake_versions(category: Category, labels: Iterable[str]) -> tuple[BuiltinVersions, dict[str, ModelVersion]]:
@@ -81,13 +69,14 @@ def intake_versions(category: Category, labels: Iterable[str]) -> tuple[BuiltinV
     rows = ModelVersion.objects.filter(category=category).filter(builtin | named).order_by("-created_at", "-pk")
     found: dict[str, ModelVersion | None] = {"active": None, "shadow": None}
     by_label: dict[str, ModelVersion] = {}
-    for version in rows:
+    for version in rows:  # newest first
         by_label[version.label] = version
         if version.name == BUILTIN_MODEL_NAME and version.artifact_sha256:
             if version.status == ModelStatus.ACTIVE:
                 found["active"] = found["active"] or version
             elif version.status == ModelStatus.SHADOW:
                 found["shadow"] = found["shadow"] or version
+    # Promoting a version to active retires the previous one, so an active built-in version is the active one.
     return BuiltinVersions(active=found["active"], shadow=found["shadow"]), by_label
 
 
