@@ -52,8 +52,11 @@ def require_reason(reason: str) -> str:
     return reason
 
 
-def history_for_rows(queryset: models.QuerySet[Any], *, user: User | None, reason: str, date: datetime) -> int:
-    """Write one "changed" history row per row of `queryset`, as it stands now, in one INSERT ... SELECT.
+def history_for_rows(
+    queryset: models.QuerySet[Any], *, user: User | None, reason: str, date: datetime, created: bool = False
+) -> int:
+    """Write one history row per row of `queryset`, as it stands now, in one INSERT ... SELECT: "changed", or
+    "created" (`created`: the rows were just inserted, as intake's are).
 
     What simple-history's `bulk_history_create` records, without loading the rows into Python and sending them
     back: a sweep that moves 10,000 cases writes their history in one statement inside the database. Django has no
@@ -73,7 +76,7 @@ def history_for_rows(queryset: models.QuerySet[Any], *, user: User | None, reaso
     extras = [
         connection.ops.adapt_datetimefield_value(date),
         short_reason(reason),
-        "~",
+        "+" if created else "~",
         user.pk if user is not None else None,
     ]
     sql = (

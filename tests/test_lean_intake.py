@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
@@ -60,6 +61,42 @@ def test_a_single_intake_reads_the_category_and_its_model_versions_once(client):
     assert len(reads_of(sql, "governance_category")) == 1
     assert len(reads_of(sql, "governance_modelversion")) == 1
     assert len(reads_of(sql, "cases_queue")) == 1
+
+
+def test_the_submit_grant_is_read_with_the_category_not_apart(client):
+    response, sql = statements_of(client, "/api/v1/cases/", body("cat", "t-grant"))
+    assert response.status_code == 201, response.content
+    assert not [s for s in sql if s.startswith(('SELECT "guardian_', '(SELECT "guardian_'))]
+    (category_read,) = reads_of(sql, "governance_category")
+    assert "guardian_userobjectpermission" in category_read and "guardian_groupobjectpermission" in category_read
+
+
+@pytest.mark.parametrize("through_group", [False, True])
+def test_a_grant_read_with_the_category_opens_it_to_the_user_or_their_group(api, make_user, through_group):
+    category = make_category("granted")
+    make_category("other")
+    user = make_user("integration")
+    if through_group:
+        group = Group.objects.create(name="integrations")
+        user.groups.add(group)
+        grant_submit(group, category)
+    else:
+        grant_submit(user, category)
+    client = api(user)
+    assert client.post("/api/v1/cases/", body("granted", "g-1"), format="json").status_code == 201
+    refused = client.post("/api/v1/cases/", body("other", "g-2"), format="json")
+    assert refused.status_code == 403, refused.content
+    assert list(Case.objects.values_list("external_id", flat=True)) == ["g-1"]
+
+
+def test_a_single_intake_writes_its_created_history_row_in_the_same_statement_as_a_bulk(client):
+    response, sql = statements_of(client, "/api/v1/cases/", body("cat", "t-history"))
+    assert response.status_code == 201, response.content
+    assert len([s for s in sql if s.startswith('INSERT INTO "cases_historicalcase"')]) == 1
+    (record,) = Case.objects.get(external_id="t-history").history.all()
+    assert record.history_type == "+"
+    assert record.history_change_reason == "Submitted and routed"
+    assert record.history_user.username == "integration"
 
 
 def test_a_single_intake_inserts_first_instead_of_looking_for_a_repeat(client):
