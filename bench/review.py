@@ -28,20 +28,23 @@ For each size in ``--sizes`` (default 10,000 then 1,000,000) it creates a scratc
    ordered urgent-first then by due time, and ``/admin/cases/case/<id>/change/``. ``--queue-url``/``--case-url``
    set them by hand (placeholders ``{queue_id}``, ``{queue_slug}``, ``{case_id}``).
 3. Claim-next: first ``--claims-per-thread`` calls by one reviewer alone (the uncontended baseline), then
-   ``--threads`` threads (default 20), each a different reviewer with ``cases.work_queue`` on the quick queue and
-   its own database connection (closed at the end), started together at a barrier, each calling
-   ``reviews.services.claim_next(user=..., queue=...)`` ``--claims-per-thread`` times (default 50) without
-   releasing: each call takes a new case. Each call gets a fresh user object (so its grants are read, as in a
-   request); its latency and the part spent executing SQL are recorded. Then: every claimed id appears once,
-   each claimed case is held in the database by the reviewer whose call returned it (status "claimed"), it has
-   exactly one "Claimed (next in queue)" history row, and no case held by someone else beforehand was taken.
-   After each phase the benchmark puts its claimed cases back in the queue (plain SQL), so phases compare.
-   Then the same burst with half the reviewers in the quick queue and half in the full queue, and, by default
-   (``--think-ms 1000``; 0 skips it), once more with each reviewer pausing ~that long between claims (0.5-1.5 x, and
-   a random start within it: reviewers claiming about once a second). Budgets: p99 < 200 ms for the burst, < 30 ms
-   at reviewer pace. During every contended phase a sampler counts how often any session of the database waits on
-   a lock (``pg_stat_activity``): claim-next skips locked rows, so there should be none, in one queue or two.
-   For diagnosis: ``--claim-processes`` repeats the contended phase in forked processes (no shared GIL).
+   ``--threads`` reviewers (default 20), each a forked process (as gunicorn's workers serve reviewers: threads of
+   one Python process would measure its GIL, each claim waiting on the other threads' Python) with its own
+   database connection, a different reviewer with ``cases.work_queue`` on the quick queue. Each first makes one
+   unmeasured claim (a server keeps its connections, and a new one's first statements load the backend's catalog
+   caches), then all of them call ``reviews.services.claim_next(user=..., queue=...)`` at the same instant (a
+   barrier before every call), ``--claims-per-thread`` rounds (default 50), without releasing: each call takes
+   a new case. Each call gets a fresh user object (so its grants are read, as in a request); its latency and the
+   part spent executing SQL are recorded. Then: every claimed id appears once, each claimed case is held in the
+   database by the reviewer whose call returned it (status "claimed"), it has exactly one "Claimed (next in
+   queue)" history row, and no case held by someone else beforehand was taken. After each phase the benchmark
+   puts its claimed cases back in the queue (plain SQL), so phases compare. Then the same bursts with half the
+   reviewers in the quick queue and half in the full queue, and, by default (``--think-ms 1000``; 0 skips it),
+   once more with each reviewer pausing ~that long between claims (0.5-1.5 x, and a random start within it:
+   reviewers claiming about once a second). Budgets: p99 < 200 ms for the burst, < 30 ms at reviewer pace.
+   During every contended phase a sampler counts how often any session of the database waits on a lock
+   (``pg_stat_activity``): claim-next skips locked rows, so there should be none, in one queue or two.
+   For diagnosis: ``--claim-threads`` also runs the reviewers as threads of this process, claiming back to back.
 4. Where the time goes: EXPLAIN (ANALYZE, BUFFERS) of the slowest statements of each page and of claim-next's
    candidate query, stored in the JSON and printed with ``--explain`` or when a target is missed. To try a fix
    without touching the models, ``--extra-sql "CREATE INDEX ..."`` runs SQL after the data is generated (and
@@ -51,7 +54,7 @@ Run (PostgreSQL, trust auth; the database named in the URL is not used)::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/review.py --sizes 10000
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres .venv/bin/python bench/review.py
-    DATABASE_URL=... .venv/bin/python bench/review.py --think-ms 1000 --claim-processes --tag with-index \\
+    DATABASE_URL=... .venv/bin/python bench/review.py --think-ms 1000 --claim-threads --tag with-index \\
         --extra-sql "CREATE INDEX bench_waiting ON cases_case (queue_id, priority DESC, due_at, id) WHERE ..."
 
 Results: a table on stdout and ``bench/results/review-<date>.json``. The scratch databases are dropped at the end
@@ -701,7 +704,9 @@ class ClaimWorker:
     calls: int
     barrier: Any = None  # threading.Barrier or multiprocessing's
     think_ms: float = 0.0
+    burst: bool = False  # every call waits at the barrier: all workers claim at the same instant, round by round
     seed: int = 0
+    warmed: list[int] = field(default_factory=list)
     claimed: list[int] = field(default_factory=list)
     empty: int = 0
     ms: list[float] = field(default_factory=list)
@@ -722,6 +727,12 @@ class ClaimWorker:
         try:
             queue = Queue.objects.get(pk=self.queue_id)
             users = [User.objects.get(pk=self.user_id) for _ in range(self.calls)]  # fresh: grants read per call
+            # One unmeasured claim on this connection first: a server keeps its connections (CONN_MAX_AGE), and a
+            # new one's first statements load the backend's catalog caches, which no reviewer's claim pays.
+            warm = claim_next(user=User.objects.get(pk=self.user_id), queue=queue)
+            if warm is not None:
+                self.warmed.append(warm.pk)
+                Case.objects.filter(pk=warm.pk).update(status="approved")
             if self.barrier is not None:
                 self.barrier.wait(timeout=120)
             if self.think_ms:  # paced reviewers do not all start at the same instant
@@ -729,6 +740,8 @@ class ClaimWorker:
             self.started = time.perf_counter()
             with connection.execute_wrapper(log):
                 for user in users:
+                    if self.burst and self.barrier is not None:
+                        self.barrier.wait(timeout=120)
                     before = log.seconds
                     t0 = time.perf_counter()
                     case = claim_next(user=user, queue=queue)
@@ -752,10 +765,10 @@ class ClaimWorker:
             connection.close()
 
     def outcome(self) -> tuple[Any, ...]:
-        return (self.claimed, self.empty, self.ms, self.sql_ms, self.error, self.started, self.ended)
+        return (self.warmed, self.claimed, self.empty, self.ms, self.sql_ms, self.error, self.started, self.ended)
 
     def take(self, outcome: tuple[Any, ...]) -> None:
-        self.claimed, self.empty, self.ms, self.sql_ms, self.error, self.started, self.ended = outcome
+        self.warmed, self.claimed, self.empty, self.ms, self.sql_ms, self.error, self.started, self.ended = outcome
 
 
 def _in_process(worker: ClaimWorker, results: Any, index: int) -> None:
@@ -933,10 +946,18 @@ def grant_queue_to(user_ids: list[int], queue_id: int) -> None:
 
 
 def contended(
-    fx: Fixture, args: argparse.Namespace, *, think_ms: float, mode: str, kinds: tuple[str, ...] = ("quick",)
+    fx: Fixture,
+    args: argparse.Namespace,
+    *,
+    think_ms: float,
+    mode: str,
+    kinds: tuple[str, ...] = ("quick",),
+    burst: bool = False,
 ) -> dict[str, Any]:
-    """One reviewer per thread (or process), started together, each claiming `claims_per_thread` times from one
-    of the queues of `kinds` (dealt round robin); then the checks, and the claimed cases go back to the queue."""
+    """One reviewer per process (or thread), started together, each claiming `claims_per_thread` times from one
+    of the queues of `kinds` (dealt round robin): in bursts (`burst`: every reviewer's next claim at the same
+    instant, round after round), back to back, or paced (`think_ms`). Then the checks, and the claimed cases go
+    back to the queue."""
     from django.utils import timezone
 
     from cases.models import Queue
@@ -946,7 +967,7 @@ def contended(
     needed = args.threads * args.claims_per_thread
     per_queue = {queue_id: 0 for queue_id in queue_ids}
     for i in range(args.threads):
-        per_queue[queue_ids[i % len(queue_ids)]] += args.claims_per_thread
+        per_queue[queue_ids[i % len(queue_ids)]] += args.claims_per_thread + 1  # and the warm-up claim
     held_before: set[int] = set()
     available = 0
     for queue_id, wanted in per_queue.items():
@@ -956,7 +977,13 @@ def contended(
             raise BenchError(f"{queue.slug} has {here} claimable cases; {wanted} claims need more (a larger size).")
         available += here
         held_before |= held_by_others(queue_id)
-    pace = f", pausing ~{think_ms:g} ms between claims" if think_ms else ", back to back"
+    pace = (
+        f", pausing ~{think_ms:g} ms between claims"
+        if think_ms
+        else ", all at the same instant, round after round"
+        if burst
+        else ", back to back"
+    )
     print(
         f"claim-next under contention: {args.threads} {mode} x {args.claims_per_thread} calls{pace} "
         f"in {' and '.join(kinds)} ({available} claimable, {len(held_before)} held by others) ...",
@@ -968,6 +995,7 @@ def contended(
             queue_id=queue_ids[i % len(queue_ids)],
             calls=args.claims_per_thread,
             think_ms=think_ms,
+            burst=burst,
             seed=args.seed + i,
         )
         for i, uid in enumerate(fx.claim_reviewer_ids)
@@ -991,7 +1019,7 @@ def contended(
         # Each worker marks a case decided once claim-next returned it (`ClaimWorker.run`): none left "claimed".
         and set(check["statuses"]) <= {"approved"}
     )
-    give_back([pk for w in workers for pk in w.claimed])
+    give_back([pk for w in workers for pk in w.claimed + w.warmed])
     summary = latency_summary(all_ms) if all_ms else {}
     if not ok:
         print(f"  claim-next checks FAILED: {check}", flush=True)
@@ -1022,17 +1050,19 @@ def run_claims(fx: Fixture, args: argparse.Namespace) -> dict[str, Any]:
     run_workers([alone], "threads")
     if alone.error:
         raise BenchError(f"claim_next failed: {alone.error}")
-    give_back(alone.claimed)
+    give_back(alone.claimed + alone.warmed)
     print(f"  p50 {percentile(sorted(alone.ms), 50):.1f} ms, p99 {percentile(sorted(alone.ms), 99):.1f} ms", flush=True)
     result: dict[str, Any] = {"alone": {**latency_summary(alone.ms), "sql": latency_summary(alone.sql_ms)}}
-    result["contended"] = contended(fx, args, think_ms=0.0, mode="threads")
+    # Reviewers in processes, as gunicorn's workers serve them: threads of one Python process would measure its GIL
+    # (each claim waiting for the other 19 threads' Python), not the claims (`--claim-threads` shows that too).
+    result["contended"] = contended(fx, args, think_ms=0.0, mode="processes", burst=True)
+    if args.claim_threads:
+        result["contended_threads"] = contended(fx, args, think_ms=0.0, mode="threads")
     # Half the reviewers in the quick queue, half in the full one, at once: neither queue's claims wait on the other's.
     grant_queue_to(fx.claim_reviewer_ids[1::2], fx.queues["full"])
-    result["two_queues"] = contended(fx, args, think_ms=0.0, mode="threads", kinds=("quick", "full"))
-    if args.claim_processes:
-        result["contended_processes"] = contended(fx, args, think_ms=0.0, mode="processes")
+    result["two_queues"] = contended(fx, args, think_ms=0.0, mode="processes", kinds=("quick", "full"), burst=True)
     if args.think_ms:
-        result["paced"] = contended(fx, args, think_ms=args.think_ms, mode="threads")
+        result["paced"] = contended(fx, args, think_ms=args.think_ms, mode="processes")
     return result
 
 
@@ -1143,7 +1173,7 @@ def table_rows(sizes: list[dict[str, Any]]) -> list[dict[str, str]]:
         )
         rows.append(
             row(
-                f"[{tag}] claim-next, {contended['threads']} threads: p50 / p99 / max",
+                f"[{tag}] claim-next, {contended['threads']} at the same instant: p50 / p99 / max",
                 f"{contended['p50_ms']:.1f} / {contended['p99_ms']:.1f} / {contended['max_ms']:.1f} ms",
                 f"p99 < {TARGET_CLAIM_BURST_P99_MS:g} ms",
                 verdict(contended["p99_ms"] < TARGET_CLAIM_BURST_P99_MS),
@@ -1151,7 +1181,7 @@ def table_rows(sizes: list[dict[str, Any]]) -> list[dict[str, str]]:
         )
         rows.append(
             row(
-                f"[{tag}] claim-next, {contended['threads']} threads: SQL p50 / p99",
+                f"[{tag}] claim-next, {contended['threads']} at the same instant: SQL p50 / p99",
                 f"{contended['sql']['p50_ms']:.1f} / {contended['sql']['p99_ms']:.1f} ms",
             )
         )
@@ -1184,18 +1214,18 @@ def table_rows(sizes: list[dict[str, Any]]) -> list[dict[str, str]]:
                         verdict(w["samples_with_a_lock_wait"] == 0),
                     )
                 )
-        if "contended_processes" in claims:
-            procs = claims["contended_processes"]
+        if "contended_threads" in claims:
+            procs = claims["contended_threads"]
             rows.append(
                 row(
-                    f"[{tag}] claim-next, {procs['threads']} processes: p50 / p99 (SQL p99)",
+                    f"[{tag}] claim-next, {procs['threads']} threads back to back: p50 / p99 (SQL p99)",
                     f"{procs['p50_ms']:.1f} / {procs['p99_ms']:.1f} ms ({procs['sql']['p99_ms']:.1f} ms)",
                     "(info)",
                 )
             )
             rows.append(
                 row(
-                    f"[{tag}] claim-next processes: double claims / errors",
+                    f"[{tag}] claim-next threads: double claims / errors",
                     f"{len(procs['verification']['duplicate_ids'])} / {len(procs['verification']['errors'])} "
                     f"in {procs['verification']['claimed']} claims",
                     "0 and checks pass",
@@ -1206,7 +1236,7 @@ def table_rows(sizes: list[dict[str, Any]]) -> list[dict[str, str]]:
             paced = claims["paced"]
             rows.append(
                 row(
-                    f"[{tag}] claim-next, {paced['threads']} threads pausing ~{paced['think_ms']:g} ms: p50 / p99",
+                    f"[{tag}] claim-next, {paced['threads']} pausing ~{paced['think_ms']:g} ms: p50 / p99",
                     f"{paced['p50_ms']:.1f} / {paced['p99_ms']:.1f} ms (SQL p99 {paced['sql']['p99_ms']:.1f} ms)",
                     f"p99 < {TARGET_CLAIM_PACED_P99_MS:g} ms",
                     verdict(paced["p99_ms"] < TARGET_CLAIM_PACED_P99_MS),
@@ -1262,9 +1292,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="also run claim-next with this pause between a thread's claims (default 1000: reviewer pace; 0: skip)",
     )
     parser.add_argument(
-        "--claim-processes",
+        "--claim-threads",
         action="store_true",
-        help="also run the contended claims in forked processes (no shared GIL), as a comparison",
+        help="also run 20 reviewers claiming back to back in threads of this process (bound by its GIL), to compare",
     )
     parser.add_argument("--queue-url", default="auto", help="queue page URL template ({queue_id}, {queue_slug})")
     parser.add_argument("--case-url", default="auto", help="review page URL template ({case_id})")
@@ -1311,7 +1341,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "threads": args.threads,
                 "claims_per_thread": args.claims_per_thread,
                 "think_ms": args.think_ms,
-                "claim_processes": args.claim_processes,
+                "claim_threads": args.claim_threads,
                 "extra_sql": args.extra_sql,
                 "seed": args.seed,
             },

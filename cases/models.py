@@ -192,6 +192,13 @@ class Case(models.Model):
                 condition=Q(audit_status=AuditStatus.PENDING),
                 name="cases_case_audit_work",
             ),
+            # Claim-next's first question, "which cases of this queue do I hold?": the claimed waiting cases by
+            # holder, so the answer is a probe of a handful of rows, not a walk of the queue's backlog.
+            models.Index(
+                fields=["claimed_by", "queue"],
+                condition=Q(claimed_by__isnull=False, status__in=sorted(OPEN_STATUSES)),
+                name="cases_case_held",
+            ),
             # The SLA sweep's warnings: waiting cases not warned yet, by queue and due time. Partial, so the index
             # holds only what a sweep may still warn about and an idle sweep reads almost nothing.
             models.Index(

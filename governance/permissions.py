@@ -72,8 +72,10 @@ def with_grant(queryset: QuerySet[Any], user: AnyUser, perm: str) -> QuerySet[An
     """`queryset` with each row's object grant of `perm` to the user (or a group of theirs) read alongside, as the
     boolean `granted_attr(perm)` that `has_perm_on` then trusts: a request that reads a category and checks its
     grant makes one round trip, not two (intake)."""
+    annotated: QuerySet[Any]
     if not user.is_authenticated:
-        return queryset.annotate(**{granted_attr(perm): Value(False, output_field=BooleanField())})
+        annotated = queryset.annotate(**{granted_attr(perm): Value(False, output_field=BooleanField())})
+        return annotated
     codename = perm.split(".", 1)[1]
     content_type = ContentType.objects.get_for_model(queryset.model)
     grants = Q(
@@ -86,7 +88,8 @@ def with_grant(queryset: QuerySet[Any], user: AnyUser, perm: str) -> QuerySet[An
     granted = Q(Exists(UserObjectPermission.objects.filter(grants, user=user))) | Q(
         Exists(GroupObjectPermission.objects.filter(grants, group__user=user))
     )
-    return queryset.annotate(**{granted_attr(perm): ExpressionWrapper(granted, output_field=BooleanField())})
+    annotated = queryset.annotate(**{granted_attr(perm): ExpressionWrapper(granted, output_field=BooleanField())})
+    return annotated
 
 
 def has_perm_on(user: AnyUser, perm: str, obj: Model) -> bool:

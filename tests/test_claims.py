@@ -19,6 +19,7 @@ from cases.models import Case, Queue
 from cases.services.sla import sweep
 from governance.exceptions import Conflict
 from reviews import services
+from reviews.services.claims import held_by_in
 from tests.factories import grant_queue, make_case, make_category
 
 pytestmark = pytest.mark.django_db
@@ -145,3 +146,22 @@ def test_claim_next_takes_the_case_in_one_statement_and_writes_its_history(
     record = case.history.first()
     assert (record.history_user_id, record.history_change_reason) == (alice.pk, "Claimed (next in queue)")
     assert (record.claimed_by_id, record.status) == (alice.pk, "claimed")
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="reads PostgreSQL's query plan")
+def test_claim_next_finds_the_reviewers_own_cases_by_holder_not_by_walking_the_queue(
+    setup: tuple[Queue, User, User],
+) -> None:
+    queue, alice, _ = setup
+    for _ in range(30):
+        make_case(queue.category, confidence=0.8)
+    services.claim_next(user=User.objects.get(pk=alice.pk), queue=queue)
+    own = held_by_in(queue, alice, timezone.now()).values_list("pk", flat=True)[:1]
+    sql, params = own.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE cases_case")
+        cursor.execute("SET LOCAL enable_seqscan = off")  # so the plan shows the index a large table would use
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    # The holder's claimed cases (cases_case_held): a probe, however long the queue's backlog.
+    assert "cases_case_held" in plan and "claimed_by_id =" in plan.split("cases_case_held", 1)[1], plan
