@@ -211,9 +211,10 @@ def _insert(events: list[AuditEvent]) -> None:
         return
     meta = AuditEvent._meta
     quote = connection.ops.quote_name
-    fields = [meta.get_field(name) for name in _INSERTED_FIELDS]
-    columns = ", ".join(quote(field.column) for field in fields)
-    types = ", ".join(f"{quote(field.column)} {field.db_type(connection)}" for field in fields)
+    by_name = {field.name: field for field in meta.concrete_fields}
+    fields = [by_name[name] for name in _INSERTED_FIELDS]
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    types = ", ".join(f"{quote(str(field.column))} {field.db_type(connection)}" for field in fields)
     rows = [
         {
             "seq": event.seq,
@@ -232,7 +233,7 @@ def _insert(events: list[AuditEvent]) -> None:
     document = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) AS "
-        f"src({types}) RETURNING {quote(meta.pk.column)}, {quote('category_slug')}, {quote('seq')}"
+        f"src({types}) RETURNING {quote(str(by_name['id'].column))}, {quote('category_slug')}, {quote('seq')}"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, [document])
