@@ -31,6 +31,7 @@ from cases.permissions import users_who_work
 from governance import events
 from governance.choices import AuditKind
 from governance.history import history_for_rows, system_user
+from governance.lookups import InIds
 from governance.models import Notification
 from governance.services.notifications import notify_each
 
@@ -199,7 +200,10 @@ def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, 
         ]
     if moved_ids:
         history_for_rows(
-            Case.objects.filter(pk__in=moved_ids), user=actor, reason=f"{JOB_REASON}: overdue, moved on", date=now
+            Case.objects.filter(InIds(models.F("pk"), moved_ids)),
+            user=actor,
+            reason=f"{JOB_REASON}: overdue, moved on",
+            date=now,
         )
     events.record_many(specs)
     result.moved = len(moved_ids)
@@ -217,7 +221,7 @@ def _record_breaches(ids: list[int], queues: dict[int, Queue], now: datetime) ->
         output_field=models.BigIntegerField(),
     )
     selection = (
-        Case.objects.filter(pk__in=ids)
+        Case.objects.filter(InIds(models.F("pk"), ids))
         .order_by()
         .annotate(
             breach_detected_at=models.Value(now, output_field=models.DateTimeField()),
@@ -229,9 +233,8 @@ def _record_breaches(ids: list[int], queues: dict[int, Queue], now: datetime) ->
     connection = connections[selection.db]
     quote = connection.ops.quote_name
     meta = SlaBreach._meta
-    columns = ", ".join(
-        quote(meta.get_field(name).column) for name in ("case", "queue", "due_at", "detected_at", "moved_to")
-    )
+    by_name = {field.name: str(field.column) for field in meta.concrete_fields}
+    columns = ", ".join(quote(by_name[name]) for name in ("case", "queue", "due_at", "detected_at", "moved_to"))
     # "WHERE 1 = 1": SQLite needs a WHERE in an INSERT ... SELECT that has an ON CONFLICT clause.
     sql = (
         f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT * FROM ({select_sql}) src WHERE 1 = 1 "
@@ -249,7 +252,7 @@ def _move(ids: list[int], target: Queue, now: datetime) -> None:
     status = models.Case(
         models.When(status__in=OPEN_STATUSES, then=models.Value(target.waiting_status)), default=models.F("status")
     )
-    Case.objects.filter(pk__in=ids).waiting().update(
+    Case.objects.filter(InIds(models.F("pk"), ids)).waiting().update(
         status=status,
         queue=target,
         due_at=now + target.sla,
