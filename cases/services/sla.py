@@ -212,8 +212,8 @@ def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, 
 def _record_breaches(ids: list[int], queues: dict[int, Queue], now: datetime) -> int:
     """One `SlaBreach` per case of `ids` (locked, not moved yet), in one INSERT ... SELECT: the case's queue and
     due time as the database holds them, and where the sweep moves it (its queue's next queue, as loaded for this
-    sweep). A breach already recorded is left as it is (the selection skips those; this keeps it so if two
-    sweeps ever met). Returns the number of cases, recorded now or before."""
+    sweep). ON CONFLICT DO NOTHING leaves a breach already recorded as it is: the selection skips those, and this
+    holds even if two sweeps ever met on one case. Returns the number of cases, recorded now or before."""
     nowhere = Cast(models.Value(None), output_field=models.BigIntegerField())
     moved_to = models.Case(
         *[models.When(queue_id=pk, then=models.Value(q.next_queue_id)) for pk, q in queues.items() if q.next_queue_id],
