@@ -13,6 +13,7 @@ Running the sweep twice changes nothing the second time: moved cases have a new 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -164,13 +165,14 @@ def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, 
 
     specs: list[events.EventSpec] = []
     moved_ids: list[int] = []
+    sources: list[Queue] = []
     for queue_id, group in by_queue.items():
         queue = queues[queue_id]
         target = queue.next_queue
         ids = [case_id for case_id, _ in group]
         if target is not None:
-            _move(ids, target, now)
             moved_ids += ids
+            sources.append(queue)
             result.moved_by_queue[f"{queue.slug} -> {target.slug}"] = len(ids)
             digest.tell(
                 NoticeLine(
@@ -199,6 +201,7 @@ def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, 
             for case_id, due_at in group
         ]
     if moved_ids:
+        _move(moved_ids, sources, now)
         history_for_rows(
             Case.objects.filter(InIds(models.F("pk"), moved_ids)),
             user=actor,
@@ -245,17 +248,30 @@ def _record_breaches(ids: list[int], queues: dict[int, Queue], now: datetime) ->
     return len(ids)
 
 
-def _move(ids: list[int], target: Queue, now: datetime) -> None:
-    """Move cases to `target` with a fresh due time and urgent priority, in one UPDATE; claims (all expired here)
-    are cleared. An open case takes the target's waiting status; an auto-approved one waiting for its audit keeps
-    its final status, only its audit moves on."""
-    status = models.Case(
-        models.When(status__in=OPEN_STATUSES, then=models.Value(target.waiting_status)), default=models.F("status")
-    )
-    Case.objects.filter(InIds(models.F("pk"), ids)).waiting().update(
-        status=status,
-        queue=target,
-        due_at=now + target.sla,
+def _move(ids: list[int], sources: list[Queue], now: datetime) -> None:
+    """Move the cases of `ids`, waiting in the `sources` queues, each to its queue's next queue with that queue's
+    fresh due time and urgent priority; claims (all expired here) are cleared. An open case takes its new queue's
+    waiting status; an auto-approved one waiting for its audit keeps its final status, only its audit moves on.
+
+    One UPDATE for every source queue, each value chosen by the case's current queue (SET expressions read the row
+    as it was): the rows are visited once, in the table's order, so each index page a move writes to is read and
+    dirtied once per sweep rather than once per source queue."""
+
+    moves = [(source, source.next_queue) for source in sources if source.next_queue is not None]
+
+    def by_source(value: Callable[[Queue], Any], output_field: models.Field[Any, Any]) -> models.Case:
+        """`value(target)` for a case in each source queue."""
+        whens = [models.When(queue_id=source.pk, then=models.Value(value(target))) for source, target in moves]
+        return models.Case(*whens, output_field=output_field)
+
+    in_sources = [source.pk for source, _ in moves]
+    Case.objects.filter(InIds(models.F("pk"), ids), queue_id__in=in_sources).waiting().update(
+        status=models.Case(
+            models.When(status__in=OPEN_STATUSES, then=by_source(lambda t: t.waiting_status, models.CharField())),
+            default=models.F("status"),
+        ),
+        queue_id=by_source(lambda t: t.pk, models.BigIntegerField()),
+        due_at=by_source(lambda t: now + t.sla, models.DateTimeField()),
         priority=Priority.URGENT,
         sla_warned_at=None,
         claimed_by=None,
