@@ -148,9 +148,9 @@ def overdue_unheld(now: datetime) -> Any:
 
 @transaction.atomic
 def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, digest: Digest) -> None:
-    """Record the breaches and move the overdue cases, set-wise: for the whole sweep one INSERT ... SELECT of the
-    breaches, per source queue one UPDATE, then one insert each of history rows and audit events (one event per
-    case, so each case's own audit trail shows its breach)."""
+    """Record the breaches and move the overdue cases, set-wise, whatever their number: one INSERT ... SELECT of the
+    breaches, one UPDATE of the moves, one insert each of history rows and audit events (one event per case, so
+    each case's own audit trail shows its breach)."""
     rows = list(
         overdue_unheld(now).select_for_update(skip_locked=True, of=("self",)).values_list("id", "queue_id", "due_at")
     )
@@ -256,7 +256,6 @@ def _move(ids: list[int], sources: list[Queue], now: datetime) -> None:
     One UPDATE for every source queue, each value chosen by the case's current queue (SET expressions read the row
     as it was): the rows are visited once, in the table's order, so each index page a move writes to is read and
     dirtied once per sweep rather than once per source queue."""
-
     moves = [(source, source.next_queue) for source in sources if source.next_queue is not None]
 
     def by_source(value: Callable[[Queue], Any], output_field: models.Field[Any, Any]) -> models.Case:
