@@ -433,7 +433,8 @@ PHASES: tuple[tuple[str, str], ...] = (
     ("warn: UPDATE per queue", r'^UPDATE "cases_case" SET "sla_warned_at"'),
     ("overdue selection (FOR UPDATE SKIP LOCKED)", r"SKIP LOCKED"),
     ("system user", r'"auth_user"\."username" =|^INSERT INTO "auth_user"|^UPDATE "auth_user" SET "password"'),
-    ("move: UPDATE per source queue", r'^UPDATE "cases_case" SET ("status" = %s, )?"queue_id"'),
+    # The status is a CASE (open cases take the target's status, audits keep theirs), then the queue.
+    ("move: UPDATE of the overdue cases", r'^UPDATE "cases_case" SET ("status" = (%s|CASE .*? END), )?"queue_id"'),
     ("SlaBreach bulk insert", r'^INSERT INTO "cases_slabreach"'),
     ("load moved cases (for history)", r'^SELECT .* FROM "cases_case" WHERE "cases_case"\."id" IN'),
     ("history bulk insert", r'^INSERT INTO "cases_historicalcase"'),

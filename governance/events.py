@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from governance import webhooks
@@ -86,9 +86,13 @@ def content_digest(content: dict[str, Any]) -> str:
 
 
 def canonical_json(event: AuditEvent) -> str:
+    return _canonical_text(event, event.created_at.isoformat())
+
+
+def _canonical_text(event: AuditEvent, created_at: str) -> str:
     body = {
         "seq": event.seq,
-        "created_at": event.created_at.isoformat(),
+        "created_at": created_at,
         "kind": event.kind,
         "actor_id": event.actor_id,
         "actor_username": event.actor_username,
@@ -146,7 +150,10 @@ def record_many(specs: Iterable[EventSpec]) -> list[AuditEvent]:
         return []
     heads = _lock_heads({spec.category_slug for spec in specs})
     now = timezone.now()
+    key = str(settings.AUDIT_KEY).encode()
+    created_at = now.isoformat()
     events: list[AuditEvent] = []
+    texts: list[str] = []
     for spec in specs:
         head = heads[spec.category_slug]
         actor = spec.actor
@@ -161,15 +168,74 @@ def record_many(specs: Iterable[EventSpec]) -> list[AuditEvent]:
             payload=normalise_payload(spec.payload),
             prev_hash=head.hash,
         )
-        event.hash = compute_hash(head.hash, event)
+        # What compute_hash() does, with the key and the time stamp's text made once for the whole batch.
+        text = _canonical_text(event, created_at)
+        event.hash = hmac.new(key, (head.hash + text).encode(), hashlib.sha256).hexdigest()
         head.seq, head.hash = event.seq, event.hash
         events.append(event)
-    AuditEvent.objects.bulk_create(events)
+        texts.append(text)
+    _insert(events, texts)
     for head in heads.values():
         AuditChainHead.objects.filter(pk=head.pk).update(seq=head.seq, hash=head.hash)
     # In the same transaction: a webhook delivery exists exactly when its event does.
     webhooks.queue_deliveries(events)
     return events
+
+
+# The columns `_insert` writes: the keys of an event's canonical JSON (`_canonical_text`) and its two hashes.
+_INSERTED_FIELDS = (
+    "seq",
+    "created_at",
+    "kind",
+    "actor_id",
+    "actor_username",
+    "category_slug",
+    "case_id",
+    "payload",
+    "prev_hash",
+    "hash",
+)
+
+
+def _insert(events: list[AuditEvent], texts: list[str]) -> None:
+    """Insert the events, whose canonical JSON texts (what was hashed) are `texts`, and set their ids: on
+    PostgreSQL in one statement whose one parameter is the rows as a JSON document, elsewhere by `bulk_create`.
+
+    `bulk_create` costs 10,000 events (an SLA sweep's breaches) about a second on PostgreSQL: Django prepares
+    every value of every field in Python, and psycopg, binding client-side, quotes its arrays element by element
+    (every double quote of every payload escaped by a regex callback). The canonical text of an event is already
+    a JSON object holding every column but the hashes (the normalised payload among them, so what is stored is
+    what was hashed); each row of the document is that text with the two hashes added, quoted as one string,
+    and the database reads it with `json_to_recordset`.
+    """
+    connection = connections[router.db_for_write(AuditEvent)]
+    if connection.vendor != "postgresql":
+        AuditEvent.objects.bulk_create(events)
+        return
+    meta = AuditEvent._meta
+    quote = connection.ops.quote_name
+    by_name = {field.name: field for field in meta.concrete_fields}
+    fields = [by_name[name] for name in _INSERTED_FIELDS]
+    columns = ", ".join(quote(str(field.column)) for field in fields)
+    types = ", ".join(f"{quote(str(field.column))} {field.db_type(connection)}" for field in fields)
+    # A row: the canonical object (whose keys are the column names) reopened for the two hashes, hex digits that
+    # need no escaping.
+    rows = [
+        f'{text[:-1]},"prev_hash":"{event.prev_hash}","hash":"{event.hash}"}}'
+        for event, text in zip(events, texts, strict=True)
+    ]
+    document = f"[{','.join(rows)}]"
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {columns} FROM json_to_recordset(%s::json) AS "
+        f"src({types}) RETURNING {quote(str(by_name['id'].column))}, {quote('category_slug')}, {quote('seq')}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [document])
+        ids = {(chain, seq): pk for pk, chain, seq in cursor.fetchall()}
+    for event in events:
+        event.pk = ids[(event.category_slug, event.seq)]
+        event._state.adding = False
+        event._state.db = connection.alias
 
 
 # --- Bindings: rows of higher layers whose content an event vouches for ---

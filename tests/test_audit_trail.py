@@ -119,3 +119,35 @@ def test_a_long_reason_is_kept_whole_in_the_audit_event_and_shortened_in_history
     assert response.status_code == 200
     assert AuditEvent.objects.get(kind="category.paused").payload["reason"] == reason
     assert len(category.history.first().history_change_reason) == 100
+
+
+def test_events_recorded_together_store_exactly_what_was_hashed_and_verify():
+    # record_many writes a batch in one statement (on PostgreSQL, as one JSON document): every value must come back
+    # as the hash saw it, whatever the payload holds.
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    payloads = [
+        {"text": 'quote " backslash \\ tab \t newline \n', "accents": "é ß 漢字 🙂", "empty": ""},
+        {"number": 0.30000000000000004, "big": 2**62, "negative": -1.5e-7, "flag": True, "nothing": None},
+        {
+            "nested": {"b": [1, {"c": "d"}], "a": []},
+            "decimal": Decimal("12.50"),
+            "at": datetime(2026, 1, 2, tzinfo=UTC),
+        },
+        {},
+    ]
+    specs = [
+        events.EventSpec(kind="case.routed", category_slug=slug, case_id=index, payload=payload)
+        for index, payload in enumerate(payloads)
+        for slug in ("cat-a", "")
+    ]
+    recorded = events.record_many(specs)
+    assert all(event.pk is not None for event in recorded)
+    for event in recorded:
+        stored = AuditEvent.objects.get(pk=event.pk)
+        assert (stored.category_slug, stored.seq, stored.case_id) == (event.category_slug, event.seq, event.case_id)
+        assert stored.payload == event.payload == events.normalise_payload(specs[recorded.index(event)].payload)
+        assert stored.created_at == event.created_at
+        assert stored.hash == event.hash == events.compute_hash(stored.prev_hash, stored)
+    assert events.verify_chain(anchors=[]).ok

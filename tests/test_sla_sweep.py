@@ -187,3 +187,80 @@ def test_an_idle_sweep_reads_no_grants_and_a_fixed_number_of_statements(
         result = sweep()
     assert (result.warned, result.moved, result.breached) == (0, 0, 0)
     assert not Notification.objects.exists()
+
+
+def _write_statements(queries: list[dict[str, str]]) -> dict[str, int]:
+    """The sweep's writes of moved cases, counted by what they write."""
+    counts = {"moves": 0, "breaches": 0, "history": 0, "events": 0}
+    for query in queries:
+        sql = query["sql"].split(" WHERE ")[0]
+        if sql.startswith('UPDATE "cases_case" SET') and '"queue_id" =' in sql:
+            counts["moves"] += 1
+        elif sql.startswith('INSERT INTO "cases_slabreach"'):
+            counts["breaches"] += 1
+        elif sql.startswith('INSERT INTO "cases_historicalcase"'):
+            counts["history"] += 1
+        elif sql.startswith('INSERT INTO "governance_auditevent"'):
+            counts["events"] += 1
+    return counts
+
+
+@pytest.mark.parametrize("per_queue", [1, 6])
+def test_overdue_cases_of_every_queue_move_in_one_statement_whatever_their_number(category, people, per_queue):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    cases = [make_case(category, confidence=confidence) for confidence in (0.8, 0.5) for _ in range(per_queue)]
+    assert {case.queue.slug for case in cases} == {"cat-quick", "cat-full"}
+    late = max(case.due_at for case in cases) + timedelta(minutes=1)
+    with time_machine.travel(late, tick=False), CaptureQueriesContext(connection) as captured:
+        result = sweep()
+    assert result.moved == result.breached == 2 * per_queue
+    # Two source queues, one UPDATE for both; the breaches, history rows and audit events in one statement each.
+    assert _write_statements(captured.captured_queries) == {"moves": 1, "breaches": 1, "history": 1, "events": 1}
+    assert SlaBreach.objects.count() == Case.history.filter(history_change_reason__startswith="SLA sweep").count()
+    for case in cases:
+        case.refresh_from_db()
+        breach = SlaBreach.objects.get(case=case)
+        assert (breach.moved_to, breach.detected_at) == (case.queue, late)
+        assert case.queue.slug == "cat-escalation" and case.status == "escalated"
+    assert events.verify_chain(anchors=[]).ok
+
+
+def test_an_overdue_audit_moves_on_and_keeps_its_final_status(category, people):
+    # The open cases and the audits of a queue move in the same UPDATE: only an open case takes the target's status.
+    audit, escalation = Queue.objects.get(slug="cat-audit"), Queue.objects.get(slug="cat-escalation")
+    Queue.objects.filter(pk=audit.pk).update(next_queue=escalation)
+    audited, waiting = make_case(category, confidence=0.8), make_case(category, confidence=0.8)
+    Case.objects.filter(pk__in=[audited.pk, waiting.pk]).update(queue=audit)
+    Case.objects.filter(pk=audited.pk).update(status="auto_approved", audit_status="pending")
+    with time_machine.travel(max(audited.due_at, waiting.due_at) + timedelta(minutes=1), tick=False):
+        assert sweep().moved == 2
+    audited.refresh_from_db()
+    waiting.refresh_from_db()
+    assert (audited.status, audited.audit_status, audited.queue) == ("auto_approved", "pending", escalation)
+    assert (waiting.status, waiting.queue) == ("escalated", escalation)
+    assert set(SlaBreach.objects.values_list("queue", "moved_to")) == {(audit.pk, escalation.pk)}
+
+
+def test_ids_named_by_ininds_select_the_same_rows_as_pk_in(category):
+    from django.db.models import F
+
+    from governance.lookups import InIds
+
+    cases = [make_case(category, confidence=0.8) for _ in range(4)]
+    wanted = [cases[0].pk, cases[2].pk, cases[3].pk]
+    assert set(Case.objects.filter(InIds(F("pk"), wanted)).values_list("pk", flat=True)) == set(wanted)
+    assert not Case.objects.filter(InIds(F("pk"), [])).exists()
+
+
+@pytest.mark.postgres
+def test_ids_named_by_ininds_are_one_array_parameter_on_postgresql(category):
+    from django.db.models import F
+
+    from governance.lookups import InIds
+
+    case = make_case(category, confidence=0.8)
+    sql, params = Case.objects.filter(InIds(F("pk"), [case.pk, case.pk + 1000])).values("pk").query.sql_with_params()
+    assert "= ANY(%s::bigint[])" in sql
+    assert params == ([case.pk, case.pk + 1000],)

@@ -13,23 +13,26 @@ Running the sweep twice changes nothing the second time: moved cases have a new 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connections, models, transaction
 from django.db.models import Exists, OuterRef
+from django.db.models.functions import Cast
 from django.utils import timezone
 from django.utils.text import Truncator
 
-from cases.choices import OPEN_STATUSES, AuditStatus, Priority
+from cases.choices import OPEN_STATUSES, Priority
 from cases.links import queue_work_link
 from cases.models import SLA_WARN_SHARE, Case, Queue, SlaBreach
 from cases.permissions import users_who_work
 from governance import events
 from governance.choices import AuditKind
 from governance.history import history_for_rows, system_user
+from governance.lookups import InIds
 from governance.models import Notification
 from governance.services.notifications import notify_each
 
@@ -145,9 +148,9 @@ def overdue_unheld(now: datetime) -> Any:
 
 @transaction.atomic
 def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, digest: Digest) -> None:
-    """Record the breaches and move the overdue cases, set-wise: per source queue one UPDATE, and for the whole
-    sweep one insert each of breaches, history rows and audit events (one event per case, so each case's own
-    audit trail shows its breach)."""
+    """Record the breaches and move the overdue cases, set-wise, whatever their number: one INSERT ... SELECT of the
+    breaches, one UPDATE of the moves, one insert each of history rows and audit events (one event per case, so
+    each case's own audit trail shows its breach)."""
     rows = list(
         overdue_unheld(now).select_for_update(skip_locked=True, of=("self",)).values_list("id", "queue_id", "due_at")
     )
@@ -157,17 +160,19 @@ def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, 
     by_queue: dict[int, list[tuple[int, datetime]]] = defaultdict(list)
     for case_id, queue_id, due_at in rows:
         by_queue[queue_id].append((case_id, due_at))
+    # Before the moves: a breach row is the case as it waited (its queue and due time), read in the database.
+    result.breached = _record_breaches([case_id for case_id, _, _ in rows], queues, now)
 
-    breaches: list[SlaBreach] = []
     specs: list[events.EventSpec] = []
     moved_ids: list[int] = []
+    sources: list[Queue] = []
     for queue_id, group in by_queue.items():
         queue = queues[queue_id]
         target = queue.next_queue
         ids = [case_id for case_id, _ in group]
         if target is not None:
-            _move(ids, target, now)
             moved_ids += ids
+            sources.append(queue)
             result.moved_by_queue[f"{queue.slug} -> {target.slug}"] = len(ids)
             digest.tell(
                 NoticeLine(
@@ -177,10 +182,6 @@ def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, 
                     breach=True,
                 )
             )
-        breaches += [
-            SlaBreach(case_id=case_id, queue=queue, due_at=due_at, detected_at=now, moved_to=target)
-            for case_id, due_at in group
-        ]
         common = {
             "queue": queue.slug,
             "moved_to": target.slug if target else None,
@@ -199,30 +200,83 @@ def _move_overdue(queues: dict[int, Queue], now: datetime, result: SweepResult, 
             )
             for case_id, due_at in group
         ]
-    SlaBreach.objects.bulk_create(breaches, ignore_conflicts=True)
     if moved_ids:
+        _move(moved_ids, sources, now)
         history_for_rows(
-            Case.objects.filter(pk__in=moved_ids), user=actor, reason=f"{JOB_REASON}: overdue, moved on", date=now
+            Case.objects.filter(InIds(models.F("pk"), moved_ids)),
+            user=actor,
+            reason=f"{JOB_REASON}: overdue, moved on",
+            date=now,
         )
     events.record_many(specs)
-    result.breached = len(breaches)
     result.moved = len(moved_ids)
 
 
-def _move(ids: list[int], target: Queue, now: datetime) -> None:
-    """Move cases to `target` with a fresh due time and urgent priority; claims (all expired here) are cleared."""
-    common = {
-        "queue": target,
-        "due_at": now + target.sla,
-        "priority": Priority.URGENT,
-        "sla_warned_at": None,
-        "claimed_by": None,
-        "claimed_until": None,
-        "updated_at": now,
-    }
-    Case.objects.filter(pk__in=ids, status__in=OPEN_STATUSES).update(status=target.waiting_status, **common)
-    # An auto-approved case waiting for its audit keeps its final status; only its audit moves on.
-    Case.objects.filter(pk__in=ids, audit_status=AuditStatus.PENDING).exclude(status__in=OPEN_STATUSES).update(**common)
+def _record_breaches(ids: list[int], queues: dict[int, Queue], now: datetime) -> int:
+    """One `SlaBreach` per case of `ids` (locked, not moved yet), in one INSERT ... SELECT: the case's queue and
+    due time as the database holds them, and where the sweep moves it (its queue's next queue, as loaded for this
+    sweep). ON CONFLICT DO NOTHING leaves a breach already recorded as it is: the selection skips those, and this
+    holds even if two sweeps ever met on one case. Returns the number of cases, recorded now or before."""
+    nowhere = Cast(models.Value(None), output_field=models.BigIntegerField())
+    moved_to = models.Case(
+        *[models.When(queue_id=pk, then=models.Value(q.next_queue_id)) for pk, q in queues.items() if q.next_queue_id],
+        default=nowhere,
+        output_field=models.BigIntegerField(),
+    )
+    selection = (
+        Case.objects.filter(InIds(models.F("pk"), ids))
+        .order_by()
+        .annotate(
+            breach_detected_at=models.Value(now, output_field=models.DateTimeField()),
+            breach_moved_to=moved_to,
+        )
+        .values_list("id", "queue_id", "due_at", "breach_detected_at", "breach_moved_to")
+    )
+    select_sql, params = selection.query.sql_with_params()
+    connection = connections[selection.db]
+    quote = connection.ops.quote_name
+    meta = SlaBreach._meta
+    by_name = {field.name: str(field.column) for field in meta.concrete_fields}
+    columns = ", ".join(quote(by_name[name]) for name in ("case", "queue", "due_at", "detected_at", "moved_to"))
+    # "WHERE 1 = 1": SQLite needs a WHERE in an INSERT ... SELECT that has an ON CONFLICT clause.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT * FROM ({select_sql}) src WHERE 1 = 1 "
+        "ON CONFLICT DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+    return len(ids)
+
+
+def _move(ids: list[int], sources: list[Queue], now: datetime) -> None:
+    """Move the cases of `ids`, waiting in the `sources` queues, each to its queue's next queue with that queue's
+    fresh due time and urgent priority; claims (all expired here) are cleared. An open case takes its new queue's
+    waiting status; an auto-approved one waiting for its audit keeps its final status, only its audit moves on.
+
+    One UPDATE for every source queue, each value chosen by the case's current queue (SET expressions read the row
+    as it was): the rows are visited once, in the table's order, so each index page a move writes to is read and
+    dirtied once per sweep rather than once per source queue."""
+    moves = [(source, source.next_queue) for source in sources if source.next_queue is not None]
+
+    def by_source(value: Callable[[Queue], Any], output_field: models.Field[Any, Any]) -> models.Case:
+        """`value(target)` for a case in each source queue."""
+        whens = [models.When(queue_id=source.pk, then=models.Value(value(target))) for source, target in moves]
+        return models.Case(*whens, output_field=output_field)
+
+    in_sources = [source.pk for source, _ in moves]
+    Case.objects.filter(InIds(models.F("pk"), ids), queue_id__in=in_sources).waiting().update(
+        status=models.Case(
+            models.When(status__in=OPEN_STATUSES, then=by_source(lambda t: t.waiting_status, models.CharField())),
+            default=models.F("status"),
+        ),
+        queue_id=by_source(lambda t: t.pk, models.BigIntegerField()),
+        due_at=by_source(lambda t: now + t.sla, models.DateTimeField()),
+        priority=Priority.URGENT,
+        sla_warned_at=None,
+        claimed_by=None,
+        claimed_until=None,
+        updated_at=now,
+    )
 
 
 def _overdue_by(due_at: datetime, now: datetime) -> str:
