@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('cases', '0008_sla_warning_index'),
+        ('cases', '0009_lean_write_indexes'),
         ('governance', '0015_category_pause_incident'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -52,14 +52,17 @@ class AuditEvent(models.Model):
     case_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     payload = models.JSONField(default=dict)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.UniqueConstraint(fields=["category_slug", "seq"], name="%(app_label)s_%(class)s_chain_seq_unique")
+            models.UniqueConstraint(fields=["category_slug", "seq"], name="%(app_label)s_%(class)s_chain_seq_unique"),
+            # A constraint, not `unique=True` on the field: on PostgreSQL that would add a second, pattern-ops index
+            # that no query uses and every appended event (10,000 in a busy SLA sweep) would write into.
+            models.UniqueConstraint(fields=["hash"], name="%(app_label)s_%(class)s_hash_unique"),
         ]
         indexes = [models.Index(fields=["kind", "created_at"], name="governance_audit_kind_created")]
 
