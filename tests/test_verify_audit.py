@@ -17,10 +17,10 @@ from rq.cron import CronScheduler
 
 from governance import append_only, events, services
 from governance.jobs import verify_audit_chain
-from governance.models import AuditChainHead, AuditEvent, Notification
+from governance.models import AuditChainHead, AuditEvent, Notification, Policy
 from hitl_project.cron import JOBS
 from reviews import services as review_services
-from reviews.models import Decision
+from reviews.models import Decision, DoubleReview
 from tests.factories import UserFactory, grant_queue, make_case, make_category
 
 pytestmark = pytest.mark.django_db
@@ -244,9 +244,26 @@ def test_a_decision_added_behind_the_trails_back_is_named(decision: Decision) ->
     assert f"decision {forged.pk} has no audit event" in broken()
 
 
-def test_a_deleted_decision_is_named(decision: Decision) -> None:
+@pytest.fixture
+def double_reviewed_decision() -> Decision:
+    """A decision whose case is drawn for a second review, always (the draw hashes the case's external id, so at
+    the default rate whether it is drawn depends on how many cases the run made before)."""
+    category = make_category("decided-twice")
+    Policy.objects.filter(category=category).update(double_review_rate=1.0)
+    case = make_case(category, confidence=0.8)
+    reviewer = UserFactory(roles=["Reviewer"])
+    grant_queue(reviewer, case.queue)
+    decision = review_services.decide(case=case, user=reviewer, action="approve")
+    assert DoubleReview.objects.filter(first_decision=decision).exists()
+    return decision
+
+
+def test_a_deleted_decision_is_named(double_reviewed_decision: Decision) -> None:
+    decision = double_reviewed_decision
     with triggers_bypassed():
-        execute("DELETE FROM reviews_label WHERE decision_id = %s", [decision.pk])  # derived; it points at it
+        # The rows derived from it first, which point at it: its second review, then its label.
+        execute("DELETE FROM reviews_doublereview WHERE first_decision_id = %s", [decision.pk])
+        execute("DELETE FROM reviews_label WHERE decision_id = %s", [decision.pk])
         execute(f"DELETE FROM {DECISIONS} WHERE id = %s", [decision.pk])
     assert f"decision {decision.pk} recorded here is gone" in broken()
 
