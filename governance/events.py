@@ -104,8 +104,12 @@ def _canonical_text(event: AuditEvent, created_at: str) -> str:
 
 
 def compute_hash(prev_hash: str, event: AuditEvent) -> str:
-    key = str(settings.AUDIT_KEY).encode()
-    return hmac.new(key, (prev_hash + canonical_json(event)).encode(), hashlib.sha256).hexdigest()
+    return keyed_hash(str(settings.AUDIT_KEY).encode(), prev_hash, canonical_json(event))
+
+
+def keyed_hash(key: bytes, prev_hash: str, text: str) -> str:
+    """The chain's link: HMAC-SHA256 under the audit key of the previous hash followed by a row's canonical text."""
+    return hmac.new(key, (prev_hash + text).encode(), hashlib.sha256).hexdigest()
 
 
 def record(
@@ -168,9 +172,9 @@ def record_many(specs: Iterable[EventSpec]) -> list[AuditEvent]:
             payload=normalise_payload(spec.payload),
             prev_hash=head.hash,
         )
-        # What compute_hash() does, with the key and the time stamp's text made once for the whole batch.
+        # compute_hash(), with the key and the time stamp's text made once for the whole batch.
         text = _canonical_text(event, created_at)
-        event.hash = hmac.new(key, (head.hash + text).encode(), hashlib.sha256).hexdigest()
+        event.hash = keyed_hash(key, head.hash, text)
         head.seq, head.hash = event.seq, event.hash
         events.append(event)
         texts.append(text)
