@@ -90,16 +90,9 @@ def canonical_json(event: AuditEvent) -> str:
 
 
 def _canonical_text(event: AuditEvent, created_at: str) -> str:
-    body = {
-        "seq": event.seq,
-        "created_at": created_at,
-        "kind": event.kind,
-        "actor_id": event.actor_id,
-        "actor_username": event.actor_username,
-        "category_slug": event.category_slug,
-        "case_id": event.case_id,
-        "payload": event.payload,
-    }
+    """The event's hashed fields as one JSON object, keys sorted, its time stamp as `created_at` (ISO text)."""
+    body = {name: getattr(event, name) for name in AuditEvent.HASHED_FIELDS}
+    body["created_at"] = created_at
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -186,21 +179,6 @@ def record_many(specs: Iterable[EventSpec]) -> list[AuditEvent]:
     return events
 
 
-# The columns `_insert` writes: the keys of an event's canonical JSON (`_canonical_text`) and its two hashes.
-_INSERTED_FIELDS = (
-    "seq",
-    "created_at",
-    "kind",
-    "actor_id",
-    "actor_username",
-    "category_slug",
-    "case_id",
-    "payload",
-    "prev_hash",
-    "hash",
-)
-
-
 def _insert(events: list[AuditEvent], texts: list[str]) -> None:
     """Insert the events, whose canonical JSON texts (what was hashed) are `texts`, and set their ids: on
     PostgreSQL in one statement whose one parameter is the rows as a JSON document, elsewhere by `bulk_create`.
@@ -219,7 +197,7 @@ def _insert(events: list[AuditEvent], texts: list[str]) -> None:
     meta = AuditEvent._meta
     quote = connection.ops.quote_name
     by_name = {field.name: field for field in meta.concrete_fields}
-    fields = [by_name[name] for name in _INSERTED_FIELDS]
+    fields = [by_name[name] for name in AuditEvent.STORED_FIELDS]
     columns = ", ".join(quote(str(field.column)) for field in fields)
     types = ", ".join(f"{quote(str(field.column))} {field.db_type(connection)}" for field in fields)
     # A row: the canonical object (whose keys are the column names) reopened for the two hashes, hex digits that

@@ -7,7 +7,9 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import connections, models
+from django.db import models
+
+from governance.insert_select import insert_select
 
 SYSTEM_USERNAME = "system"
 
@@ -59,30 +61,16 @@ def history_for_rows(
     "created" (`created`: the rows were just inserted, as intake's are).
 
     What simple-history's `bulk_history_create` records, without loading the rows into Python and sending them
-    back: a sweep that moves 10,000 cases writes their history in one statement inside the database. Django has no
-    INSERT ... SELECT, so the statement is built from the history model's own field list, and the selection is
-    the queryset's own SQL. Returns the number of rows written.
+    back: a sweep that moves 10,000 cases writes their history in one statement inside the database. The columns
+    are the history model's own tracked fields, selected from the rows, then its bookkeeping. Returns the number
+    of rows written.
     """
-    model = queryset.model
-    historical = model.history.model
+    historical = queryset.model.history.model
     # The tracked fields: the model's own (its id among them), without the history_* bookkeeping.
     tracked = [field for field in historical._meta.concrete_fields if not field.name.startswith("history_")]
-    selection = queryset.order_by().values_list(*[field.attname for field in tracked])
-    select_sql, select_params = selection.query.sql_with_params()
-    connection = connections[queryset.db]
-    quote = connection.ops.quote_name
-    columns = [field.column for field in tracked]
-    columns += ["history_date", "history_change_reason", "history_type", "history_user_id"]
-    extras = [
-        connection.ops.adapt_datetimefield_value(date),
-        short_reason(reason),
-        "+" if created else "~",
-        user.pk if user is not None else None,
-    ]
-    sql = (
-        f"INSERT INTO {quote(historical._meta.db_table)} ({', '.join(quote(c) for c in columns)}) "
-        f"SELECT src.*, %s, %s, %s, %s FROM ({select_sql}) src"
+    return insert_select(
+        historical,
+        [field.name for field in tracked] + ["history_date", "history_change_reason", "history_type", "history_user"],
+        queryset.values_list(*[field.attname for field in tracked]),
+        constants=[date, short_reason(reason), "+" if created else "~", user.pk if user is not None else None],
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*extras, *select_params])  # in the order their placeholders appear
-        return int(cursor.rowcount)

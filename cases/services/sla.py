@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import connections, models, transaction
+from django.db import models, transaction
 from django.db.models import Exists, OuterRef
 from django.db.models.functions import Cast
 from django.utils import timezone
@@ -32,6 +32,7 @@ from cases.permissions import users_who_work
 from governance import events
 from governance.choices import AuditKind
 from governance.history import history_for_rows, system_user
+from governance.insert_select import insert_select
 from governance.lookups import InIds
 from governance.models import Notification
 from governance.services.notifications import notify_each
@@ -225,26 +226,16 @@ def _record_breaches(ids: list[int], queues: dict[int, Queue], now: datetime) ->
     )
     selection = (
         Case.objects.filter(InIds(models.F("pk"), ids))
-        .order_by()
-        .annotate(
-            breach_detected_at=models.Value(now, output_field=models.DateTimeField()),
-            breach_moved_to=moved_to,
-        )
-        .values_list("id", "queue_id", "due_at", "breach_detected_at", "breach_moved_to")
+        .annotate(breach_moved_to=moved_to)
+        .values_list("id", "queue_id", "due_at", "breach_moved_to")
     )
-    select_sql, params = selection.query.sql_with_params()
-    connection = connections[selection.db]
-    quote = connection.ops.quote_name
-    meta = SlaBreach._meta
-    by_name = {field.name: str(field.column) for field in meta.concrete_fields}
-    columns = ", ".join(quote(by_name[name]) for name in ("case", "queue", "due_at", "detected_at", "moved_to"))
-    # "WHERE 1 = 1": SQLite needs a WHERE in an INSERT ... SELECT that has an ON CONFLICT clause.
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT * FROM ({select_sql}) src WHERE 1 = 1 "
-        "ON CONFLICT DO NOTHING"
+    insert_select(
+        SlaBreach,
+        ["case", "queue", "due_at", "moved_to", "detected_at"],
+        selection,
+        constants=[now],
+        ignore_conflicts=True,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
     return len(ids)
 
 

@@ -29,18 +29,7 @@ class AuditEventAdmin(VisibleToAdminMixin, admin.ModelAdmin[AuditEvent]):
     list_filter = ("kind", AuditCategoryFilter)
     ordering = ("-seq",)
     show_full_result_count = False
-    fields = (
-        "seq",
-        "created_at",
-        "kind",
-        "actor_id",
-        "actor_username",
-        "category_slug",
-        "case_id",
-        "payload",
-        "prev_hash",
-        "hash",
-    )
+    fields = AuditEvent.STORED_FIELDS
     readonly_fields = fields
 
     def restrict(self, queryset: QuerySet[Any], user: User | AnonymousUser) -> QuerySet[Any]:

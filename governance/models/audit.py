@@ -56,6 +56,11 @@ class AuditEvent(models.Model):
 
     objects = AuditEventQuerySet.as_manager()
 
+    # What the hash covers: these fields, as the canonical JSON object of their names (governance.events)...
+    HASHED_FIELDS = ("seq", "created_at", "kind", "actor_id", "actor_username", "category_slug", "case_id", "payload")
+    # ...and what a row holds besides its id: those, and the two links of the chain.
+    STORED_FIELDS = (*HASHED_FIELDS, "prev_hash", "hash")
+
     class Meta:
         ordering = ["id"]
         constraints = [
