@@ -33,7 +33,10 @@ It creates a scratch PostgreSQL database (``--db-name``, never ``test``), migrat
    events written (and that chain's links and hashes), the cases moved, the held and stale ones untouched.
    Also the WAL written meanwhile (bytes, full-page images; every session's, so an upper bound on a shared
    server) and the server settings that matter (shared_buffers, wal_compression...), in the JSON.
-4. A second ``sweep()`` right after: seconds and counts (it should have almost nothing to do).
+4. A second ``sweep()`` right after: seconds and counts (no move and no breach; it warns the cases that crossed
+   80 % of their SLA since the first). Then a third at the second's instant (``sweep(now=...)``): a sweep with
+   nothing to do at all, what the budget's "under 0.2 s" is about; its statements are the fixed cost of every
+   sweep (a probe per queue).
 
 For diagnosis: ``--profile`` runs one more sweep first, under cProfile and rolled back (then VACUUM), and prints
 its profile; ``--prepare-only`` builds and keeps the database without sweeping, to try fixes by hand (each try
@@ -121,6 +124,7 @@ TOP_STATEMENTS = 8
 
 # DESIGN.md "Budgets".
 TARGET_SECONDS = 2.0
+TARGET_IDLE_SECONDS = 0.2
 BUDGET_OPEN = 1_000_000
 BUDGET_OVERDUE = 10_000
 
@@ -615,9 +619,10 @@ def wal_since(before: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in before}
 
 
-def timed_sweep() -> tuple[Any, float, QueryLog, dict[str, int]]:
-    """One sweep() with every statement recorded; and the WAL the server wrote meanwhile (read outside the timing;
-    other sessions' writes count too, so it is an upper bound on a shared server)."""
+def timed_sweep(now: datetime | None = None) -> tuple[Any, float, QueryLog, dict[str, int]]:
+    """One sweep() (at `now`, else the current time) with every statement recorded; and the WAL the server wrote
+    meanwhile (read outside the timing; other sessions' writes count too, so it is an upper bound on a shared
+    server)."""
     from django.db import connection
 
     from cases.services.sla import sweep
@@ -626,7 +631,7 @@ def timed_sweep() -> tuple[Any, float, QueryLog, dict[str, int]]:
     wal = wal_stats()
     with connection.execute_wrapper(log):
         log.t0 = time.perf_counter()
-        result = sweep()
+        result = sweep(now=now)
         seconds = time.perf_counter() - log.t0
     return result, seconds, log, wal_since(wal)
 
@@ -728,8 +733,12 @@ def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
     checks = verify(fx, mix, anchor, since, heads, first)
     print(f"  checks {'passed' if checks['ok'] else 'FAILED'}: {checks}", flush=True)
     print("Sweep 2: cases.services.sla.sweep() again ...", flush=True)
-    second, seconds2, log2, wal2 = timed_sweep()
+    second_at = timezone.now()
+    second, seconds2, log2, wal2 = timed_sweep(second_at)
     print(f"  {seconds2:.3f} s: {second.as_dict()}; {len(log2.entries)} statements", flush=True)
+    print("Sweep 3: at the second's instant, with nothing to do ...", flush=True)
+    idle, seconds3, log3, wal3 = timed_sweep(second_at)
+    print(f"  {seconds3:.3f} s: {idle.as_dict()}; {len(log3.entries)} statements", flush=True)
     return {
         "anchor": anchor.isoformat(),
         "minutes_from_anchor_to_sweep": round(drift.total_seconds() / 60, 2),
@@ -746,6 +755,12 @@ def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
             "result": second.as_dict(),
             **breakdown(log2, seconds2),
         },
+        "idle": {
+            "seconds": round(seconds3, 4),
+            "wal": wal3,
+            "result": idle.as_dict(),
+            **breakdown(log3, seconds3),
+        },
     }
 
 
@@ -753,7 +768,7 @@ def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
 
 
 def table_rows(mix: Mix, data: dict[str, Any], sweeps: dict[str, Any]) -> list[dict[str, str]]:
-    first, second = sweeps["first"], sweeps["second"]
+    first, second, idle = sweeps["first"], sweeps["second"], sweeps["idle"]
     at_budget = mix.open >= BUDGET_OPEN and mix.overdue >= BUDGET_OVERDUE
     target = f"< {TARGET_SECONDS:g} s" + ("" if at_budget else " (budget at 1M/10k)")
     res = first["result"]
@@ -790,6 +805,16 @@ def table_rows(mix: Mix, data: dict[str, Any], sweeps: dict[str, Any]) -> list[d
             f"breached {second['result']['breached']}, warned {second['result']['warned']}",
             "no move, no breach",
             verdict(second["result"]["moved"] == second["result"]["breached"] == 0),
+        ),
+        row(
+            "sweep with nothing to do (third, at the second's instant)",
+            f"{idle['seconds']:.3f} s, {idle['statements']} statements, "
+            f"{sum(idle['result'][k] for k in ('moved', 'breached', 'warned'))} changes",
+            f"< {TARGET_IDLE_SECONDS:g} s, none",
+            verdict(
+                idle["seconds"] < TARGET_IDLE_SECONDS
+                and idle["result"]["moved"] == idle["result"]["breached"] == idle["result"]["warned"] == 0
+            ),
         ),
     ]
 
