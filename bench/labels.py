@@ -593,7 +593,7 @@ def measure_intake(version: Any, sklearn_predictor: Any, inputs: list[Any], args
     from guardian.shortcuts import assign_perm
     from rest_framework.authtoken.models import Token
 
-    from cases.services import intake as intake_service
+    from cases.services.intake import router as intake_router
     from cases.services.prediction import predictor_for
     from governance.predictor import input_text
     from governance.services import promote_model_version
@@ -624,7 +624,7 @@ def measure_intake(version: Any, sklearn_predictor: Any, inputs: list[Any], args
     # Intake's own prediction step (the router's _answer_unanswered: check the version, the texts, predict), timed
     # inside each request: on a loaded machine a whole request varies by far more than a prediction costs.
     step_ms: list[float] = []
-    answer_unanswered = intake_service._Router._answer_unanswered
+    answer_unanswered = intake_router.Router._answer_unanswered
 
     def timed_step(router: Any, items: Any) -> Any:
         t0 = time.perf_counter()
@@ -634,7 +634,7 @@ def measure_intake(version: Any, sklearn_predictor: Any, inputs: list[Any], args
 
     def timed_post(request: dict[str, Any]) -> tuple[float, float]:
         step_ms.clear()
-        with mock.patch.object(intake_service._Router, "_answer_unanswered", timed_step):
+        with mock.patch.object(intake_router.Router, "_answer_unanswered", timed_step):
             elapsed = post(request)
         return elapsed, sum(step_ms)
 
@@ -650,9 +650,7 @@ def measure_intake(version: Any, sklearn_predictor: Any, inputs: list[Any], args
             request = body(i, kind, value)
             if kind == "answered":
                 request.update(output={"label": label}, confidence=confidence, model_version=version.label)
-            with (
-                mock.patch.object(intake_service, "predictor_for", sklearn_for) if kind == "sklearn" else nullcontext()
-            ):
+            with mock.patch.object(intake_router, "predictor_for", sklearn_for) if kind == "sklearn" else nullcontext():
                 elapsed, step = timed_post(request)
             timings[kind].append(elapsed)
             steps[kind].append(step)
@@ -670,8 +668,8 @@ def measure_intake(version: Any, sklearn_predictor: Any, inputs: list[Any], args
         "answered": latency_summary(timings["answered"], (50, 99), digits=3),
         **{f"unanswered_{path}": latency_summary(timings[path], (50, 99), digits=3) for path in added},
         **{f"added_{path}": latency_summary(ms, (50, 99), digits=3) for path, ms in added.items()},
-        "prediction_step": "time inside each request in intake's prediction step (cases.services.intake "
-        "_Router._answer_unanswered), unanswered less answered (where the step returns at once)",
+        "prediction_step": "time inside each request in intake's prediction step (cases.services.intake.router "
+        "Router._answer_unanswered), unanswered less answered (where the step returns at once)",
         **{f"step_added_{path}": latency_summary(ms, (50, 99), digits=3) for path, ms in step_added.items()},
     }
     print(
