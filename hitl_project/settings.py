@@ -138,6 +138,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Parameters bound by the server, and a statement that a connection runs again and again (intake's, claim-next's,
+    # the sweep's) prepared there once: PostgreSQL then parses and plans it once per connection instead of once per
+    # request, and psycopg no longer quotes every value into the SQL text in Python (bench/intake.py: a single
+    # intake 21 % faster). psycopg prepares a statement on its 5th run. Turn it off behind a connection pooler in
+    # transaction mode that cannot keep prepared statements (pgbouncer before 1.21).
+    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"].setdefault("OPTIONS", {}).update({"server_side_binding": True, "prepare_threshold": 5})
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -14,7 +14,7 @@ import json
 
 from django.conf import settings
 from django.db import migrations
-from django.db.models import F
+from django.db.models import BigIntegerField, F, Value
 
 from governance import append_only
 
@@ -80,7 +80,8 @@ def reseal(apps, schema_editor):
     append_only.run(schema_editor, append_only.drop_statements(vendor, EVENTS))
     append_only.run(schema_editor, append_only.head_drop_statements(vendor))
     key = str(settings.AUDIT_KEY).encode()
-    AuditEvent.objects.update(seq=F("seq") + OFFSET)  # out of the way of the new numbers
+    # Out of the way of the new numbers; typed bigint, as a bare int parameter bound by the server would be int4.
+    AuditEvent.objects.update(seq=F("seq") + Value(OFFSET, output_field=BigIntegerField()))
     heads = {}
     for event in old:
         decision_id = event.payload.get("decision_id") if isinstance(event.payload, dict) else None
