@@ -66,8 +66,9 @@ EXPECTED: dict[str, frozenset[int]] = {
     "case": frozenset({200}),
     "metrics": frozenset({200}),
     # The races: a case another reviewer holds or has decided (409); released meanwhile (200: then it is ours);
-    # escalated meanwhile out of the queues this reviewer works (404: no longer visible to them).
-    "race: claim held by another": frozenset({200, 404, 409}),
+    # escalated meanwhile out of the queues this reviewer works: 404 if that hid it from them, 403 (may not work
+    # that queue) if they still see it, as the reviewer who escalated it does.
+    "race: claim held by another": frozenset({200, 403, 404, 409}),
     "race: decide a final case": frozenset({409}),
 }
 DECIDING = {"decide", "batch-approve"}
