@@ -141,6 +141,8 @@ def test_postgresql_binds_on_the_server_and_prepares_repeated_statements():
 
     assert options["server_side_binding"] is True
     assert options["prepare_threshold"] == 5
+    # Planned with the parameters' values every time: a generic plan cannot match a partial index's condition.
+    assert "-c plan_cache_mode=force_custom_plan" in str(options["options"])
 
 
 def test_prepared_statements_can_be_turned_off_for_a_pooler():
@@ -148,6 +150,7 @@ def test_prepared_statements_can_be_turned_off_for_a_pooler():
 
     assert "server_side_binding" not in options
     assert "prepare_threshold" not in options
+    assert "options" not in options
 
 
 @pytest.mark.django_db
@@ -160,5 +163,8 @@ def test_a_statement_run_again_and_again_is_prepared_once_on_the_connection():
     with connection.cursor() as cursor:
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
+        cursor.execute("SHOW plan_cache_mode")
+        (plan_cache_mode,) = cursor.fetchone()
 
     assert any('FROM "governance_category"' in statement for statement in prepared), prepared
+    assert plan_cache_mode == "force_custom_plan"
