@@ -58,6 +58,7 @@ unless ``--keep-db``; an existing one is refused unless ``--replace-db``.
 from __future__ import annotations
 
 import argparse
+import gc
 import math
 import os
 import re
@@ -619,21 +620,41 @@ def wal_since(before: dict[str, int]) -> dict[str, int]:
     return {k: after[k] - before[k] for k in before}
 
 
-def timed_sweep(now: datetime | None = None) -> tuple[Any, float, QueryLog, dict[str, int]]:
+def timed_sweep(now: datetime | None = None) -> tuple[Any, float, QueryLog, dict[str, int], float]:
     """One sweep() (at `now`, else the current time) with every statement recorded; and the WAL the server wrote
     meanwhile (read outside the timing; other sessions' writes count too, so it is an upper bound on a shared
-    server)."""
+    server); and the seconds this process spent collecting garbage during the sweep."""
     from django.db import connection
 
     from cases.services.sla import sweep
 
     log = QueryLog()
     wal = wal_stats()
-    with connection.execute_wrapper(log):
-        log.t0 = time.perf_counter()
-        result = sweep(now=now)
-        seconds = time.perf_counter() - log.t0
-    return result, seconds, log, wal_since(wal)
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+    try:
+        with connection.execute_wrapper(log):
+            log.t0 = time.perf_counter()
+            result = sweep(now=now)
+            seconds = time.perf_counter() - log.t0
+    finally:
+        gc.callbacks.remove(pauses)
+    return result, seconds, log, wal_since(wal), pauses.seconds
+
+
+class GcPauses:
+    """Time spent in Python's garbage collector (a gc callback): a sweep that makes 10,000 events and rows creates
+    enough objects to trigger full collections, whose length depends on everything else this process holds."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._start
 
 
 def verify(
@@ -728,22 +749,23 @@ def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
             f"{drift} passed since the data's anchor: cases meant not to be overdue are. Generation too slow?"
         )
     print(f"Sweep 1: cases.services.sla.sweep() over {mix.open:,} open cases, {mix.overdue:,} overdue ...", flush=True)
-    first, seconds, log, wal = timed_sweep()
+    first, seconds, log, wal, gc_s = timed_sweep()
     print(f"  {seconds:.3f} s: {first.as_dict()}; {len(log.entries)} statements", flush=True)
     checks = verify(fx, mix, anchor, since, heads, first)
     print(f"  checks {'passed' if checks['ok'] else 'FAILED'}: {checks}", flush=True)
     print("Sweep 2: cases.services.sla.sweep() again ...", flush=True)
     second_at = timezone.now()
-    second, seconds2, log2, wal2 = timed_sweep(second_at)
+    second, seconds2, log2, wal2, gc2 = timed_sweep(second_at)
     print(f"  {seconds2:.3f} s: {second.as_dict()}; {len(log2.entries)} statements", flush=True)
     print("Sweep 3: at the second's instant, with nothing to do ...", flush=True)
-    idle, seconds3, log3, wal3 = timed_sweep(second_at)
+    idle, seconds3, log3, wal3, gc3 = timed_sweep(second_at)
     print(f"  {seconds3:.3f} s: {idle.as_dict()}; {len(log3.entries)} statements", flush=True)
     return {
         "anchor": anchor.isoformat(),
         "minutes_from_anchor_to_sweep": round(drift.total_seconds() / 60, 2),
         "first": {
             "seconds": round(seconds, 4),
+            "gc_ms": round(gc_s * 1000, 1),
             "wal": wal,
             "result": first.as_dict(),
             **breakdown(log, seconds),
@@ -751,12 +773,14 @@ def run_sweeps(fx: Fixture, mix: Mix, anchor: datetime) -> dict[str, Any]:
         },
         "second": {
             "seconds": round(seconds2, 4),
+            "gc_ms": round(gc2 * 1000, 1),
             "wal": wal2,
             "result": second.as_dict(),
             **breakdown(log2, seconds2),
         },
         "idle": {
             "seconds": round(seconds3, 4),
+            "gc_ms": round(gc3 * 1000, 1),
             "wal": wal3,
             "result": idle.as_dict(),
             **breakdown(log3, seconds3),
@@ -792,7 +816,10 @@ def table_rows(mix: Mix, data: dict[str, Any], sweeps: dict[str, Any]) -> list[d
             "sweep: WAL meanwhile (all sessions): size, full pages",
             f"{first['wal']['bytes'] / 1e6:.0f} MB, {first['wal']['full_page_images']:,} full-page images",
         ),
-        row("sweep: time in SQL / in Python", f"{first['sql_ms'] / 1000:.3f} s / {first['python_ms'] / 1000:.3f} s"),
+        row(
+            "sweep: time in SQL / in Python (of which garbage collection)",
+            f"{first['sql_ms'] / 1000:.3f} s / {first['python_ms'] / 1000:.3f} s ({first['gc_ms'] / 1000:.3f} s)",
+        ),
         row(
             "sweep: writes checked (breaches, history, chain...)",
             "ok" if first["checks"]["ok"] else "FAILED",
