@@ -138,17 +138,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Parameters bound by the server, and a statement that a connection runs again and again (intake's, claim-next's,
-    # the sweep's) prepared there once: PostgreSQL parses it once per connection instead of once per request, and
-    # psycopg no longer quotes every value into the SQL text in Python. psycopg prepares a statement on its 5th run.
-    # Planned anew on every run all the same (plan_cache_mode): a generic plan, made without the parameters' values,
-    # cannot tell that `status IN (...)` matches a partial index's condition, and scans the whole backlog instead
-    # (an idle SLA sweep took 1.4 s at 1,000,000 cases). Turn it off behind a connection pooler in transaction mode
-    # that cannot keep prepared statements (pgbouncer before 1.21).
-    if env.bool("DATABASE_PREPARED_STATEMENTS", default=True):
-        options = DATABASES["default"].setdefault("OPTIONS", {})
-        options.update({"server_side_binding": True, "prepare_threshold": 5})
-        options["options"] = f"{options.get('options', '')} -c plan_cache_mode=force_custom_plan".strip()
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

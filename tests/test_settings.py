@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import os
 import shutil
 import subprocess
@@ -10,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,54 +115,3 @@ def test_the_environment_wins_over_dot_env(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(tmp_path / "from-environment")
-
-
-def database_options(**environ: str) -> dict[str, object]:
-    """The default database's OPTIONS as settings.py builds them from this environment (no connection made)."""
-    show = "from django.conf import settings; print(repr(settings.DATABASES['default'].get('OPTIONS', {})))"
-    clean = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DATABASE_PREPARED_STATEMENTS")}
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", show],
-        cwd=ROOT,
-        env={**clean, **environ},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    options: dict[str, object] = ast.literal_eval(result.stdout.strip().splitlines()[-1])
-    return options
-
-
-def test_postgresql_binds_on_the_server_and_prepares_repeated_statements():
-    options = database_options(DATABASE_URL="postgres://hitl@127.0.0.1:5432/hitl")
-
-    assert options["server_side_binding"] is True
-    assert options["prepare_threshold"] == 5
-    # Planned with the parameters' values every time: a generic plan cannot match a partial index's condition.
-    assert "-c plan_cache_mode=force_custom_plan" in str(options["options"])
-
-
-def test_prepared_statements_can_be_turned_off_for_a_pooler():
-    options = database_options(DATABASE_URL="postgres://hitl@127.0.0.1:5432/hitl", DATABASE_PREPARED_STATEMENTS="false")
-
-    assert "server_side_binding" not in options
-    assert "prepare_threshold" not in options
-    assert "options" not in options
-
-
-@pytest.mark.django_db
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's prepared statements")
-def test_a_statement_run_again_and_again_is_prepared_once_on_the_connection():
-    from governance.models import Category
-
-    for _ in range(6):
-        list(Category.objects.filter(slug="nothing-by-this-name"))
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT statement FROM pg_prepared_statements")
-        prepared = [row[0] for row in cursor.fetchall()]
-        cursor.execute("SHOW plan_cache_mode")
-        (plan_cache_mode,) = cursor.fetchone()
-
-    assert any('FROM "governance_category"' in statement for statement in prepared), prepared
-    assert plan_cache_mode == "force_custom_plan"
