@@ -51,17 +51,17 @@ from cases.models import Case, Queue
 from cases.services.intake import IntakeItem, submit_cases
 from cases.services.sla import sweep
 from governance.models import Category, Notification
-from hitl_project.demo_cases import (
+from hitl_project.demo.cases import (
     ID_PREFIXES,
     LEADS,
     REFUNDS,
-    REGIONS,
     SEED,
     SUPPORT,
     DemoCase,
     Skew,
     make_case,
 )
+from hitl_project.demo.texts import REGIONS
 from metrics.services import alerts, pause
 from reviews import services as reviews
 from reviews.choices import Action, ReasonCode

@@ -35,7 +35,7 @@ from governance.choices import ModelStatus, Pattern, Stage
 from governance.models import Category, ModelVersion
 from governance.permissions import DATA_CURATOR, ESCALATION_MANAGER, MODEL_STEWARD, PRODUCT_OWNER, REVIEWER
 from governance.services import create_category, parse_model_label, register_model_version
-from hitl_project.demo_cases import ACTIVE_MODELS, CANARY_MODELS, LEADS, REFUNDS, SUPPORT, demo_cases
+from hitl_project.demo.cases import ACTIVE_MODELS, CANARY_MODELS, LEADS, REFUNDS, SUPPORT, demo_cases
 from hitl_project.demo_history import DEFAULT_DAYS, MAX_DAYS, STORIES, write_history
 from hitl_project.roles import ensure_roles
 from metrics.choices import AlertKind
