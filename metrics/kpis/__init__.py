@@ -6,11 +6,16 @@ the same wherever it is shown. The package's rooms:
 - `conditions`: what each figure counts, as conditions on cases and decisions, and the cases behind a figure;
 - `parts`: the additive parts the figures are made of, read live by a few grouped queries;
 - `rollup`: a window's parts, summed from the hourly snapshots where they hold and read live elsewhere;
-- `figures`: each KPI derived from the parts, once.
+- `figures`: each KPI derived from the parts, once;
+- `single_figures`: one KPI at a time over a window (alert rules, the pause trigger, snapshots), and the figures
+  not made of parts (agreement, refusals, batch approvals, queues);
+- `visibility`: whose reviewer figures a user sees;
+- `all_figures`: every KPI at once (`category_kpis`), with what its figures are made of (`category_figures`).
 """
 
 from datetime import UTC
 
+from metrics.kpis.all_figures import category_figures, category_kpis
 from metrics.kpis.conditions import FIGURES_BEHIND, HUMAN_FINAL, HUMAN_VERDICTS, MADE_FINAL, cases_behind
 from metrics.kpis.figures import (
     ADVISOR_MIN_KNOWN,
@@ -19,28 +24,27 @@ from metrics.kpis.figures import (
     FOUR_FIFTHS,
     RUBBER_STAMP_APPROVAL,
     RUBBER_STAMP_MIN_DECISIONS,
+    psi_from_counts,
+    time_saved_minutes,
+)
+from metrics.kpis.parts import HISTOGRAM_BINS
+from metrics.kpis.single_figures import (
     agreement,
     batch_decision_counts,
     case_counts,
-    category_figures,
-    category_kpis,
     confidence_histograms,
     decision_counts,
     fairness,
-    psi_from_counts,
     queues,
     refusal_counts,
     resolution,
     review_seconds,
     reviewers,
-    reviewers_visible_to,
-    sees_every_reviewer,
     sensitive_label_rates,
     sla_breaches,
     threshold_advisor,
-    time_saved_minutes,
 )
-from metrics.kpis.parts import HISTOGRAM_BINS
+from metrics.kpis.visibility import reviewers_visible_to, sees_every_reviewer
 from metrics.kpis.window import DEFAULT_WINDOW, MAX_WINDOW, WINDOWS, Window
 
 __all__ = [

@@ -1,9 +1,10 @@
-"""Every KPI of a category over a window (DESIGN.md, KPIs), derived from the window's parts.
+"""Each KPI of a category over a window (DESIGN.md, KPIs), derived once from the window's parts.
 
 Each figure is computed here, once, from the additive parts of `metrics.kpis.parts` (counts, sums and value
 counts), which `metrics.kpis.rollup` sums from the hourly snapshots and reads live where they do not hold. A fixed
 number of queries whatever the data size; Python only combines the few rows that come back. The JSON keys are
-DESIGN.md's.
+DESIGN.md's. The figures read over a window one at a time are in `metrics.kpis.single_figures`, all of them at
+once in `metrics.kpis.all_figures`.
 
 A rate with nothing to count is None (JSON null), not 0: "no override in the window" and "nothing was reviewed"
 are different answers.
@@ -13,31 +14,16 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
-
-from django.db.models import Count
-from django.utils import timezone
+from typing import Any
 
 from cases.choices import Route
-from cases.models import Queue
-from cases.selectors import queue_stats
 from governance.models import Category
-from governance.permissions import DATA_CURATOR, can_change_category
-from metrics.choices import AlertKind
-from metrics.kpis import conditions
-from metrics.kpis.parts import SECTIONS, VERSION_FIELDS, Parts, percentile
-from metrics.kpis.rollup import window_parts
-from metrics.kpis.window import Span, Window
-from metrics.models import AlertRule
+from metrics.kpis.parts import Parts, percentile
+from metrics.kpis.window import Window
 from metrics.stats import wilson_interval
-from reviews.agreement import AgreementFigures, agreement_from_counts
+from reviews.agreement import AgreementFigures
 from reviews.choices import Action
-from reviews.models import Decision, DoubleReview
-
-if TYPE_CHECKING:
-    from django.contrib.auth.models import AnonymousUser, User
 
 # The four-fifths rule: a value whose approval rate is under 0.8 of the best one's is flagged.
 FOUR_FIFTHS = 0.8
@@ -53,14 +39,14 @@ ADVISOR_MIN_KNOWN = 30
 # --- small helpers ---
 
 
-def _rate(part: int, whole: int) -> float | None:
+def rate(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
 def _interval(successes: int, total: int) -> dict[str, Any]:
     """{n, rate, low, high}: a proportion with its 95 % Wilson interval (rate None when nothing was counted)."""
     low, high = wilson_interval(successes, total)
-    return {"n": total, "rate": _rate(successes, total), "low": low if total else None, "high": high if total else None}
+    return {"n": total, "rate": rate(successes, total), "low": low if total else None, "high": high if total else None}
 
 
 def _seconds(value: float | None) -> int | None:
@@ -88,8 +74,8 @@ def case_figures(parts: Parts) -> dict[str, Any]:
     return {
         "volume": parts.volume,
         "routes": routes,
-        "auto_rate": _rate(routes[Route.AUTO], parts.volume),
-        "escalation_rate": _rate(parts.escalated, parts.volume),
+        "auto_rate": rate(routes[Route.AUTO], parts.volume),
+        "escalation_rate": rate(parts.escalated, parts.volume),
         "escalated": parts.escalated,
         "waited": parts.waited,
     }
@@ -98,7 +84,7 @@ def case_figures(parts: Parts) -> dict[str, Any]:
 def decision_figures(parts: Parts) -> dict[str, Any]:
     """override_rate, audited_accuracy, shadow_agreement and the minutes people spent."""
     return {
-        "override_rate": _rate(parts.overridden, parts.verdicts),
+        "override_rate": rate(parts.overridden, parts.verdicts),
         "verdicts": parts.verdicts,
         "overridden": parts.overridden,
         "audits": parts.audits,
@@ -153,8 +139,8 @@ def sensitive_label_figures(parts: Parts, labels: list[str]) -> dict[str, dict[s
                 false_neg += n
         result[label] = {
             "n": said,
-            "false_positive_rate": _rate(false_pos, said),
-            "false_negative_rate": _rate(false_neg, truth),
+            "false_positive_rate": rate(false_pos, said),
+            "false_negative_rate": rate(false_neg, truth),
         }
     return result
 
@@ -172,7 +158,7 @@ def fairness_figures(parts: Parts) -> dict[str, Any]:
     result: dict[str, Any] = {}
     for key, values in sorted(by_key.items()):
         listed: list[dict[str, Any]] = [
-            {"value": value, "n": n, "approval_rate": _rate(approved, n)}
+            {"value": value, "n": n, "approval_rate": rate(approved, n)}
             for value, (n, approved) in sorted(values.items())
         ]
         rates: list[float] = [
@@ -191,15 +177,6 @@ def _segment_value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
-def agreement(category: Category, window: Window) -> AgreementFigures:
-    """Cohen's kappa of the double reviews whose second verdict was given in the window: over all of them, per
-    reviewer pair and per reviewer, each with its n (one grouped query)."""
-    paired = DoubleReview.objects.filter(
-        category=category, second_at__gte=window.start, second_at__lt=window.end
-    ).pair_counts()
-    return agreement_from_counts(paired)
-
-
 def reviewer_figures(
     parts: Parts,
     *,
@@ -214,7 +191,7 @@ def reviewer_figures(
     per_person = kappas.reviewers if kappas is not None else {}
     result = []
     for username, row in sorted(parts.reviewers.items()):
-        approval = _rate(row["approvals"], row["decisions"])
+        approval = rate(row["approvals"], row["decisions"])
         median_seconds = _seconds(percentile(row["seconds_counts"], 0.5))
         stamping = (
             row["decisions"] >= min_decisions
@@ -260,10 +237,10 @@ def advisor_figures(
         result.append(
             {
                 "threshold": threshold,
-                "would_act_share": _rate(acting, total),
+                "would_act_share": rate(acting, total),
                 "known": known,
                 "enough_data": enough,
-                "error_rate": _rate(wrong, known) if enough else None,
+                "error_rate": rate(wrong, known) if enough else None,
                 "error_rate_upper": round(upper, 4) if enough else None,
                 "review_hours_per_day": round(below_per_day * seconds / 3600, 2),
             }
@@ -275,209 +252,3 @@ def time_saved_minutes(category: Category, volume: int, seconds_spent: int) -> f
     """The minutes the category's cases would have taken people without HITL Desk (its baseline per case), minus
     the minutes people spent on them."""
     return round(volume * float(category.baseline_minutes_per_case or Decimal(0)) - seconds_spent / 60, 2)
-
-
-# --- single figures over a window, for the alert rules, the pause trigger and the snapshots ---
-
-
-def case_counts(category: Category, window: Window) -> dict[str, Any]:
-    return case_figures(window_parts(category, window, frozenset({"cases"})))
-
-
-def decision_counts(category: Category, window: Window) -> dict[str, Any]:
-    return decision_figures(window_parts(category, window, frozenset({"decisions"})))
-
-
-def resolution(category: Category, window: Window) -> dict[str, Any]:
-    return resolution_figures(window_parts(category, window, frozenset({"resolution"})), window)
-
-
-def review_seconds(category: Category, window: Window) -> dict[str, Any]:
-    return review_seconds_figures(window_parts(category, window, frozenset({"decisions"})))
-
-
-def sla_breaches(category: Category, window: Window) -> int:
-    """SLA breaches recorded in the window; over the cases that waited, the sla_breach_rate."""
-    return window_parts(category, window, frozenset({"breaches"})).breaches
-
-
-def confidence_histograms(
-    category: Category, window: Window, reference: Window | None = None
-) -> tuple[list[int], list[int]]:
-    """Ten counts over [0, 1] of the window's confidences, and of the reference window's (the previous window
-    of equal length unless told)."""
-    reference = reference or window.previous()
-    cases_only = frozenset({"cases"})
-    return window_parts(category, window, cases_only).histogram, window_parts(category, reference, cases_only).histogram
-
-
-def sensitive_label_rates(category: Category, window: Window) -> dict[str, dict[str, Any]]:
-    labels = list(category.policy.sensitive_labels)
-    if not labels:
-        return {}
-    return sensitive_label_figures(window_parts(category, window, frozenset({"decisions"})), labels)
-
-
-def fairness(category: Category, window: Window) -> dict[str, Any]:
-    return fairness_figures(window_parts(category, window, frozenset({"cases"})))
-
-
-def reviewers(category: Category, window: Window, **rubber: Any) -> list[dict[str, Any]]:
-    kappas = agreement(category, window)
-    return reviewer_figures(window_parts(category, window, frozenset({"decisions"})), kappas=kappas, **rubber)
-
-
-def threshold_advisor(category: Category, window: Window, *, review_seconds_per_case: float | None) -> list[Any]:
-    parts = window_parts(category, window, frozenset({"cases"}))
-    return advisor_figures(parts, category, window, review_seconds_per_case=review_seconds_per_case)
-
-
-def refusal_counts(category: Category, window: Window) -> dict[str, int]:
-    """The pause rule's figure (DESIGN.md, Time): the window's reviewed outputs (`reviewed`) and those not approved
-    as proposed, audit findings included (`overridden`). One query."""
-    return Decision.objects.filter(case__category=category).filter(Span.of(window).q("created_at")).override_counts()
-
-
-def batch_decision_counts(category: Category, window: Window) -> dict[str, int]:
-    """Per person, how many of the decisions their `reviewers` row counts in the window were approvals of a batch
-    (what the rubber-stamp alert reports beside the total: a batch is many decisions, each with its share of the
-    batch's time, never one). One query."""
-    rows = (
-        Decision.objects.filter(case__category=category, batch_id__isnull=False)
-        .filter(conditions.reviewer_action(), Span.of(window).q("created_at"))
-        .values("actor__username")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    return {row["actor__username"]: row["n"] for row in rows}
-
-
-def queues(category: Category, now: datetime) -> list[dict[str, Any]]:
-    """Each queue of the category as it stands now: depth, oldest age, overdue (three queries)."""
-    rows = list(Queue.objects.filter(category=category).order_by("kind"))
-    stats = queue_stats(rows, now)
-    result = []
-    for queue in rows:
-        stat = stats[queue.pk]
-        oldest = stat.oldest_created_at
-        result.append(
-            {
-                "slug": queue.slug,
-                "kind": queue.kind,
-                "depth": stat.depth,
-                "oldest_age_seconds": None if oldest is None else int((now - oldest).total_seconds()),
-                "overdue": stat.overdue,
-                "near_breach": stat.near_breach,
-            }
-        )
-    return result
-
-
-def sees_every_reviewer(user: User | AnonymousUser, category: Category) -> bool:
-    """Superusers, data curators and whoever may change the category see every person's figures (DESIGN.md, KPIs)."""
-    return bool(
-        user.is_authenticated
-        and (user.is_superuser or can_change_category(user, category) or user.groups.filter(name=DATA_CURATOR).exists())
-    )
-
-
-def reviewers_visible_to(rows: list[dict[str, Any]], user: User | AnonymousUser, category: Category) -> list[Any]:
-    """Every person's row for those who see every reviewer; one's own row for anyone else (DESIGN.md, KPIs)."""
-    if not user.is_authenticated:
-        return []
-    if sees_every_reviewer(user, category):
-        return rows
-    return [row for row in rows if row["username"] == user.get_username()]
-
-
-def _only_own(user: User | AnonymousUser | None, category: Category) -> str | None:
-    """Whose pairs `agreement` keeps for this user: None (everyone's) for jobs and for those who see every
-    reviewer, their own username otherwise (an anonymous user's is "", which matches nobody)."""
-    if user is None or sees_every_reviewer(user, category):
-        return None
-    return user.get_username() if user.is_authenticated else ""
-
-
-# --- every KPI at once ---
-
-
-def category_kpis(
-    category: Category, window: Window, *, user: User | AnonymousUser | None = None, now: datetime | None = None
-) -> dict[str, Any]:
-    """Every KPI of DESIGN.md for one category over one window, with DESIGN.md's keys.
-
-    `user` narrows `reviewers` to what that person may see (None: everyone, for jobs and snapshots)."""
-    return category_figures(category, window, user=user, now=now)[0]
-
-
-def category_figures(
-    category: Category, window: Window, *, user: User | AnonymousUser | None = None, now: datetime | None = None
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """`category_kpis`, and what its figures are made of, from the same queries: the counts of each rate's part and
-    whole, the reference histogram of `drift_psi` (`previous_histogram`) and each model version's counts
-    (`versions`, by id), for a page that shows "14 of 120" beside 12 %, the two histograms side by side and a
-    canary beside the active version, without counting twice."""
-    now = now or timezone.now()
-    parts = window_parts(category, window, SECTIONS)
-    previous = window_parts(category, window.previous(), frozenset({"cases"})).histogram
-    cases = case_figures(parts)
-    decided = decision_figures(parts)
-    resolved = resolution_figures(parts, window)
-    advice = advisor_figures(parts, category, window, review_seconds_per_case=decided["seconds_per_decision"])
-    kappas = agreement(category, window)
-    people = reviewer_figures(parts, kappas=kappas, **_rubber_stamp_rule(category))
-    current = parts.histogram
-    labels = list(category.policy.sensitive_labels)
-    figures = {
-        "category": category.slug,
-        "window": window.as_dict(),
-        "volume": cases["volume"],
-        "routes": cases["routes"],
-        "auto_rate": cases["auto_rate"],
-        "override_rate": decided["override_rate"],
-        "escalation_rate": cases["escalation_rate"],
-        **{key: value for key, value in resolved.items() if key != "resolved_by_people"},
-        "review_seconds": review_seconds_figures(parts),
-        "time_saved_minutes": time_saved_minutes(category, cases["volume"], decided["seconds_spent"]),
-        "audited_accuracy": decided["audited_accuracy"],
-        "sla_breach_rate": _rate(parts.breaches, cases["waited"]),
-        "queues": queues(category, now),
-        "confidence_histogram": current,
-        "drift_psi": psi_from_counts(previous, current),
-        "sensitive_labels": sensitive_label_figures(parts, labels) if labels else {},
-        "fairness": fairness_figures(parts),
-        "reviewers": people if user is None else reviewers_visible_to(people, user, category),
-        "shadow_agreement": decided["shadow_agreement"],
-        "agreement": kappas.as_dict(only_for=_only_own(user, category)),
-        "threshold_advisor": advice,
-    }
-    counts = {
-        "volume": cases["volume"],
-        "auto": cases["routes"][Route.AUTO],
-        "escalated": cases["escalated"],
-        "waited": cases["waited"],
-        "breaches": parts.breaches,
-        "verdicts": decided["verdicts"],
-        "overridden": decided["overridden"],
-        "audits": decided["audits"],
-        "confirmed": decided["confirmed"],
-        "seconds_spent": decided["seconds_spent"],
-        "resolved_by_people": resolved["resolved_by_people"],
-        "previous_histogram": previous,
-        "versions": {
-            int(version): dict(zip(VERSION_FIELDS, values, strict=True)) for version, values in parts.versions.items()
-        },
-    }
-    return figures, counts
-
-
-def _rubber_stamp_rule(category: Category) -> dict[str, Any]:
-    """The category's own rubber-stamping thresholds (its alert rule), or DESIGN.md's defaults."""
-    rule = (
-        AlertRule.objects.filter(category=category, kind=AlertKind.RUBBER_STAMPING)
-        .only("threshold", "min_count")
-        .first()
-    )
-    if rule is None:
-        return {}
-    return {"approval_at": rule.threshold, "min_decisions": rule.min_count}

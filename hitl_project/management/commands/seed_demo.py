@@ -5,7 +5,7 @@ Idempotent: everything is looked up before it is made, and the cases carry deter
 intake recognises, so a second run adds nothing. Categories, model versions and cases go through the same
 services the admin and the API use, so the demo data is routed, versioned and audited like real data.
 
-The history (`hitl_project.demo_history`, `--days`, 30 by default) is played through the same services with the
+The history (`hitl_project.demo.history`, `--days`, 30 by default) is played through the same services with the
 clock moved back, then the hourly metric snapshots are backfilled over it, so the dashboard, the threshold advisor
 and the alert rules have a past to read on a fresh `make demo`. The people, categories and model versions of a
 fresh seed are made on the history's first day, so the trail reads in order: created, then worked, then today.
@@ -35,8 +35,9 @@ from governance.choices import ModelStatus, Pattern, Stage
 from governance.models import Category, ModelVersion
 from governance.permissions import DATA_CURATOR, ESCALATION_MANAGER, MODEL_STEWARD, PRODUCT_OWNER, REVIEWER
 from governance.services import create_category, parse_model_label, register_model_version
-from hitl_project.demo_cases import ACTIVE_MODELS, CANARY_MODELS, LEADS, REFUNDS, SUPPORT, demo_cases
-from hitl_project.demo_history import DEFAULT_DAYS, MAX_DAYS, STORIES, write_history
+from hitl_project.demo.cases import ACTIVE_MODELS, CANARY_MODELS, LEADS, REFUNDS, SUPPORT, demo_cases
+from hitl_project.demo.history import DEFAULT_DAYS, MAX_DAYS, write_history
+from hitl_project.demo.stories import STORIES
 from hitl_project.roles import ensure_roles
 from metrics.choices import AlertKind
 from metrics.models import AlertRule
