@@ -60,7 +60,6 @@ from urllib.parse import urlsplit
 
 from common import (
     ROOT,
-    Server,
     add_run_options,
     bench_parser,
     configure_django,
@@ -71,6 +70,7 @@ from common import (
     save_results,
     scratch_databases,
 )
+from common_server import Server
 from intake_cases import BULK_BATCH, create_fixture
 from intake_diagnostics import run_diagnostics
 from intake_floor import FLOOR_DIR, pooled_single, run_rounds, run_scaling, start_floor, versus_floor

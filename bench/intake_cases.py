@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from common import (
+from common_data import (
     CHANNELS,
     LABELS,
     LOCALES,

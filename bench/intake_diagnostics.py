@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from common import BenchError, logged_queries, percentile, profile_text
+from common import BenchError
+from common_measure import logged_queries, percentile, profile_text
 from intake_cases import BULK_BATCH, Fixture, case_body, intake_item
 
 if TYPE_CHECKING:

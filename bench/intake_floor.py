@@ -14,7 +14,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import ROOT, BenchError, ScratchDatabase, Server
+from common import ROOT, BenchError, ScratchDatabase
+from common_server import Server
 from intake_cases import case_body
 from intake_http import (
     SingleRun,

@@ -13,7 +13,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from common import BenchError, HttpClient, latency_summary, percentile
+from common import BenchError
+from common_measure import latency_summary, percentile
+from common_server import HttpClient
 from intake_cases import BULK_BATCH, CATEGORY_SLUG, case_body
 
 UNAUTHENTICATED_REQUESTS = 200

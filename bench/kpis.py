@@ -79,6 +79,26 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from common import (
+    BenchError,
+    ScratchDatabase,
+    add_diagnosis_options,
+    add_run_options,
+    bench_parser,
+    configure_django,
+    migrate,
+    print_rows,
+    release,
+    row,
+    run_main,
+    run_record,
+    save_results,
+    scratch_databases,
+    server_settings,
+    sizes_parser,
+    use_database,
+    verdict,
+)
+from common_data import (
     CHANNELS,
     LABELS,
     LOCALES,
@@ -87,42 +107,19 @@ from common import (
     SENSITIVE_POLICY,
     TEXTS,
     TIERS,
-    BenchError,
-    HttpClient,
-    QueryLog,
-    ScratchDatabase,
-    Server,
-    add_diagnosis_options,
-    add_run_options,
-    bench_parser,
-    configure_django,
     create_bench_category,
     create_reviewer,
     database_size,
-    explain,
     generate_in_chunks,
-    latency_summary,
-    logged_queries,
-    migrate,
-    print_rows,
-    release,
-    row,
     row_counts,
     run_extra_sql,
-    run_main,
-    run_record,
-    save_results,
-    scratch_databases,
-    server_settings,
     size_label,
-    sizes_parser,
     sql_int_array,
     sql_interval,
-    sql_shape,
     sql_text_array,
-    use_database,
-    verdict,
 )
+from common_measure import QueryLog, explain, latency_summary, logged_queries, sql_shape
+from common_server import HttpClient, Server
 
 if TYPE_CHECKING:
     from governance.models import Category
@@ -142,7 +139,7 @@ BUDGET_DECISIONS = 1_000_000
 SLOW_STATEMENT_MS = 300.0  # a statement this slow is looked into (EXPLAIN printed), whatever the total
 MIN_RUNS = 3  # timed runs (and MIN_REQUESTS requests) however long they take, before the time box may end them
 MIN_REQUESTS = 5
-PAGE_TIMEOUT_SECONDS = 120  # gunicorn's --timeout (common.Server); page statements are cancelled after it too
+PAGE_TIMEOUT_SECONDS = 120  # gunicorn's --timeout (common_server.Server); page statements are cancelled after it too
 
 SERVER_SETTINGS = (
     "shared_buffers",

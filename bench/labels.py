@@ -12,7 +12,7 @@ under 5 ms."
    API token; then per label a case (its input a subject, a message whose words tell the label, an order number,
    an e-mail address in one in five, and the customer's name, which the export redacts), the reviewer's decision
    (approve when the model was right, 85 %; else correct) and the label, in time order. Then VACUUM ANALYZE.
-   gunicorn (one sync worker, as ``common.Server``, with a longer ``--timeout``: a sync worker is killed by its
+   gunicorn (one sync worker, as ``common_server.Server``, with a longer ``--timeout``: a sync worker is killed by its
    timeout in the middle of a long streamed response) serves ``GET /api/v1/labels/?category=<slug>&format=F``
    for each of ``--formats`` (jsonl, csv): a small warm-up export first, then the whole category, read by one
    http.client connection in 64 KiB reads, its records counted (lines; the CSV's header aside) and checked
@@ -65,36 +65,37 @@ from typing import Any
 from unittest import mock
 
 from common import (
-    MODEL_LABEL,
     BenchError,
     ScratchDatabase,
-    Server,
     add_run_options,
     bench_parser,
     configure_django,
-    create_bench_category,
-    create_reviewer,
-    database_size,
-    generate_in_chunks,
-    latency_summary,
     migrate,
     print_rows,
-    profile_text,
     release,
     row,
-    row_counts,
     run_main,
     run_record,
     save_results,
     scratch_databases,
     server_settings,
-    size_label,
     sizes_parser,
-    sql_int_array,
-    sql_text_array,
     use_database,
     verdict,
 )
+from common_data import (
+    MODEL_LABEL,
+    create_bench_category,
+    create_reviewer,
+    database_size,
+    generate_in_chunks,
+    row_counts,
+    size_label,
+    sql_int_array,
+    sql_text_array,
+)
+from common_measure import latency_summary, profile_text
+from common_server import Server
 
 CATEGORY_SLUG = "bench-labels"
 PII_FIELDS = ["customer"]
@@ -307,7 +308,7 @@ def generate(fx: Fixture, labels: int, seed: int) -> dict[str, Any]:
 
 
 class ExportServer(Server):
-    """common.Server with a longer --timeout: a sync worker is killed by its timeout even mid-stream."""
+    """common_server.Server with a longer --timeout: a sync worker is killed by its timeout even mid-stream."""
 
     @property
     def command(self) -> list[str]:

@@ -65,27 +65,22 @@ from typing import IO, Any
 
 from common import (
     ROOT,
-    SENSITIVE_POLICY,
     BenchError,
-    Server,
     add_run_options,
     bench_parser,
     configure_django,
-    create_bench_category,
-    create_integration_user,
-    create_reviewer,
     migrate,
     print_rows,
     release,
     row,
-    rss_mib,
     run_main,
     run_record,
     save_results,
     scratch_databases,
     verdict,
-    worker_pids,
 )
+from common_data import SENSITIVE_POLICY, create_bench_category, create_integration_user, create_reviewer
+from common_server import Server, rss_mib, worker_pids
 
 DB_PREFIX = "bench_load_"
 CATEGORY_SLUGS = ("bench-load-a", "bench-load-b")

@@ -41,7 +41,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any, TypeVar  # noqa: E402
 
 import gevent  # noqa: E402
-from common import CHANNELS, LABELS, LOCALES, MODEL_LABEL, REGIONS, RULES, TEXTS, TIERS  # noqa: E402
+from common_data import CHANNELS, LABELS, LOCALES, MODEL_LABEL, REGIONS, RULES, TEXTS, TIERS  # noqa: E402
 from locust import between, constant, events, task  # noqa: E402
 from locust.contrib.fasthttp import FastHttpUser  # noqa: E402
 from locust.env import Environment  # noqa: E402

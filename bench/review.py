@@ -81,15 +81,14 @@ from common import (
     migrate,
     print_rows,
     release,
-    run_extra_sql,
     run_main,
     run_record,
     save_results,
     scratch_databases,
-    size_label,
     sizes_parser,
     use_database,
 )
+from common_data import run_extra_sql, size_label
 from review_claims import run_claims
 from review_data import generate
 from review_fixture import Backlog, create_fixture

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import QueryLog
+from common_measure import QueryLog
 
 # --- Claim-next -----------------------------------------------------------------------------------------------
 

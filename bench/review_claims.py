@@ -10,7 +10,8 @@ from collections import Counter
 from datetime import datetime
 from typing import Any
 
-from common import BenchError, latency_summary, percentile
+from common import BenchError
+from common_measure import latency_summary, percentile
 from review_claim_workers import ClaimWorker, LockWaitSampler, run_workers
 from review_fixture import Fixture
 

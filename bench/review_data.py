@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from common import (
+from common_data import (
     AUDIT_EVENT_INSERT,
     CHANNELS,
     GENERATED_SEQ_BASE,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from common import SENSITIVE_POLICY, create_bench_category, create_integration_user, create_reviewer
+from common_data import SENSITIVE_POLICY, create_bench_category, create_integration_user, create_reviewer
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

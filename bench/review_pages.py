@@ -10,7 +10,8 @@ import time
 from collections import Counter
 from typing import Any
 
-from common import BenchError, QueryLog, latency_summary, percentile, sql_shape
+from common import BenchError
+from common_measure import QueryLog, latency_summary, percentile, sql_shape
 from review_fixture import Fixture
 
 REVIEW_PAGE_CASES = 200

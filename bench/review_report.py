@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from common import explain, explain_queryset, row, verdict
+from common import row, verdict
+from common_measure import explain, explain_queryset
 from review_fixture import Fixture
 
 # DESIGN.md "Budgets".

@@ -76,8 +76,8 @@ from common import (
     save_results,
     scratch_databases,
     server_settings,
-    size_label,
 )
+from common_data import size_label
 from sweep_breakdown import explain_before
 from sweep_data import generate, prepare, previous_sweep_warnings
 from sweep_fixture import DUE_GAP, Mix, create_fixture

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from common import QueryLog, explain_queryset, sql_shape
+from common_measure import QueryLog, explain_queryset, sql_shape
 from sweep_fixture import Fixture
 
 TOP_STATEMENTS = 8

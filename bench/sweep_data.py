@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from common import (
+from common_data import (
     AUDIT_EVENT_INSERT,
     CHANNELS,
     GENERATED_SEQ_BASE,

@@ -10,7 +10,8 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
-from common import BenchError, create_bench_category, create_integration_user, create_reviewer
+from common import BenchError
+from common_data import create_bench_category, create_integration_user, create_reviewer
 
 CATEGORY_PREFIX = "bench-sweep"
 REVIEWERS_PER_CATEGORY = 3

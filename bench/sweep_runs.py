@@ -10,7 +10,8 @@ import time
 from datetime import datetime
 from typing import Any
 
-from common import BenchError, QueryLog, profile_text
+from common import BenchError
+from common_measure import QueryLog, profile_text
 from sweep_breakdown import breakdown
 from sweep_data import WRITTEN_TABLES
 from sweep_fixture import DUE_GAP, Fixture, Mix
