@@ -29,6 +29,8 @@ GENERATED_SEQ_BASE = 10_000_000  # generated audit events sit far above the real
 
 SENSITIVE_LABEL = "fraud_suspected"
 LABELS = ("shipping", "refund", "billing", "account", "cancellation", SENSITIVE_LABEL)
+# The labels of plain reviews, no sensitive one (the sweep's cases, the KPIs' routine cases).
+ROUTINE_LABELS = tuple(label for label in LABELS if label != SENSITIVE_LABEL)
 RULES = ("keyword_match", "repeat_contact", "chargeback_history", "vip_customer")
 CHANNELS = ("email", "chat", "phone", "web")
 TIERS = ("free", "silver", "gold", "platinum")

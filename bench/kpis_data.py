@@ -16,6 +16,7 @@ from common_data import (
     LABELS,
     LOCALES,
     MODEL_LABEL,
+    ROUTINE_LABELS,
     SENSITIVE_LABEL,
     TEXTS,
     TIERS,
@@ -29,7 +30,6 @@ from common_data import (
 )
 from kpis_fixture import Fixture, Plan
 
-ROUTINE_LABELS = tuple(label for label in LABELS if label != SENSITIVE_LABEL)
 ROUTINE_CUMULATIVE = (0.30, 0.55, 0.75, 0.90)  # of ROUTINE_LABELS, in order
 SENSITIVE_SHARE_OF_FULL = 0.15
 NOTES = (

@@ -15,8 +15,7 @@ from common_data import (
     AUDIT_EVENT_INSERT,
     CHANNELS,
     GENERATED_SEQ_BASE,
-    LABELS,
-    SENSITIVE_LABEL,
+    ROUTINE_LABELS,
     TEXTS,
     TIERS,
     database_size,
@@ -34,9 +33,6 @@ FULL_SHARE = 0.3  # of the cases waiting in a category, the rest are in its quic
 CLAIMED_SHARE = 0.02  # of the cases not overdue: held under a live claim
 URGENT_SHARE = 0.05
 EXPIRED_CLAIM_SHARE = 0.1  # of the overdue: claimed, the claim expired
-
-# The sweep's cases are plain reviews: no sensitive label.
-ROUTINE_LABELS = tuple(label for label in LABELS if label != SENSITIVE_LABEL)
 
 
 # --- Data generation (SQL) ------------------------------------------------------------------------------------
