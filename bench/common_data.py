@@ -1,8 +1,7 @@
-"""What the benchmarks generating data share: its vocabulary (labels, rules, channels, texts...), SQL
-literals of the benchmarks' own constants, the case.routed audit events intake records, the fixture made
-through the services (a live category with its queues and active model version, the integration user,
-reviewers with their grants), and generating cases in SQL chunk by chunk (`generate_in_chunks`), with the row
-counts and the database's size.
+"""The benchmarks' data: its vocabulary (labels, rules, channels, texts...), SQL literals of the benchmarks' own
+constants, the case.routed audit events intake records, the fixture made through the services (a live category
+with its queues and active model version, the integration user, reviewers with their grants), and generating
+cases in SQL chunk by chunk (`generate_in_chunks`), with the row counts and the database's size.
 """
 
 from __future__ import annotations
