@@ -116,7 +116,16 @@ class CaseQuerySet(models.QuerySet["Case"]):
             return self.none()
         if has_global_category_view(user):
             return self.all()
-        return self.filter(Q(queue_id__in=worked_queue_ids(user)) | Q(category_id__in=full_access_category_ids(user)))
+        return self.filter(visible_case(user))
+
+
+def visible_case(user: User, *, through: str = "") -> Q:
+    """The condition `Case.objects.visible_to` applies for a signed-in user without a global view: the case is in
+    a queue they work, or in a category they have full access to. `through` ("case__") puts it on the case that
+    rows of another model point to, so a read of those rows checks each one's case as it joins it."""
+    return Q(**{f"{through}queue_id__in": worked_queue_ids(user)}) | Q(
+        **{f"{through}category_id__in": full_access_category_ids(user)}
+    )
 
 
 class Case(models.Model):

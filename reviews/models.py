@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, F, Q
 from django.db.models.fields.json import KeyTransform
 from simple_history.models import HistoricalRecords
 
-from cases.models import Case, Queue
+from cases.models import Case, Queue, visible_case
 from governance.models import Category, InCategoryQuerySet
 from governance.permissions import has_global_category_view
 
@@ -39,11 +39,11 @@ class DecisionQuerySet(models.QuerySet["Decision"]):
             return self.all()
         if not user.is_authenticated:
             return self.none()
-        # A correlated EXISTS (one lookup by key per decision read) rather than `case IN (every visible case)`:
-        # ORed with the user's own decisions, the IN form would make the database collect every visible case
-        # first, where a list read newest first stops after a page.
-        on_visible_case = Exists(Case.objects.visible_to(user).filter(pk=OuterRef("case_id")))
-        return self.filter(on_visible_case | Q(actor_id=user.pk))
+        # A condition on each decision's own case, joined (`visible_case(..., through="case__")`), rather than a
+        # subquery of every visible case: ORed with the user's own decisions, PostgreSQL hashes a subquery's
+        # whole result first (170,000 cases of a queue at 1,000,000 cases: 0.4 s for the ten rows of a panel),
+        # where a list read newest first stops after a page.
+        return self.filter(visible_case(user, through="case__") | Q(actor_id=user.pk))
 
     def override_counts(self) -> dict[str, int]:
         """How many of these decisions judged a model output (`reviewed`), and how many judged it wrong
