@@ -164,6 +164,18 @@ def test_similar_decisions_span_the_queues_the_user_may_see_and_never_more(rev: 
     assert rows == [in_quick.pk]  # the quick queue's, not the expert queue's nor the escalation queue's
 
 
+def test_decisions_are_narrowed_on_each_one_s_own_case_not_by_a_subquery_of_every_visible_case(rev: User) -> None:
+    mine = quick_case(output={"label": "refund"})
+    services.decide(case=mine, user=rev, action="escalate", reason_code="needs_expert")  # out of rev's queues
+    visible = Decision.objects.visible_to(rev)
+
+    # ORed with "your own decisions", a subquery of the visible cases is hashed whole by PostgreSQL before the
+    # first row is read: 0.4 s for the ten rows of the similar-decisions panel at 1,000,000 cases.
+    sql = str(visible.query)
+    assert "EXISTS" not in sql and 'INNER JOIN "cases_case"' in sql, sql
+    assert list(visible.values_list("case_id", flat=True)) == [mine.pk]  # their own, wherever the case went
+
+
 def test_the_customer_s_other_cases_show_what_they_were_and_what_was_decided_within_the_grants(rev: User) -> None:
     earlier = quick_case(customer_ref="c-9", input={"message": "Second order late"}, output={"label": "shipping"})
     services.decide(case=earlier, user=rev, action="correct", output={"label": "refund"})
