@@ -10,6 +10,7 @@ from typing import Any
 
 import factory
 from django.contrib.auth.models import Group, User
+from django.test import Client
 from guardian.shortcuts import assign_perm
 
 from cases.models import Case, Queue
@@ -78,6 +79,13 @@ def make_case(category: Category, **overrides: Any) -> Case:
 
 def grant_queue(user: User | Group, queue: Queue) -> None:
     assign_perm("cases.work_queue", user, queue)
+
+
+def login(user: User) -> Client:
+    """A test client signed in as `user` (no password, no login form: what a page test starts from)."""
+    client = Client()
+    client.force_login(user)
+    return client
 
 
 def grant_submit(user: User | Group, category: Category) -> None:

@@ -17,15 +17,9 @@ from governance.choices import AuditKind, ModelStatus
 from governance.models import AuditEvent, Category, ModelVersion, Policy
 from governance.services import POLICY_FIELDS
 from reviews.models import Decision
-from tests.factories import grant_queue, make_case, make_category, model_version
+from tests.factories import grant_queue, login, make_case, make_category, model_version
 
 pytestmark = pytest.mark.django_db
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def form_value(value: Any) -> str:

@@ -7,23 +7,16 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 
 from governance.models import Category, Policy
 from governance.services import resume_category
 from governance.services.incidents import open_incident
 from metrics.services.pause import pause_automation
-from tests.factories import make_category
+from tests.factories import login, make_category
 from tests.test_admin import policy_form
 
 pytestmark = pytest.mark.django_db
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

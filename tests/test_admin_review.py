@@ -27,7 +27,7 @@ from governance.models import AuditEvent, Category
 from reviews import services
 from reviews.models import Decision
 from reviews.workplace.forms import OPENED_SALT
-from tests.factories import grant_queue, make_case, make_category
+from tests.factories import grant_queue, login, make_case, make_category
 
 pytestmark = pytest.mark.django_db
 
@@ -64,12 +64,6 @@ def reviewer(worker: Any) -> User:
 @pytest.fixture
 def manager(worker: Any) -> User:
     return worker("boss", "escalation", "expert", role="Escalation Manager")
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def quick_case(**fields: Any) -> Case:

@@ -17,17 +17,11 @@ from django.urls import reverse
 
 from cases.models import Queue
 from hitl_project.admin_site import HitlAdminSite
-from tests.factories import grant_queue, make_category
+from tests.factories import grant_queue, login, make_category
 
 pytestmark = pytest.mark.django_db
 
 WORK_URL = "/admin/reviews/work/"
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def apps_by_label(response: Any) -> dict[str, Any]:

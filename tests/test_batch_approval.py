@@ -13,7 +13,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
 from django.core import signing
-from django.test import Client
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
@@ -28,7 +27,7 @@ from reviews import services
 from reviews.models import Decision
 from reviews.services.decisions import split_seconds
 from reviews.workplace.forms import OPENED_SALT
-from tests.factories import grant_queue, make_case, make_category
+from tests.factories import grant_queue, login, make_case, make_category
 from tests.test_admin import policy_form
 
 pytestmark = pytest.mark.django_db
@@ -53,12 +52,6 @@ def reviewer(make_user: Any) -> User:
     user: User = make_user("rev", roles=["Reviewer"], is_staff=True)
     grant_queue(user, Queue.objects.get(slug="cat-quick"))
     return user
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def quick_case(**fields: Any) -> Case:

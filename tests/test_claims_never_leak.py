@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 import time_machine
 from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
 from cases.models import Case, Queue
 from reviews import services
 from reviews.services.claims import LEAVE_GRACE
-from tests.factories import grant_queue, make_case, make_category
+from tests.factories import grant_queue, login, make_case, make_category
 
 pytestmark = pytest.mark.django_db
 
@@ -41,12 +40,6 @@ def other(make_user: Any, quick: Queue) -> User:
     user: User = make_user("other", roles=["Reviewer"], is_staff=True)
     grant_queue(user, quick)
     return user
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def case_in(queue: Queue, **fields: Any) -> Case:

@@ -30,18 +30,12 @@ from metrics.kpis import Window
 from metrics.selectors import with_kpis
 from metrics.services.snapshots import HOUR, hour_start, snapshot_hour
 from reviews import services as review
-from tests.factories import grant_queue, make_case, make_category
+from tests.factories import grant_queue, login, make_case, make_category
 
 pytestmark = pytest.mark.django_db
 
 URL = "/admin/metrics/dashboard/"
 CASES = "/admin/cases/case/"
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def messages_of(response: Any) -> list[str]:

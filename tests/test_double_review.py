@@ -11,7 +11,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import connection
-from django.test import Client
 from django.urls import reverse
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,7 +23,7 @@ from governance.models import AuditEvent, Category
 from governance.services import update_policy
 from reviews import services
 from reviews.models import DoubleReview, Label
-from tests.factories import grant_queue, make_case, make_category
+from tests.factories import grant_queue, login, make_case, make_category
 
 pytestmark = pytest.mark.django_db
 
@@ -299,12 +298,6 @@ def test_only_one_of_two_people_claiming_the_same_task_gets_it(category, people)
 
 
 # --- the workplace ---
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def superuser_() -> User:

@@ -8,22 +8,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
-from django.test import Client
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
 from cases.models import Queue
 from cases.services.queues import update_queue
 from governance.models import AuditEvent, Category
-from tests.factories import grant_queue, make_category
+from tests.factories import grant_queue, login, make_category
 
 pytestmark = pytest.mark.django_db
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

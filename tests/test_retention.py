@@ -12,7 +12,6 @@ import pytest
 import time_machine
 from django.contrib.auth.models import User
 from django.core.management import call_command
-from django.test import Client
 from django.urls import reverse
 
 from cases.models import Case, Queue
@@ -24,7 +23,7 @@ from governance.models import AuditEvent, Category
 from hitl_project.cron import JOBS
 from reviews import services
 from reviews.models import Decision
-from tests.factories import grant_queue, make_case, make_category
+from tests.factories import grant_queue, login, make_case, make_category
 
 pytestmark = pytest.mark.django_db
 
@@ -179,12 +178,6 @@ def test_runjob_runs_the_nightly_purge() -> None:
 # --- by hand, in the admin --------------------------------------------------------------------------------------
 
 PURGE_URL = "/admin/cases/case/purge-expired/"
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def test_a_data_curator_purges_by_hand_from_the_case_list(category: Category, make_user: Any) -> None:

@@ -10,14 +10,13 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.contrib.messages import get_messages
-from django.test import Client
 from django.urls import reverse
 
 from cases.models import Case, Queue
 from governance.models import Category
 from reviews import services
 from reviews.models import Decision
-from tests.factories import grant_queue, make_case, make_category
+from tests.factories import grant_queue, login, make_case, make_category
 
 pytestmark = pytest.mark.django_db
 
@@ -50,12 +49,6 @@ def rev(worker: Any) -> User:
 @pytest.fixture
 def boss(worker: Any) -> User:
     return worker("boss", "escalation", "expert", role="Escalation Manager")
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def quick_case(**fields: Any) -> Case:

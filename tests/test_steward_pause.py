@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission, User
-from django.test import Client
+from django.contrib.auth.models import Permission
 from django.urls import reverse
 from guardian.shortcuts import assign_perm
 
@@ -16,15 +15,9 @@ from governance.models import AuditEvent, Category, Incident, Notification
 from governance.services import pause_category, resume_category
 from governance.services.incidents import advance_incident
 from metrics.services.pause import pause_automation
-from tests.factories import grant_queue, make_case, make_category
+from tests.factories import grant_queue, login, make_case, make_category
 
 pytestmark = pytest.mark.django_db
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture

@@ -31,7 +31,6 @@ from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.db import connection, transaction
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -47,7 +46,7 @@ from governance.jobs import deliver_webhook, deliver_webhooks
 from governance.models import AuditEvent, Category, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from governance.services import pause_category
 from hitl_project import embedded_redis
-from tests.factories import grant_queue, grant_submit, make_case, make_category
+from tests.factories import grant_queue, grant_submit, login, make_case, make_category
 
 pytestmark = pytest.mark.django_db
 
@@ -664,12 +663,6 @@ def test_two_workers_at_once_send_a_delivery_once(receiver: Receiver) -> None:
 
 
 # --- Admin ---
-
-
-def login(user: User) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
